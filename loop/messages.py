@@ -1,0 +1,174 @@
+"""Typed, versioned messages: what travels on the topics, as JSON.
+
+Every message carries ``schema`` (its kind) and ``v`` (its schema version). Decoding checks
+both, so a worker can tell a message it does not understand from one that is broken, and
+route either to its dead-letter topic with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from loop.errors import MessageError
+
+SCHEMA_VERSION = 1
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Message(BaseModel):
+    """Base of every message on the wire."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    kind: ClassVar[str] = "message"
+    schema_name: str = Field(default="", alias="schema")
+    v: int = SCHEMA_VERSION
+
+    def model_post_init(self, __context: Any) -> None:
+        if not self.schema_name:
+            object.__setattr__(self, "schema_name", self.kind)
+
+    @property
+    def key(self) -> str:
+        """The Kafka key: the document id, or what stands for it."""
+        raise NotImplementedError
+
+
+class Document(Message):
+    """A document to be tagged, as producers publish it to ``docs.raw``."""
+
+    kind: ClassVar[str] = "document"
+    id: str = Field(min_length=1, max_length=512)
+    text: str = Field(min_length=1)
+    label: str | None = None
+    source: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, text: str) -> str:
+        if not text.strip():
+            raise ValueError("text is blank")
+        return text
+
+    @property
+    def key(self) -> str:
+        return self.id
+
+
+class TaggedDocument(Message):
+    """A document with what the model made of it, on ``docs.tagged``.
+
+    ``status`` is ``unscored`` while no model is promoted; ``label``, ``probabilities`` and
+    ``model_version`` are then empty. The payload holds no wall-clock time, so re-scoring the
+    same document with the same version gives the same bytes.
+    """
+
+    kind: ClassVar[str] = "tagged_document"
+    id: str
+    text: str
+    status: Literal["scored", "unscored"]
+    label: str | None = None
+    score: float | None = None
+    probabilities: dict[str, float] = Field(default_factory=dict)
+    model_version: str | None = None
+    source: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return self.id
+
+
+class Candidate(Message):
+    """A document worth a person's time, on its way to Argilla."""
+
+    kind: ClassVar[str] = "candidate"
+    id: str
+    text: str
+    task: str = "classification"
+    model_version: str | None = None
+    strategy: str
+    score: float
+    reason: Literal["uncertain", "rare", "unseen", "random", "cold-start"]
+    probabilities: dict[str, float] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return self.id
+
+
+class LabelEvent(Message):
+    """A person's answer for a document, keyed by Argilla's response id for idempotency."""
+
+    kind: ClassVar[str] = "label"
+    id: str
+    text: str
+    task: str = "classification"
+    label: str | None = None
+    status: Literal["submitted", "discarded"] = "submitted"
+    response_id: str
+    annotator: str | None = None
+    reason: str | None = None
+    agreement: float | None = None
+    labelled_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def key(self) -> str:
+        return self.id
+
+
+class ModelEvent(Message):
+    """A change in the registry: a version registered, promoted or rolled back."""
+
+    kind: ClassVar[str] = "model_event"
+    event: Literal["registered", "promoted", "rolled_back"]
+    version: str
+    previous: str | None = None
+    at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def key(self) -> str:
+        return self.version
+
+
+M = TypeVar("M", bound=Message)
+
+
+def encode(message: Message) -> bytes:
+    """Serialise a message to JSON bytes."""
+    return message.model_dump_json(by_alias=True).encode("utf-8")
+
+
+def decode(data: bytes | None, model: type[M]) -> M:
+    """Parse JSON bytes into ``model``; raise :class:`MessageError` saying what is wrong."""
+    if data is None:
+        raise MessageError("empty message (no value)")
+    try:
+        raw = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MessageError(f"not JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise MessageError(f"expected a JSON object, got {type(raw).__name__}")
+    schema = raw.get("schema", model.kind)
+    if schema != model.kind:
+        raise MessageError(f"expected schema {model.kind!r}, got {schema!r}")
+    version = raw.get("v", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        raise MessageError(f"unsupported schema version {version!r} (this build reads v1)")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'message'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise MessageError(f"invalid {model.kind}: {problems}") from exc

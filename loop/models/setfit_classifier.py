@@ -1,0 +1,126 @@
+"""A SetFit classifier on the packaged all-MiniLM-L6-v2, saved in SetFit's own format.
+
+SetFit stores its scikit-learn head with joblib (a pickle). Only load versions from a registry
+you control; alloop never loads a model from a path a request names.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from loop.errors import ModelError
+from loop.models.backbone import minilm_path, offline
+from loop.models.base import Classifier, ClassifierConfig
+
+logger = logging.getLogger(__name__)
+
+
+class SetFitClassifier:
+    """A trained SetFit model behind the :class:`~loop.models.base.Classifier` contract."""
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+        labels = list(model.labels or [])
+        if not labels:
+            raise ModelError("the SetFit model has no label names")
+        self._labels = labels
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self._labels)
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> npt.NDArray[np.float32]:
+        if not texts:
+            return np.zeros((0, len(self._labels)), dtype=np.float32)
+        probs = self._model.predict_proba(
+            list(texts), batch_size=batch_size, as_numpy=True, show_progress_bar=False
+        )
+        return np.asarray(probs, dtype=np.float32)
+
+    def embed(self, texts: Sequence[str], batch_size: int = 64) -> npt.NDArray[np.float32]:
+        """Sentence embeddings from the (fine-tuned) body, L2-normalised."""
+        vectors = self._model.model_body.encode(
+            list(texts),
+            batch_size=batch_size,
+            show_progress_bar=False,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+    def save(self, path: Path) -> None:
+        if path.exists() and any(path.iterdir()):
+            raise ModelError(f"{path} exists and is not empty; model folders are written once")
+        self._model.save_pretrained(str(path))
+
+
+class SetFitFactory:
+    """Trains fresh SetFit classifiers and loads saved ones, always offline."""
+
+    name = "setfit"
+
+    def __init__(self, body: Path | None = None) -> None:
+        self._body = body
+
+    def train(
+        self, texts: Sequence[str], labels: Sequence[str], config: ClassifierConfig
+    ) -> Classifier:
+        if len(texts) != len(labels):
+            raise ModelError(f"{len(texts)} texts but {len(labels)} labels")
+        names = sorted(set(labels))
+        if len(names) < 2:
+            raise ModelError(f"need at least two labels to train, got {names}")
+        offline()
+        from datasets import Dataset
+        from setfit import SetFitModel, Trainer, TrainingArguments
+
+        index = {name: i for i, name in enumerate(names)}
+        targets = [index[label] for label in labels]
+        body = str(self._body or minilm_path())
+        model = SetFitModel.from_pretrained(body, labels=names)
+        model.model_body.max_seq_length = config.max_length
+        with tempfile.TemporaryDirectory(prefix="alloop-setfit-") as scratch:
+            args = TrainingArguments(
+                output_dir=scratch,
+                batch_size=config.batch_size,
+                num_epochs=config.num_epochs,
+                num_iterations=config.num_iterations,
+                body_learning_rate=config.body_learning_rate,
+                head_learning_rate=config.head_learning_rate,
+                max_length=config.max_length,
+                seed=config.seed,
+                show_progress_bar=False,
+                report_to="none",
+                save_strategy="no",
+                logging_strategy="no",
+            )
+            trainer = Trainer(
+                model=model,
+                args=args,
+                train_dataset=Dataset.from_dict({"text": list(texts), "label": targets}),
+            )
+            if config.freeze_body:
+                trainer.train_classifier(list(texts), targets, args)
+            else:
+                trainer.train()
+        logger.info("trained SetFit on %d examples, %d labels", len(texts), len(names))
+        return SetFitClassifier(model)
+
+    def load(self, path: Path) -> SetFitClassifier:
+        offline()
+        from setfit import SetFitModel
+
+        if not (path / "config_setfit.json").is_file():
+            raise ModelError(f"{path} holds no SetFit model (config_setfit.json missing)")
+        try:
+            model = SetFitModel.from_pretrained(str(path), local_files_only=True)
+        except Exception as exc:
+            raise ModelError(f"cannot load the SetFit model in {path}: {exc}") from exc
+        return SetFitClassifier(model)

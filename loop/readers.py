@@ -1,0 +1,160 @@
+"""Read documents from JSONL, CSV or a folder of text files.
+
+Readers never drop a line silently: each line gives either a :class:`Document` or a
+:class:`Rejected` that says where and why.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from loop.errors import InputError
+from loop.ids import content_id
+from loop.messages import Document
+
+TEXT_SUFFIXES = {".txt", ".md", ".text"}
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A line (or file) that could not become a document."""
+
+    source: str
+    line: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Which fields hold the text, the id and the label; and how labels are renamed."""
+
+    text: str = "text"
+    id: str = "id"
+    label: str = "label"
+    label_names: Mapping[str, str] | None = None
+
+
+def _label(value: Any, columns: Columns) -> str | None:
+    if value is None or value == "":
+        return None
+    label = str(value)
+    if columns.label_names is not None:
+        if label not in columns.label_names:
+            raise ValueError(f"label {label!r} is not in the label map")
+        return columns.label_names[label]
+    return label
+
+
+def _document(
+    record: Mapping[str, Any], source: str, columns: Columns, metadata: dict[str, Any]
+) -> Document:
+    text = record.get(columns.text)
+    if not isinstance(text, str):
+        raise ValueError(f"no {columns.text!r} field with a string value")
+    if not text.strip():
+        raise ValueError(f"{columns.text!r} is empty")
+    given = record.get(columns.id)
+    doc_id = str(given) if given not in (None, "") else content_id(text)
+    return Document(
+        id=doc_id,
+        text=text,
+        label=_label(record.get(columns.label), columns),
+        source=source,
+        metadata=metadata,
+    )
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+    return str(exc)
+
+
+def read_jsonl(path: Path, columns: Columns = Columns()) -> Iterator[Document | Rejected]:
+    with path.open(encoding="utf-8", errors="strict") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                if not isinstance(record, dict):
+                    raise ValueError(f"expected a JSON object, got {type(record).__name__}")
+                metadata = record.get("metadata") or {}
+                if not isinstance(metadata, dict):
+                    raise ValueError("'metadata' must be an object")
+                yield _document(record, str(path), columns, metadata)
+            except (ValueError, ValidationError) as exc:
+                yield Rejected(str(path), number, _reason(exc))
+
+
+def read_csv(path: Path, columns: Columns = Columns()) -> Iterator[Document | Rejected]:
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None or columns.text not in reader.fieldnames:
+            raise InputError(f"{path}: no {columns.text!r} column in the header")
+        width = len(reader.fieldnames)
+        while True:
+            number = reader.line_num + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield Rejected(str(path), number, f"unreadable CSV: {exc}")
+                continue
+            try:
+                extra = row.pop(None, None)
+                missing = sum(value is None for value in row.values())
+                if extra or missing:
+                    got = width - missing + len(extra or [])
+                    raise ValueError(f"expected {width} fields, got {got}")
+                yield _document(row, str(path), columns, {})
+            except (ValueError, ValidationError) as exc:
+                yield Rejected(str(path), number, _reason(exc))
+
+
+def read_folder(path: Path) -> Iterator[Document | Rejected]:
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        if file.suffix.lower() not in TEXT_SUFFIXES:
+            continue
+        try:
+            text = file.read_text(encoding="utf-8")
+            yield _document({"text": text}, str(file), Columns(), {"file": file.name})
+        except (UnicodeDecodeError, ValueError, ValidationError) as exc:
+            yield Rejected(str(file), 0, _reason(exc))
+
+
+def read_documents(path: Path, columns: Columns = Columns()) -> Iterator[Document | Rejected]:
+    """Read documents from ``path``: a ``.jsonl``/``.json`` file, a ``.csv`` file or a folder."""
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder")
+    if path.is_dir():
+        return read_folder(path)
+    suffix = path.suffix.lower()
+    if suffix in {".jsonl", ".ndjson", ".json"}:
+        return read_jsonl(path, columns)
+    if suffix in {".csv"}:
+        return read_csv(path, columns)
+    raise InputError(f"{path}: unknown format {suffix!r} (expected .jsonl, .csv or a folder)")
+
+
+def parse_label_map(spec: str | None) -> dict[str, str] | None:
+    """Parse ``0=Bearish,1=Bullish`` into a mapping; ``None`` stays ``None``."""
+    if not spec:
+        return None
+    mapping: dict[str, str] = {}
+    for item in spec.split(","):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise InputError(f"bad label map entry {item!r}: expected RAW=NAME")
+        mapping[key.strip()] = value.strip()
+    return mapping

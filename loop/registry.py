@@ -1,0 +1,226 @@
+"""The model registry: immutable versions in a folder and a promoted pointer.
+
+Layout::
+
+    <root>/versions/v0001/model/      the weights, in the model library's own format
+    <root>/versions/v0001/card.json   what the version is (labels, training arguments, counts)
+    <root>/versions/v0001/metrics.json  its evaluation, written once it has been evaluated
+    <root>/promoted.json              {"version": ..., "history": [...earlier promotions]}
+
+A version is written under a temporary name and renamed into place, so a crash mid-publish
+leaves no half version. The pointer is replaced atomically (write, fsync, rename) under a
+lock, so readers always see either the old or the new version, never a torn file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from loop.errors import NothingToRollBack, RegistryError, VersionNotFound
+
+VERSION_PATTERN = re.compile(r"^v(\d{4,})$")
+
+
+class ModelCard(BaseModel):
+    """What a model version is. Written once, with the weights."""
+
+    model_config = ConfigDict(frozen=True, protected_namespaces=())
+
+    version: str
+    task: str = "classification"
+    kind: str = "setfit"
+    labels: list[str]
+    training_args: dict[str, Any] = Field(default_factory=dict)
+    counts: dict[str, Any] = Field(default_factory=dict)
+    parent: str | None = None
+    created_at: datetime
+    notes: str | None = None
+    metrics: dict[str, Any] | None = None
+
+
+class Promotion(BaseModel):
+    """The promoted pointer and the promotions before it, newest last."""
+
+    version: str | None = None
+    history: list[str] = Field(default_factory=list)
+    changed_at: datetime | None = None
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with tmp.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class ModelRegistry:
+    """Versions in a folder; safe to share between processes on one filesystem."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.versions_dir = root / "versions"
+        self.pointer = root / "promoted.json"
+
+    def _ensure(self) -> None:
+        self.versions_dir.mkdir(parents=True, exist_ok=True)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self._ensure()
+        with (self.root / ".lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    # versions -----------------------------------------------------------------------------
+
+    def versions(self) -> list[str]:
+        """All published versions, oldest first."""
+        if not self.versions_dir.is_dir():
+            return []
+        found = [
+            p.name
+            for p in self.versions_dir.iterdir()
+            if p.is_dir() and VERSION_PATTERN.match(p.name)
+        ]
+        return sorted(found, key=lambda name: int(name[1:]))
+
+    def latest(self) -> str | None:
+        versions = self.versions()
+        return versions[-1] if versions else None
+
+    def path(self, version: str) -> Path:
+        """Folder of a version; raises :class:`VersionNotFound` if there is none."""
+        if not VERSION_PATTERN.match(version):
+            raise VersionNotFound(f"{version!r} is not a version name (expected v0001 and so on)")
+        folder = self.versions_dir / version
+        if not (folder / "card.json").is_file():
+            raise VersionNotFound(f"no model version {version!r}")
+        return folder
+
+    def model_path(self, version: str) -> Path:
+        return self.path(version) / "model"
+
+    def card(self, version: str) -> ModelCard:
+        folder = self.path(version)
+        card = json.loads((folder / "card.json").read_text())
+        metrics_file = folder / "metrics.json"
+        if metrics_file.is_file():
+            card["metrics"] = json.loads(metrics_file.read_text())
+        return ModelCard.model_validate(card)
+
+    def cards(self) -> list[ModelCard]:
+        return [self.card(version) for version in self.versions()]
+
+    def publish(
+        self,
+        save: Callable[[Path], None],
+        *,
+        labels: list[str],
+        task: str = "classification",
+        kind: str = "setfit",
+        training_args: dict[str, Any] | None = None,
+        counts: dict[str, Any] | None = None,
+        parent: str | None = None,
+        notes: str | None = None,
+    ) -> ModelCard:
+        """Write a new version: ``save(folder)`` writes the weights, then the card is added and
+        the whole folder is renamed into place under the next free version name."""
+        self._ensure()
+        staging = self.versions_dir / f".staging-{uuid.uuid4().hex}"
+        staging.mkdir()
+        try:
+            save(staging / "model")
+            with self._locked():
+                version = f"v{len(self.versions()) + 1:04d}"
+                while (self.versions_dir / version).exists():
+                    version = f"v{int(version[1:]) + 1:04d}"
+                card = ModelCard(
+                    version=version,
+                    task=task,
+                    kind=kind,
+                    labels=labels,
+                    training_args=training_args or {},
+                    counts=counts or {},
+                    parent=parent,
+                    created_at=datetime.now(UTC),
+                    notes=notes,
+                )
+                _write_atomic(staging / "card.json", card.model_dump_json(indent=2).encode())
+                os.rename(staging, self.versions_dir / version)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return card
+
+    def attach_metrics(self, version: str, metrics: dict[str, Any]) -> None:
+        """Record a version's evaluation. The weights and the card stay as they were."""
+        folder = self.path(version)
+        _write_atomic(folder / "metrics.json", json.dumps(metrics, indent=2).encode())
+
+    def clean_staging(self) -> int:
+        """Remove what crashed publishes left behind; returns how many folders went."""
+        if not self.versions_dir.is_dir():
+            return 0
+        stale = [p for p in self.versions_dir.iterdir() if p.name.startswith(".staging-")]
+        for folder in stale:
+            shutil.rmtree(folder, ignore_errors=True)
+        return len(stale)
+
+    # the promoted pointer -----------------------------------------------------------------
+
+    def promotion(self) -> Promotion:
+        if not self.pointer.is_file():
+            return Promotion()
+        try:
+            return Promotion.model_validate_json(self.pointer.read_bytes())
+        except ValueError as exc:
+            raise RegistryError(f"{self.pointer} is unreadable: {exc}") from exc
+
+    def promoted(self) -> str | None:
+        """The version that serves now, if any."""
+        return self.promotion().version
+
+    def promote(self, version: str) -> Promotion:
+        """Point at ``version``; the version that served before can be rolled back to."""
+        self.path(version)
+        with self._locked():
+            current = self.promotion()
+            if current.version == version:
+                return current
+            history = [*current.history, current.version] if current.version else current.history
+            updated = Promotion(version=version, history=history, changed_at=datetime.now(UTC))
+            _write_atomic(self.pointer, updated.model_dump_json(indent=2).encode())
+            return updated
+
+    def rollback(self) -> Promotion:
+        """Point back at the version promoted before the current one."""
+        with self._locked():
+            current = self.promotion()
+            if not current.history:
+                raise NothingToRollBack("no earlier promoted version to roll back to")
+            *rest, previous = current.history
+            updated = Promotion(version=previous, history=rest, changed_at=datetime.now(UTC))
+            _write_atomic(self.pointer, updated.model_dump_json(indent=2).encode())
+            return updated
