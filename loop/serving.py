@@ -8,7 +8,8 @@ import threading
 from dataclasses import dataclass
 
 from loop.errors import AlloopError
-from loop.models.base import Classifier, ClassifierFactory
+from loop.models.base import Classifier
+from loop.models.factories import load_version
 from loop.registry import ModelRegistry
 
 logger = logging.getLogger(__name__)
@@ -29,9 +30,13 @@ class ModelWatcher:
     to load is logged and skipped; the model that served before keeps serving.
     """
 
-    def __init__(self, registry: ModelRegistry, factory: ClassifierFactory) -> None:
+    @property
+    def version(self) -> str | None:
+        served = self._served
+        return served.version if served else None
+
+    def __init__(self, registry: ModelRegistry) -> None:
         self._registry = registry
-        self._factory = factory
         self._served: ServedModel | None = None
         self._failed: str | None = None
         self._lock = threading.Lock()
@@ -56,7 +61,7 @@ class ModelWatcher:
                 self._served = None
                 return True
             try:
-                classifier = self._factory.load(self._registry.model_path(wanted))
+                classifier = load_version(self._registry, wanted)
             except AlloopError as exc:
                 logger.error("cannot load model %s, keeping %s: %s", wanted, held, exc)
                 self._failed = wanted
