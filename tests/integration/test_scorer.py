@@ -1,0 +1,182 @@
+"""The scorer on the real broker: every document tagged once, nothing lost on SIGKILL, poison
+messages dead-lettered, work shared in a group, models hot-reloaded."""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from kafka import KafkaProducer
+
+from loop.messages import Document, TaggedDocument, decode
+from loop.models.base import ClassifierConfig
+from loop.registry import ModelRegistry
+from loop.testing import KeywordFactory
+from tests.conftest import tweets
+from tests.integration.conftest import Env, read_topic
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def ids_seen(records: list) -> set[str]:
+    return {decode(r.value, TaggedDocument).id for r in records}
+
+
+def by_id(records: list) -> dict[str, list[bytes]]:
+    grouped: dict[str, list[bytes]] = defaultdict(list)
+    for record in records:
+        grouped[decode(record.value, TaggedDocument).id].append(bytes(record.value))
+    return grouped
+
+
+def keyword_registry(root: Path, *trainings: list[Document]) -> ModelRegistry:
+    """A registry with one fast keyword model per training set; the first is promoted."""
+    registry = ModelRegistry(root)
+    factory = KeywordFactory()
+    for docs in trainings:
+        clf = factory.train(
+            [d.text for d in docs], [str(d.label) for d in docs], ClassifierConfig()
+        )
+        registry.publish(clf.save, labels=clf.labels, kind=factory.name)
+    registry.promote("v0001")
+    return registry
+
+
+def test_ingested_file_comes_out_tagged_once_per_id_by_the_real_model(
+    env: Env, setfit_registry: ModelRegistry, scorers, tmp_path: Path
+) -> None:
+    env.registry = setfit_registry.root
+    docs = tweets("valid", limit=150)
+    data = tmp_path / "stream.csv"
+    with data.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "text"])
+        for doc in docs[:100]:
+            writer.writerow([doc.id, doc.text])
+        writer.writerow(["bad-1", ""])  # line 102: empty text
+        for doc in docs[100:]:
+            writer.writerow([doc.id, doc.text])
+        handle.write("bad-2,too,many,fields\n")  # line 153
+    result = env.alloop("ingest", str(data), "--no-progress")
+    assert result.returncode == 1, result.stderr
+    assert f"{data}:102" in result.stderr and f"{data}:153" in result.stderr
+    assert "published 150 documents" in result.stdout
+
+    scorers("s1").start()
+    wanted = {d.id for d in docs}
+    records = read_topic(env.broker, env.tagged, lambda rs: ids_seen(rs) >= wanted, settle=3)
+    grouped = by_id(records)
+    assert set(grouped) == wanted
+    assert all(len(copies) == 1 for copies in grouped.values()), "a document was tagged twice"
+    labels = set(setfit_registry.card("v0001").labels)
+    for record in records:
+        tagged = decode(record.value, TaggedDocument)
+        assert tagged.status == "scored" and tagged.model_version == "v0001"
+        assert tagged.label in labels
+        assert sum(tagged.probabilities.values()) == pytest.approx(1.0, abs=1e-4)
+        assert tagged.score == max(tagged.probabilities.values())
+
+
+def test_scorer_killed_mid_stream_loses_nothing(
+    env: Env, setfit_registry: ModelRegistry, scorers
+) -> None:
+    env.registry = setfit_registry.root
+    docs = tweets("train", limit=1200)
+    env.produce(docs)
+    first = scorers("before-kill").start()
+    read_topic(env.broker, env.tagged, lambda rs: len(rs) >= 150, timeout=180)
+    first.kill()
+
+    scorers("after-kill").start()
+    wanted = {d.id for d in docs}
+    records = read_topic(
+        env.broker, env.tagged, lambda rs: ids_seen(rs) >= wanted, timeout=300, settle=3
+    )
+    grouped = by_id(records)
+    assert set(grouped) == wanted, f"{len(wanted - set(grouped))} documents lost"
+    for doc_id, copies in grouped.items():
+        assert len(set(copies)) == 1, f"replayed copies of {doc_id} differ"
+
+
+def test_malformed_messages_go_to_the_dead_letter_topic_and_the_worker_goes_on(
+    env: Env, scorers
+) -> None:
+    # No model is promoted: valid documents still flow, tagged as unscored.
+    scorers("s1").start()
+    producer = KafkaProducer(bootstrap_servers=env.broker, acks="all")
+    producer.send(env.raw, key=b"p1", value=b"this is not json {")
+    producer.send(
+        env.raw, key=b"p2", value=b'{"schema": "document", "v": 1, "id": "p2", "text": "   "}'
+    )
+    producer.send(env.raw, key=b"p3", value=b'{"schema": "label", "v": 1, "id": "p3", "text": "x"}')
+    producer.send(
+        env.raw, key=b"p4", value=b'{"schema": "document", "v": 9, "id": "p4", "text": "x"}'
+    )
+    producer.flush()
+    good = [Document(id=f"good-{i}", text=f"market update number {i}") for i in range(20)]
+    env.produce(good)
+
+    dead = read_topic(env.broker, f"{env.raw}.dlq", lambda rs: len(rs) >= 4, timeout=120, settle=1)
+    reasons = {r.key.decode(): dict(r.headers)["alloop.error"].decode() for r in dead}
+    assert set(reasons) == {"p1", "p2", "p3", "p4"}
+    assert "not JSON" in reasons["p1"]
+    assert "text" in reasons["p2"] and "blank" in reasons["p2"]
+    assert "schema" in reasons["p3"]
+    assert "version" in reasons["p4"]
+    original = {r.key.decode(): bytes(r.value) for r in dead}
+    assert original["p1"] == b"this is not json {"
+
+    wanted = {d.id for d in good}
+    tagged = read_topic(env.broker, env.tagged, lambda rs: ids_seen(rs) >= wanted)
+    assert ids_seen(tagged) == wanted
+    assert {decode(r.value, TaggedDocument).status for r in tagged} == {"unscored"}
+
+
+def test_two_scorers_in_one_group_split_the_work(env: Env, scorers) -> None:
+    train = tweets("train", per_label=20)
+    keyword_registry(env.registry, train)
+    a = scorers("scorer-a").start()
+    b = scorers("scorer-b").start()
+    # The first scorer gives up partitions when the second joins: wait for that rebalance.
+    a.wait_for("assigned partitions", count=2, timeout=60)
+    docs = tweets("valid", limit=600)
+    env.produce(docs)
+    wanted = {d.id for d in docs}
+    records = read_topic(env.broker, env.tagged, lambda rs: ids_seen(rs) >= wanted, settle=2)
+    grouped = by_id(records)
+    assert set(grouped) == wanted
+    assert all(len(copies) == 1 for copies in grouped.values())
+    workers = defaultdict(int)
+    for record in records:
+        workers[dict(record.headers)["alloop.worker"].decode()] += 1
+    assert set(workers) == {"scorer-a", "scorer-b"}, workers
+    assert a.stop() == 0 and b.stop() == 0
+
+
+def test_promotion_is_picked_up_without_restart_and_nothing_is_lost(env: Env, scorers) -> None:
+    train = tweets("train", per_label=20)
+    registry = keyword_registry(env.registry, train, train[:30])
+    scorer = scorers("s1").start()
+    first = [Document(id=f"a-{i}", text=d.text) for i, d in enumerate(tweets("valid", limit=100))]
+    env.produce(first)
+    wanted_first = {d.id for d in first}
+    read_topic(env.broker, env.tagged, lambda rs: ids_seen(rs) >= wanted_first)
+
+    registry.promote("v0002")
+    scorer.wait_for("now serving model v0002", timeout=30)
+    second = [Document(id=f"b-{i}", text=d.text) for i, d in enumerate(tweets("valid", limit=100))]
+    env.produce(second)
+    wanted = wanted_first | {d.id for d in second}
+    records = read_topic(env.broker, env.tagged, lambda rs: ids_seen(rs) >= wanted, settle=2)
+    grouped = by_id(records)
+    assert set(grouped) == wanted and all(len(c) == 1 for c in grouped.values())
+    versions = {
+        decode(r.value, TaggedDocument).id: decode(r.value, TaggedDocument).model_version
+        for r in records
+    }
+    assert {versions[i] for i in wanted_first} == {"v0001"}
+    assert {versions[d.id] for d in second} == {"v0002"}
+    assert scorer.stop() == 0
+    assert "stopped" in scorer.text()

@@ -1,0 +1,267 @@
+"""A thin typed layer over kafka-python: topics, producing, consuming in batches, dead letters.
+
+At-least-once: a batch's outputs (results and dead letters) are produced and acknowledged by
+the broker before its offsets are committed. A crash in between replays the batch; workers
+make that harmless by writing the same bytes under the same key again.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
+from kafka.structs import OffsetAndMetadata, TopicPartition
+
+from loop.errors import ConfigError
+from loop.messages import Message, encode
+from loop.settings import KafkaSettings, Settings, Topics
+
+logger = logging.getLogger(__name__)
+
+ERROR_HEADER = "alloop.error"
+Headers = list[tuple[str, bytes]]
+
+
+def bootstrap_servers(settings: Settings) -> str:
+    """The broker address: configured, or the one the local stack recorded."""
+    if settings.kafka.bootstrap_servers:
+        return settings.kafka.bootstrap_servers
+    from workers.stack import StackState
+
+    state = StackState.load(settings.state_dir)
+    broker = state.services.get("broker")
+    if broker is None or not broker.address:
+        raise ConfigError(
+            "no broker: run `alloop stack up`, or set ALLOOP_KAFKA__BOOTSTRAP_SERVERS"
+        )
+    return broker.address
+
+
+@dataclass(frozen=True)
+class Output:
+    """One message to produce."""
+
+    topic: str
+    key: str | None
+    value: bytes
+    headers: Headers = field(default_factory=list)
+
+    @classmethod
+    def of(cls, topic: str, message: Message, headers: Headers | None = None) -> Output:
+        return cls(topic, message.key, encode(message), headers or [])
+
+
+def dead_letter(record: Any, reason: str, worker: str) -> Output:
+    """The dead-letter copy of a consumed record: same key, value and headers, plus why."""
+    headers: Headers = [(k, v) for k, v in (record.headers or []) if not k.startswith("alloop.")]
+    headers += [
+        (ERROR_HEADER, reason.encode("utf-8", "replace")[:4000]),
+        ("alloop.source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
+        ("alloop.worker", worker.encode()),
+    ]
+    key = record.key.decode("utf-8", "replace") if record.key is not None else None
+    return Output(Topics.dlq(record.topic), key, record.value or b"", headers)
+
+
+def header(record: Any, name: str) -> str | None:
+    """A header's value as text, if the record has it."""
+    for key, value in record.headers or []:
+        if key == name:
+            return bytes(value).decode("utf-8", "replace")
+    return None
+
+
+def ensure_topics(servers: str, names: Iterable[str], partitions: int) -> None:
+    """Create missing topics (and their dead-letter topics are separate names)."""
+    admin = KafkaAdminClient(bootstrap_servers=servers, client_id="alloop-admin")
+    try:
+        existing = set(admin.list_topics())
+        missing = [n for n in dict.fromkeys(names) if n not in existing]
+        if missing:
+            try:
+                admin.create_topics(
+                    [NewTopic(name, partitions, 1) for name in missing], timeout_ms=15_000
+                )
+                logger.info("created topics %s", ", ".join(missing))
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        admin.close()
+
+
+def make_producer(servers: str, kafka: KafkaSettings, **overrides: Any) -> KafkaProducer:
+    options: dict[str, Any] = {
+        "bootstrap_servers": servers,
+        "client_id": kafka.client_id,
+        "acks": "all",
+        "linger_ms": 5,
+        "retries": 5,
+        "max_in_flight_requests_per_connection": 1,
+        "request_timeout_ms": kafka.request_timeout_ms,
+    }
+    options.update(overrides)
+    return KafkaProducer(**options)
+
+
+def make_consumer(
+    servers: str, kafka: KafkaSettings, topics: Sequence[str], group_id: str, **overrides: Any
+) -> KafkaConsumer:
+    options: dict[str, Any] = {
+        "bootstrap_servers": servers,
+        "client_id": kafka.client_id,
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": kafka.session_timeout_ms,
+        "heartbeat_interval_ms": kafka.heartbeat_interval_ms,
+        "request_timeout_ms": max(kafka.request_timeout_ms, kafka.session_timeout_ms + 5_000),
+        "max_poll_interval_ms": 600_000,
+    }
+    options.update(overrides)
+    consumer = KafkaConsumer(**options)
+    consumer.subscribe(list(topics), listener=_LogAssignments(group_id))
+    return consumer
+
+
+class _LogAssignments(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Log partition moves: operators (and tests) see when a worker joined its group."""
+
+    def __init__(self, group_id: str) -> None:
+        self.group_id = group_id
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        if revoked:
+            logger.info("group %s revoked partitions: %s", self.group_id, _names(revoked))
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        logger.info("group %s assigned partitions: %s", self.group_id, _names(assigned))
+
+
+def _names(partitions: Any) -> str:
+    return ", ".join(sorted(f"{tp.topic}/{tp.partition}" for tp in partitions)) or "none"
+
+
+def encode_key(key: str | None) -> bytes | None:
+    return key.encode("utf-8") if key is not None else None
+
+
+def send_all(producer: KafkaProducer, outputs: Sequence[Output], timeout_s: float = 60) -> None:
+    """Produce ``outputs`` and wait until the broker acknowledged every one; raise if not."""
+    futures = [
+        producer.send(out.topic, key=encode_key(out.key), value=out.value, headers=out.headers)
+        for out in outputs
+    ]
+    producer.flush(timeout=timeout_s)
+    for future in futures:
+        future.get(timeout=timeout_s)
+
+
+class StopFlag:
+    """Set by SIGTERM/SIGINT (or by hand); the loop finishes its batch and stops."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def __bool__(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, seconds: float) -> bool:
+        return self._event.wait(seconds)
+
+    def install(self) -> StopFlag:
+        def handler(signum: int, frame: FrameType | None) -> None:
+            logger.info("received signal %d: finishing the current batch, then stopping", signum)
+            self.set()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+        return self
+
+
+Handler = Callable[[list[Any]], list[Output]]
+
+
+@dataclass
+class LoopStats:
+    batches: int = 0
+    records: int = 0
+    outputs: int = 0
+    dead: int = 0
+
+
+def poll_batch(consumer: KafkaConsumer, size: int, max_wait_ms: int) -> list[Any]:
+    """Up to ``size`` records, waiting at most ``max_wait_ms`` for the batch to fill."""
+    deadline = time.monotonic() + max_wait_ms / 1000
+    records: list[Any] = []
+    while len(records) < size:
+        left_ms = int((deadline - time.monotonic()) * 1000)
+        if left_ms <= 0 and records:
+            break
+        polled = consumer.poll(timeout_ms=max(left_ms, 0), max_records=size - len(records))
+        for batch in polled.values():
+            records.extend(batch)
+        if left_ms <= 0:
+            break
+    return records
+
+
+def commit(consumer: KafkaConsumer, records: Sequence[Any]) -> None:
+    """Commit the offset after the last record of each partition in ``records``."""
+    last: dict[TopicPartition, int] = {}
+    for record in records:
+        tp = TopicPartition(record.topic, record.partition)
+        last[tp] = max(last.get(tp, -1), record.offset)
+    offsets = {tp: OffsetAndMetadata(offset + 1, "", -1) for tp, offset in last.items()}
+    try:
+        consumer.commit(offsets)
+    except CommitFailedError as exc:
+        # The group rebalanced while we worked: the partitions' new owner replays the batch.
+        logger.warning("commit failed after a rebalance; the batch will be replayed: %s", exc)
+
+
+def run_loop(
+    consumer: KafkaConsumer,
+    producer: KafkaProducer,
+    handle: Handler,
+    stop: StopFlag,
+    *,
+    batch_size: int,
+    max_wait_ms: int,
+    between_batches: Callable[[], None] | None = None,
+    stats: LoopStats | None = None,
+) -> LoopStats:
+    """Consume in batches until ``stop``: handle, produce and await the outputs, commit."""
+    stats = stats or LoopStats()
+    while not stop:
+        if between_batches is not None:
+            between_batches()
+        records = poll_batch(consumer, batch_size, max_wait_ms)
+        if not records:
+            continue
+        outputs = handle(records)
+        send_all(producer, outputs)
+        commit(consumer, records)
+        stats.batches += 1
+        stats.records += len(records)
+        stats.outputs += len(outputs)
+        stats.dead += sum(out.topic.endswith(".dlq") for out in outputs)
+    return stats
+
+
+def describe_error(exc: BaseException) -> str:
+    """One readable line for a Kafka failure."""
+    if isinstance(exc, KafkaError):
+        return f"Kafka error: {type(exc).__name__}: {exc}"
+    return f"{type(exc).__name__}: {exc}"

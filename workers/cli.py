@@ -1,0 +1,345 @@
+"""The ``alloop`` command: the entry point for everything alloop runs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from loop.errors import AlloopError
+from loop.settings import Settings
+from workers import logs
+
+logger = logging.getLogger("alloop")
+
+app = typer.Typer(
+    name="alloop",
+    help="An active-learning labeling loop: stream documents through Kafka, tag them with the "
+    "served model, label the uncertain ones, retrain, evaluate, promote.\n\n"
+    "Configuration comes from ALLOOP_* environment variables (docs/configuration.md).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+stack_app = typer.Typer(
+    help="Start, stop and inspect the local stack (broker).", no_args_is_help=True
+)
+worker_app = typer.Typer(help="Run one of alloop's worker processes.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="List, inspect, promote and roll back model versions.", no_args_is_help=True
+)
+bench_app = typer.Typer(
+    help="Benchmarks that print their figures (see docs/benchmarks.md).", no_args_is_help=True
+)
+app.add_typer(stack_app, name="stack")
+app.add_typer(worker_app, name="worker")
+app.add_typer(models_app, name="models")
+app.add_typer(bench_app, name="bench")
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    logs.configure(settings.log_level)
+    return settings
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+# stack ------------------------------------------------------------------------------------
+
+
+@stack_app.command("up")
+def stack_up(as_json: JsonOption = False) -> None:
+    """Start the local broker (Tansu, in memory, on 127.0.0.1) unless it already runs."""
+    from workers import stack
+
+    settings = _settings()
+    if settings.kafka.bootstrap_servers:
+        typer.echo(
+            f"ALLOOP_KAFKA__BOOTSTRAP_SERVERS={settings.kafka.bootstrap_servers} is set: "
+            "alloop uses that broker and starts none.",
+            err=True,
+        )
+        return
+    stack.up(settings.state_dir)
+    info = stack.status(settings.state_dir)
+    if as_json:
+        typer.echo(stack.dumps(info))
+        return
+    for name, service in info.items():
+        typer.echo(f"{name:8} pid {service['pid']:<8} {service['address'] or service['url'] or ''}")
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop every process `stack up` (and `demo`) started, by pid. The broker's data goes too."""
+    from workers import stack
+
+    settings = _settings()
+    stopped = stack.down(settings.state_dir)
+    typer.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@stack_app.command("status")
+def stack_status(as_json: JsonOption = False) -> None:
+    """Show what the local stack runs, where, and whether it is alive."""
+    from workers import stack
+
+    settings = _settings()
+    info = stack.status(settings.state_dir)
+    if as_json:
+        typer.echo(stack.dumps(info))
+        return
+    if not info:
+        typer.echo("nothing is running (alloop stack up starts the broker)")
+    for name, service in info.items():
+        state = "running" if service["running"] else "DEAD"
+        where = service["address"] or service["url"] or ""
+        typer.echo(f"{name:8} {state:8} pid {service['pid']:<8} {where}")
+
+
+# ingest -----------------------------------------------------------------------------------
+
+
+@app.command("ingest")
+def ingest(
+    path: Annotated[Path, typer.Argument(help="A .jsonl or .csv file, or a folder of .txt files.")],
+    text_column: Annotated[str, typer.Option(help="Field that holds the text.")] = "text",
+    id_column: Annotated[
+        str, typer.Option(help="Field that holds the id (else a content hash).")
+    ] = "id",
+    label_column: Annotated[
+        str, typer.Option(help="Field that holds a known label, if any.")
+    ] = "label",
+    label_map: Annotated[
+        str | None, typer.Option(help="Rename raw labels, e.g. '0=Bearish,1=Bullish,2=Neutral'.")
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Publish documents to the raw topic (docs.raw), keyed by their id.
+
+    Malformed lines are reported with their line numbers and skipped. Exit code: 0 when every
+    line was published, 1 when some were rejected, 2 on an error that stopped the command.
+    """
+    from loop.readers import Columns, parse_label_map, read_documents
+    from workers.bus import bootstrap_servers, ensure_topics, make_producer
+    from workers.ingest import publish
+
+    settings = _settings()
+    columns = Columns(text_column, id_column, label_column, parse_label_map(label_map))
+    items = read_documents(path, columns)
+    servers = bootstrap_servers(settings)
+    topics = settings.kafka.topics
+    ensure_topics(servers, [topics.raw], topics.partitions)
+    producer = make_producer(servers, settings.kafka)
+    try:
+        report = publish(items, producer, topics.raw, progress=progress)
+    finally:
+        producer.close(timeout=10)
+    typer.echo(
+        f"published {report.published} documents to {topics.raw}; rejected {len(report.rejected)}"
+    )
+    if report.rejected:
+        raise typer.Exit(1)
+
+
+# train and models -------------------------------------------------------------------------
+
+
+@app.command("train")
+def train(
+    data: Annotated[Path, typer.Option("--data", help="Labelled .csv or .jsonl file.")],
+    label_column: Annotated[str, typer.Option(help="Field that holds the label.")] = "label",
+    text_column: Annotated[str, typer.Option(help="Field that holds the text.")] = "text",
+    label_map: Annotated[
+        str | None, typer.Option(help="Rename raw labels, e.g. '0=Bearish,1=Bullish,2=Neutral'.")
+    ] = None,
+    per_label: Annotated[
+        int | None, typer.Option(help="Use at most this many examples of each label (file order).")
+    ] = None,
+    iterations: Annotated[int, typer.Option(help="SetFit contrastive pairs per example.")] = 10,
+    epochs: Annotated[int, typer.Option(help="SetFit epochs over the pairs.")] = 1,
+    freeze_body: Annotated[
+        bool, typer.Option(help="Fit the head only (fast, less accurate).")
+    ] = False,
+    promote: Annotated[bool, typer.Option(help="Promote the new version at once.")] = True,
+) -> None:
+    """Train a SetFit classifier on a labelled seed file and register it as a new version."""
+    from loop.models.base import ClassifierConfig
+    from loop.models.setfit_classifier import SetFitFactory
+    from loop.readers import Columns, Rejected, parse_label_map, read_documents
+    from loop.registry import ModelRegistry
+    from loop.training import train_and_publish
+    from workers.demo import take_per_label
+
+    settings = _settings()
+    columns = Columns(text=text_column, label=label_column, label_names=parse_label_map(label_map))
+    docs, rejected = [], 0
+    for item in read_documents(data, columns):
+        if isinstance(item, Rejected):
+            rejected += 1
+            typer.echo(f"rejected {item.source}:{item.line}: {item.reason}", err=True)
+        elif item.label is not None:
+            docs.append(item)
+    if per_label:
+        docs = take_per_label(docs, per_label)
+    config = ClassifierConfig(num_iterations=iterations, num_epochs=epochs, freeze_body=freeze_body)
+    typer.echo(
+        f"training on {len(docs)} labelled documents ({rejected} lines rejected) ...", err=True
+    )
+    registry = ModelRegistry(settings.registry_path)
+    card = train_and_publish(docs, SetFitFactory(), registry, config, promote=promote)
+    state = "promoted" if promote else "not promoted"
+    typer.echo(f"registered {card.version} ({state}) with labels {', '.join(card.labels)}")
+
+
+@models_app.command("list")
+def models_list(as_json: JsonOption = False) -> None:
+    """List model versions, newest last; the promoted one is marked with *."""
+    from loop.registry import ModelRegistry
+
+    registry = ModelRegistry(_settings().registry_path)
+    cards = registry.cards()
+    promoted = registry.promoted()
+    if as_json:
+        payload = {"promoted": promoted, "versions": [c.model_dump(mode="json") for c in cards]}
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    if not cards:
+        typer.echo(f"no versions in {registry.root} (alloop train --data FILE makes one)")
+    for card in cards:
+        mark = "*" if card.version == promoted else " "
+        count = card.counts.get("train", "?")
+        typer.echo(
+            f"{mark} {card.version}  {card.created_at:%Y-%m-%d %H:%M:%S}  {card.kind:8} "
+            f"trained on {count} labels  parent {card.parent or '-'}"
+        )
+
+
+@models_app.command("show")
+def models_show(version: Annotated[str, typer.Argument(help="A version, e.g. v0001.")]) -> None:
+    """Print a version's card (labels, training arguments, counts, metrics) as JSON."""
+    from loop.registry import ModelRegistry
+
+    registry = ModelRegistry(_settings().registry_path)
+    typer.echo(registry.card(version).model_dump_json(indent=2))
+
+
+@models_app.command("promote")
+def models_promote(version: Annotated[str, typer.Argument(help="The version to serve.")]) -> None:
+    """Make VERSION the served model; scorers and the API switch to it without a restart."""
+    from loop.registry import ModelRegistry
+
+    registry = ModelRegistry(_settings().registry_path)
+    promotion = registry.promote(version)
+    typer.echo(f"promoted {promotion.version}")
+
+
+@models_app.command("rollback")
+def models_rollback() -> None:
+    """Serve the version that was promoted before the current one."""
+    from loop.registry import ModelRegistry
+
+    registry = ModelRegistry(_settings().registry_path)
+    before = registry.promoted()
+    promotion = registry.rollback()
+    typer.echo(f"rolled back from {before} to {promotion.version}")
+
+
+# workers and the API ----------------------------------------------------------------------
+
+
+@worker_app.command("scorer")
+def worker_scorer(
+    worker_id: Annotated[str | None, typer.Option(help="Name in logs and headers.")] = None,
+) -> None:
+    """Consume docs.raw, tag every document with the promoted model, publish docs.tagged.
+
+    Reloads when a new version is promoted; stops cleanly on SIGTERM or Ctrl-C. Batch size,
+    group and topics come from ALLOOP_SCORER__* and ALLOOP_KAFKA__* settings.
+    """
+    from workers import scorer
+    from workers.bus import bootstrap_servers
+
+    settings = _settings()
+    scorer.run(settings, bootstrap_servers(settings), worker_id)
+
+
+@app.command("api")
+def api(
+    host: Annotated[str | None, typer.Option(help="Bind address (ALLOOP_API__HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (ALLOOP_API__PORT).")] = None,
+) -> None:
+    """Serve the HTTP API (classification, models, health, metrics; docs at /docs)."""
+    from api.server import serve
+
+    settings = _settings()
+    updates = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    if updates:
+        settings = settings.model_copy(update={"api": settings.api.model_copy(update=updates)})
+    serve(settings)
+
+
+@app.command("demo")
+def demo(
+    dataset: Annotated[
+        Path | None, typer.Option(help="Folder with sent_train.csv and sent_valid.csv.")
+    ] = None,
+    seed_per_label: Annotated[
+        int, typer.Option(help="Labelled tweets per class for the seed.")
+    ] = 16,
+    limit: Annotated[int | None, typer.Option(help="Stream at most this many tweets.")] = None,
+    iterations: Annotated[int, typer.Option(help="SetFit pairs per seed example.")] = 10,
+    retrain: Annotated[
+        bool, typer.Option(help="Train a new seed model even if one is promoted.")
+    ] = False,
+) -> None:
+    """Run the backbone on the local stack with real financial tweets.
+
+    Starts the broker, trains a seed model on a few labelled tweets per class, starts a scorer
+    and the API, streams the other tweets through, prints throughput and a sample of tagged
+    documents, and leaves the scorer and the API running (alloop stack down stops them).
+    """
+    from workers import demo as demo_module
+
+    settings = _settings()
+    demo_module.run(
+        settings,
+        dataset or demo_module.DEFAULT_DATASET,
+        seed_per_label=seed_per_label,
+        limit=limit,
+        iterations=iterations,
+        retrain=retrain,
+    )
+
+
+def main() -> None:
+    """Run the CLI; alloop's own errors become one line on stderr and exit code 2."""
+    from workers.bus import describe_error
+
+    try:
+        app()
+    except AlloopError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except Exception as exc:  # Kafka and OS errors: one readable line, details in debug logs
+        from kafka.errors import KafkaError
+
+        if not isinstance(exc, KafkaError | OSError):
+            raise
+        logger.debug("command failed", exc_info=True)
+        typer.echo(f"error: {describe_error(exc)}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,262 @@
+"""``alloop demo``: the whole backbone on the local stack with real financial tweets.
+
+Starts the broker, trains a seed model on a few labelled tweets per class, starts a scorer and
+the API, streams the rest of the tweets through, and shows what came out.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import httpx
+from tqdm import tqdm
+
+from loop.messages import Document, TaggedDocument, decode
+from loop.readers import Columns, Rejected, read_documents
+from loop.registry import ModelRegistry
+from loop.settings import Settings
+from workers import stack
+from workers.bus import ensure_topics, make_consumer, make_producer
+from workers.ingest import publish
+
+logger = logging.getLogger(__name__)
+
+TWEET_LABELS = {"0": "Bearish", "1": "Bullish", "2": "Neutral"}
+DEFAULT_DATASET = (
+    Path(__file__).resolve().parents[1].parent
+    / "shared"
+    / "datasets"
+    / ("twitter_financial_news_sentiment")
+)
+
+
+def take_per_label(documents: Sequence[Document], per_label: int) -> list[Document]:
+    """The first ``per_label`` documents of each label, in input order."""
+    taken: list[Document] = []
+    counts: Counter[str] = Counter()
+    for doc in documents:
+        if doc.label is not None and counts[doc.label] < per_label:
+            counts[doc.label] += 1
+            taken.append(doc)
+    return taken
+
+
+def read_tweets(dataset: Path) -> list[Document]:
+    columns = Columns(label_names=TWEET_LABELS)
+    docs: dict[str, Document] = {}
+    for name in ("sent_train.csv", "sent_valid.csv"):
+        for item in read_documents(dataset / name, columns):
+            if not isinstance(item, Rejected):
+                docs.setdefault(item.id, item)
+    return list(docs.values())
+
+
+def python_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "workers.cli", *args]
+
+
+def ensure_scorer(settings: Settings, env: dict[str, str]) -> stack.Service:
+    state = stack.StackState.load(settings.state_dir)
+    current = state.services.get("scorer")
+    if current is not None and current.alive():
+        return current
+    log = settings.state_dir / "logs" / "scorer.log"
+    log.unlink(missing_ok=True)
+    command = python_command("worker", "scorer", "--worker-id", "demo-scorer")
+    process = stack.spawn("scorer", command, log, env)
+    stack.wait_for_log(process, log, "assigned partitions", timeout_s=120)
+    service = stack.Service(name="scorer", pid=process.pid, command=command, log=str(log))
+    stack.register(settings.state_dir, service)
+    return service
+
+
+def api_key(settings: Settings) -> str:
+    """The configured key, or one generated for the local stack and kept with 0600."""
+    if settings.api.keys:
+        return settings.api.keys[0].get_secret_value()
+    file = settings.state_dir / "api_key"
+    if not file.is_file():
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(24))
+    return file.read_text().strip()
+
+
+def ensure_api(settings: Settings, env: dict[str, str], key: str) -> stack.Service:
+    state = stack.StackState.load(settings.state_dir)
+    current = state.services.get("api")
+    if current is not None and current.alive():
+        return current
+    port = settings.api.port
+    try:
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind((settings.api.host, port))
+    except OSError:
+        port = stack.free_port(settings.api.host)
+    url = f"http://{settings.api.host}:{port}"
+    log = settings.state_dir / "logs" / "api.log"
+    log.unlink(missing_ok=True)
+    command = python_command("api", "--port", str(port))
+    process = stack.spawn("api", command, log, {**env, "ALLOOP_API__KEYS": key})
+    deadline = time.monotonic() + 120
+    while True:
+        if process.poll() is not None:
+            raise stack.StackError(f"the API exited with {process.returncode}; see {log}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise stack.StackError(f"the API did not answer on {url}/health; see {log}")
+        time.sleep(0.5)
+    service = stack.Service(name="api", pid=process.pid, command=command, log=str(log), url=url)
+    stack.register(settings.state_dir, service)
+    return service
+
+
+@dataclass
+class StreamResult:
+    tagged: dict[str, TaggedDocument]
+    seconds: float
+
+
+def collect_tagged(
+    settings: Settings, servers: str, wanted: set[str], since_ms: int, timeout_s: float
+) -> StreamResult:
+    """Read docs.tagged until every wanted id came out (records produced after ``since_ms``)."""
+    topics = settings.kafka.topics
+    consumer = make_consumer(
+        servers, settings.kafka, [topics.tagged], f"alloop-demo-{uuid.uuid4().hex[:8]}"
+    )
+    tagged: dict[str, TaggedDocument] = {}
+    last_ms = since_ms
+    deadline = time.monotonic() + timeout_s
+    bar = tqdm(total=len(wanted), unit=" docs", desc="tagged", file=sys.stderr)
+    try:
+        while len(tagged) < len(wanted) and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                for record in records:
+                    if record.timestamp < since_ms:
+                        continue
+                    doc = decode(record.value, TaggedDocument)
+                    if doc.id in wanted and doc.id not in tagged:
+                        tagged[doc.id] = doc
+                        last_ms = max(last_ms, record.timestamp)
+                        bar.update()
+    finally:
+        bar.close()
+        consumer.close()
+    return StreamResult(tagged, max(last_ms - since_ms, 1) / 1000)
+
+
+def run(
+    settings: Settings,
+    dataset: Path = DEFAULT_DATASET,
+    seed_per_label: int = 16,
+    limit: int | None = None,
+    iterations: int = 10,
+    retrain: bool = False,
+) -> None:
+    out = sys.stdout
+    if not (dataset / "sent_train.csv").is_file():
+        raise stack.StackError(f"the demo dataset is not at {dataset} (use --dataset)")
+    if settings.kafka.bootstrap_servers:
+        servers = settings.kafka.bootstrap_servers
+    else:
+        state = stack.up(settings.state_dir)
+        servers = state.services["broker"].address or ""
+    print(f"broker       {servers}", file=out)
+
+    docs = read_tweets(dataset)
+    seed = take_per_label(docs, seed_per_label)
+    seed_ids = {d.id for d in seed}
+    stream = [d for d in docs if d.id not in seed_ids][:limit]
+    registry = ModelRegistry(settings.registry_path)
+    if retrain or registry.promoted() is None:
+        from loop.models.base import ClassifierConfig
+        from loop.models.setfit_classifier import SetFitFactory
+        from loop.training import train_and_publish
+
+        print(f"training a seed model on {len(seed)} labelled tweets ...", file=out, flush=True)
+        started = time.monotonic()
+        config = ClassifierConfig(num_iterations=iterations)
+        card = train_and_publish(
+            seed, SetFitFactory(), registry, config, promote=True, notes="demo seed model"
+        )
+        print(f"model        {card.version} trained in {time.monotonic() - started:.0f}s", file=out)
+    else:
+        print(
+            f"model        {registry.promoted()} (already promoted; --retrain for a new one)",
+            file=out,
+        )
+
+    topics = settings.kafka.topics
+    ensure_topics(servers, [topics.raw, topics.tagged, topics.dlq(topics.raw)], topics.partitions)
+    env = {"ALLOOP_HOME": str(settings.home), "ALLOOP_KAFKA__BOOTSTRAP_SERVERS": servers}
+    if settings.registry_dir:
+        env["ALLOOP_REGISTRY_DIR"] = str(settings.registry_dir)
+    print("starting the scorer and the API ...", file=out, flush=True)
+    ensure_scorer(settings, env)
+    key = api_key(settings)
+    api = ensure_api(settings, env, key)
+
+    since_ms = int(time.time() * 1000)
+    producer = make_producer(servers, settings.kafka)
+    unlabelled = [d.model_copy(update={"label": None}) for d in stream]
+    try:
+        publish(unlabelled, producer, topics.raw)
+    finally:
+        producer.close(timeout=10)
+    result = collect_tagged(settings, servers, {d.id for d in stream}, since_ms, timeout_s=1800)
+    show(result, stream, out)
+    print(f"\nAPI          {api.url}  (docs: {api.url}/docs)", file=out)
+    print(f"API key      {key}  (kept in {settings.state_dir / 'api_key'})", file=out)
+    print(
+        f"try          curl -s -H 'X-API-Key: {key}' -H 'Content-Type: application/json' "
+        f'-d \'{{"text": "$AAPL soars after earnings beat"}}\' {api.url}/v1/classify',
+        file=out,
+    )
+    print("stop         alloop stack down", file=out)
+
+
+def show(result: StreamResult, stream: Sequence[Document], out: TextIO) -> None:
+    gold = {d.id: d.label for d in stream}
+    tagged = result.tagged
+    rate = len(tagged) / result.seconds
+    print(
+        f"\nthroughput   {len(tagged)} of {len(stream)} tweets tagged in {result.seconds:.1f}s "
+        f"({rate:.0f} docs/s, ingest to tagged output)",
+        file=out,
+    )
+    counts = Counter(t.label or "unscored" for t in tagged.values())
+    print("labels       " + ", ".join(f"{k} {v}" for k, v in counts.most_common()), file=out)
+    scored = [t for t in tagged.values() if t.label is not None]
+    if scored:
+        agree = sum(t.label == gold.get(t.id) for t in scored) / len(scored)
+        print(
+            f"agreement    the seed model agrees with the human labels on {agree:.0%} of tweets "
+            "(the active-learning loop exists to raise this with few labels)",
+            file=out,
+        )
+    print("\nsample of tagged documents:", file=out)
+    for doc in list(tagged.values())[:5]:
+        text = doc.text if len(doc.text) <= 70 else doc.text[:67] + "..."
+        score = f"{doc.score:.2f}" if doc.score is not None else "-"
+        print(
+            f"  {doc.label or 'unscored':8} {score:>5}  {doc.model_version or '-':6} {text}",
+            file=out,
+        )
