@@ -322,6 +322,31 @@ def demo(
     )
 
 
+@bench_app.command("throughput")
+def bench_throughput(
+    documents: Annotated[int, typer.Option(help="Documents to stream.")] = 20_000,
+    batch_size: Annotated[
+        int, typer.Option(help="Batch size for both the raw model and the scorer.")
+    ] = 64,
+    warmup: Annotated[
+        float, typer.Option(help="Fraction of documents counted as warm-up for memory.")
+    ] = 0.1,
+) -> None:
+    """Documents per second through the whole pipeline (real broker, real scorer process)
+    against the raw model on the same documents, and the scorer's memory over the stream.
+
+    Starts its own broker unless ALLOOP_KAFKA__BOOTSTRAP_SERVERS is set. The last line printed
+    is a JSON object with every figure.
+    """
+    from bench import throughput
+
+    settings = _settings()
+    result = throughput.run(
+        documents, batch_size, warmup, servers=settings.kafka.bootstrap_servers or None
+    )
+    typer.echo(throughput.report(result))
+
+
 def main() -> None:
     """Run the CLI; alloop's own errors become one line on stderr and exit code 2."""
     from workers.bus import describe_error

@@ -1,0 +1,211 @@
+"""Pipeline throughput against the raw model, and scorer memory over a long stream.
+
+In one run, on the same documents and with the same batch size:
+
+* raw: ``predict_proba`` in this process, batch after batch, nothing else;
+* pipeline: documents produced to a real broker, scored by a real ``alloop worker scorer``
+  process, read back from the tagged topic; timed from the first document produced to the
+  last tagged document received.
+
+The scorer's resident memory is sampled throughout; growth is measured from the end of the
+warm-up (the first ``warmup`` fraction of documents) to the largest sample after it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from loop.messages import Document, TaggedDocument, decode, encode
+from loop.models.factories import load_version
+from loop.registry import ModelRegistry
+from loop.settings import KafkaSettings
+from workers import stack
+from workers.bus import encode_key, ensure_topics, make_consumer, make_producer
+from workers.demo import DEFAULT_DATASET, read_tweets, take_per_label
+
+
+@dataclass
+class ThroughputResult:
+    documents: int
+    batch_size: int
+    raw_docs_per_s: float
+    pipeline_docs_per_s: float
+    ratio: float
+    scorer_rss_warm_mb: float
+    scorer_rss_max_after_warmup_mb: float
+    scorer_rss_growth: float
+    model_version: str
+    cpus: int
+
+
+def _documents(count: int, dataset: Path) -> tuple[list[Document], list[Document]]:
+    """A training seed and ``count`` stream documents (tweets, cycled, with unique ids)."""
+    tweets = read_tweets(dataset)
+    seed = take_per_label(tweets, 8)
+    stream = [Document(id=f"bench-{i}", text=tweets[i % len(tweets)].text) for i in range(count)]
+    return seed, stream
+
+
+class RssSampler(threading.Thread):
+    """Samples a process's resident memory every ``interval`` seconds."""
+
+    def __init__(self, pid: int, interval: float = 0.25) -> None:
+        super().__init__(daemon=True)
+        import psutil
+
+        self.process = psutil.Process(pid)
+        self.interval = interval
+        self.samples: list[tuple[float, int]] = []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            try:
+                self.samples.append((time.monotonic(), self.process.memory_info().rss))
+            except Exception:
+                return
+            self.done.wait(self.interval)
+
+
+def measure_raw(registry: ModelRegistry, version: str, texts: list[str], batch: int) -> float:
+    classifier = load_version(registry, version)
+    classifier.predict_proba(texts[:batch], batch_size=batch)  # warm-up
+    started = time.perf_counter()
+    for start in tqdm(
+        range(0, len(texts), batch), desc="raw model", unit=" batches", file=sys.stderr
+    ):
+        classifier.predict_proba(texts[start : start + batch], batch_size=batch)
+    return len(texts) / (time.perf_counter() - started)
+
+
+def measure_pipeline(
+    servers: str, registry_dir: Path, home: Path, docs: list[Document], batch: int, warmup: float
+) -> tuple[float, float, float]:
+    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    raw, tagged = f"{prefix}.docs.raw", f"{prefix}.docs.tagged"
+    ensure_topics(servers, [raw, tagged, f"{raw}.dlq"], 3)
+    env = {
+        **os.environ,
+        "ALLOOP_HOME": str(home),
+        "ALLOOP_REGISTRY_DIR": str(registry_dir),
+        "ALLOOP_KAFKA__BOOTSTRAP_SERVERS": servers,
+        "ALLOOP_KAFKA__TOPICS__RAW": raw,
+        "ALLOOP_KAFKA__TOPICS__TAGGED": tagged,
+        "ALLOOP_SCORER__GROUP_ID": f"{prefix}-scorer",
+        "ALLOOP_SCORER__BATCH_SIZE": str(batch),
+        "ALLOOP_KAFKA__SESSION_TIMEOUT_MS": "6000",
+        "ALLOOP_KAFKA__HEARTBEAT_INTERVAL_MS": "1000",
+    }
+    log = home / "scorer.log"
+    command = [sys.executable, "-m", "workers.cli", "worker", "scorer", "--worker-id", "bench"]
+    process = stack.spawn("scorer", command, log, env)
+    sampler = RssSampler(process.pid)
+    kafka = KafkaSettings(session_timeout_ms=6000, heartbeat_interval_ms=1000)
+    try:
+        stack.wait_for_log(process, log, "assigned partitions", timeout_s=180)
+        sampler.start()
+        consumer = make_consumer(servers, kafka, [tagged], f"{prefix}-reader")
+        consumer.poll(timeout_ms=100)
+        producer = make_producer(servers, kafka)
+        started = time.monotonic()
+        for doc in docs:
+            producer.send(raw, key=encode_key(doc.id), value=encode(doc))
+        producer.flush()
+        seen: set[str] = set()
+        warm_at: float | None = None
+        bar = tqdm(total=len(docs), desc="pipeline", unit=" docs", file=sys.stderr)
+        deadline = started + 3600
+        while len(seen) < len(docs) and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                for record in records:
+                    doc_id = decode(record.value, TaggedDocument).id
+                    if doc_id not in seen:
+                        seen.add(doc_id)
+                        bar.update()
+            if warm_at is None and len(seen) >= warmup * len(docs):
+                warm_at = time.monotonic()
+        elapsed = time.monotonic() - started
+        bar.close()
+        producer.close()
+        consumer.close()
+        if len(seen) < len(docs):
+            raise RuntimeError(f"only {len(seen)} of {len(docs)} documents came out tagged")
+    finally:
+        sampler.done.set()
+        process.terminate()
+        process.wait(timeout=60)
+    warm_at = warm_at or started
+    before = [rss for t, rss in sampler.samples if t <= warm_at]
+    after = [rss for t, rss in sampler.samples if t > warm_at]
+    warm_rss = before[-1] if before else sampler.samples[0][1]
+    max_after = max(after) if after else warm_rss
+    return len(docs) / elapsed, warm_rss / 2**20, max_after / 2**20
+
+
+def run(
+    documents: int = 20_000,
+    batch_size: int = 64,
+    warmup: float = 0.1,
+    dataset: Path = DEFAULT_DATASET,
+    servers: str | None = None,
+) -> ThroughputResult:
+    from loop.models.base import ClassifierConfig
+    from loop.models.setfit_classifier import SetFitFactory
+    from loop.training import train_and_publish
+
+    with tempfile.TemporaryDirectory(prefix="alloop-bench-") as scratch:
+        home = Path(scratch)
+        registry = ModelRegistry(home / "registry")
+        seed, docs = _documents(documents, dataset)
+        print(f"training a seed model on {len(seed)} tweets ...", file=sys.stderr)
+        card = train_and_publish(
+            seed, SetFitFactory(), registry, ClassifierConfig(num_iterations=2), promote=True
+        )
+        raw_rate = measure_raw(registry, card.version, [d.text for d in docs], batch_size)
+        broker: stack.Service | None = None
+        if servers is None:
+            broker = stack.start_broker(home / "stack")
+            servers = broker.address or ""
+        try:
+            pipe_rate, warm_mb, max_mb = measure_pipeline(
+                servers, registry.root, home, docs, batch_size, warmup
+            )
+        finally:
+            if broker is not None:
+                stack.stop_service(broker)
+    return ThroughputResult(
+        documents=documents,
+        batch_size=batch_size,
+        raw_docs_per_s=round(raw_rate, 1),
+        pipeline_docs_per_s=round(pipe_rate, 1),
+        ratio=round(pipe_rate / raw_rate, 3),
+        scorer_rss_warm_mb=round(warm_mb, 1),
+        scorer_rss_max_after_warmup_mb=round(max_mb, 1),
+        scorer_rss_growth=round((max_mb - warm_mb) / warm_mb, 4),
+        model_version=card.version,
+        cpus=os.cpu_count() or 0,
+    )
+
+
+def report(result: ThroughputResult) -> str:
+    lines = [
+        f"documents            {result.documents} (batch size {result.batch_size}, {result.cpus} CPUs)",
+        f"raw predict_proba    {result.raw_docs_per_s:.1f} docs/s",
+        f"pipeline             {result.pipeline_docs_per_s:.1f} docs/s (ingest to tagged output)",
+        f"ratio                {result.ratio:.3f} (target >= 0.85)",
+        f"scorer memory        {result.scorer_rss_warm_mb:.0f} MB after warm-up, "
+        f"max {result.scorer_rss_max_after_warmup_mb:.0f} MB after "
+        f"({result.scorer_rss_growth:+.1%}, target <= +10%)",
+        json.dumps(asdict(result)),
+    ]
+    return "\n".join(lines)
