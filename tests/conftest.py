@@ -18,7 +18,9 @@ TWEETS = DATASETS / "twitter_financial_news_sentiment"
 TWEET_LABELS = {"0": "Bearish", "1": "Bullish", "2": "Neutral"}
 
 
-def tweets(split: str = "train", limit: int | None = None, per_label: int | None = None) -> list[Document]:
+def tweets(
+    split: str = "train", limit: int | None = None, per_label: int | None = None
+) -> list[Document]:
     """Real labelled tweets from the shared dataset, in file order."""
     path = TWEETS / ("sent_train.csv" if split == "train" else "sent_valid.csv")
     docs: list[Document] = []
