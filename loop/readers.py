@@ -79,11 +79,12 @@ def _reason(exc: Exception) -> str:
 
 
 def read_jsonl(path: Path, columns: Columns = Columns()) -> Iterator[Document | Rejected]:
-    with path.open(encoding="utf-8", errors="strict") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
             try:
+                line = raw.decode("utf-8")
+                if not line.strip():
+                    continue
                 record = json.loads(line)
                 if not isinstance(record, dict):
                     raise ValueError(f"expected a JSON object, got {type(record).__name__}")
@@ -98,26 +99,26 @@ def read_jsonl(path: Path, columns: Columns = Columns()) -> Iterator[Document | 
 def read_csv(path: Path, columns: Columns = Columns()) -> Iterator[Document | Rejected]:
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        if reader.fieldnames is None or columns.text not in reader.fieldnames:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None or columns.text not in header:
             raise InputError(f"{path}: no {columns.text!r} column in the header")
-        width = len(reader.fieldnames)
+        width = len(header)
         while True:
             number = reader.line_num + 1
             try:
-                row = next(reader)
+                values = next(reader)
             except StopIteration:
                 return
             except csv.Error as exc:
                 yield Rejected(str(path), number, f"unreadable CSV: {exc}")
                 continue
+            if not values:  # a blank line; it still counts for the line numbers after it
+                continue
             try:
-                extra = row.pop(None, None)
-                missing = sum(value is None for value in row.values())
-                if extra or missing:
-                    got = width - missing + len(extra or [])
-                    raise ValueError(f"expected {width} fields, got {got}")
-                yield _document(row, str(path), columns, {})
+                if len(values) != width:
+                    raise ValueError(f"expected {width} fields, got {len(values)}")
+                yield _document(dict(zip(header, values, strict=True)), str(path), columns, {})
             except (ValueError, ValidationError) as exc:
                 yield Rejected(str(path), number, _reason(exc))
 

@@ -124,11 +124,14 @@ class ModelRegistry:
 
     def card(self, version: str) -> ModelCard:
         folder = self.path(version)
-        card = json.loads((folder / "card.json").read_text())
-        metrics_file = folder / "metrics.json"
-        if metrics_file.is_file():
-            card["metrics"] = json.loads(metrics_file.read_text())
-        return ModelCard.model_validate(card)
+        try:
+            card = json.loads((folder / "card.json").read_text())
+            metrics_file = folder / "metrics.json"
+            if metrics_file.is_file():
+                card["metrics"] = json.loads(metrics_file.read_text())
+            return ModelCard.model_validate(card)
+        except ValueError as exc:  # bad JSON or a card that does not fit ModelCard
+            raise RegistryError(f"model version {version!r} has an unreadable card: {exc}") from exc
 
     def cards(self) -> list[ModelCard]:
         return [self.card(version) for version in self.versions()]

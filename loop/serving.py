@@ -53,8 +53,10 @@ class ModelWatcher:
             except AlloopError as exc:
                 logger.error("cannot read the promoted pointer: %s", exc)
                 return False
+            if wanted != self._failed:
+                self._failed = None  # the pointer moved on: a later promotion retries it
             held = self._served.version if self._served else None
-            if wanted == held or wanted == self._failed:
+            if wanted == held or (wanted is not None and wanted == self._failed):
                 return False
             if wanted is None:
                 logger.warning("no version is promoted any more; serving nothing")

@@ -73,5 +73,8 @@ class KeywordFactory:
         file = path / "keywords.json"
         if not file.is_file():
             raise ModelError(f"{path} holds no keyword model")
-        payload = json.loads(file.read_text())
-        return KeywordClassifier(payload["labels"], payload["vocab"])
+        try:
+            payload = json.loads(file.read_text())
+            return KeywordClassifier(payload["labels"], payload["vocab"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelError(f"{path} holds a broken keyword model: {exc!r}") from exc

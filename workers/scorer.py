@@ -114,8 +114,10 @@ class Scorer:
 
 def run(settings: Settings, servers: str, worker_id: str | None = None) -> LoopStats:
     """Run the scorer until SIGTERM/SIGINT."""
+    from loop.memory import tune_malloc
     from loop.registry import ModelRegistry
 
+    tune_malloc()
     worker_id = worker_id or default_worker_id()
     topics = settings.kafka.topics
     ensure_topics(servers, [topics.raw, topics.tagged, topics.dlq(topics.raw)], topics.partitions)

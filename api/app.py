@@ -1,0 +1,121 @@
+"""The FastAPI app: ``create_app(settings)`` builds it; nothing is loaded at import.
+
+At start-up (``lifespan``) the promoted model is loaded through a :class:`ModelWatcher`, and a
+background task checks the registry's pointer every ``api.reload_check_s`` seconds, so a
+promotion made by another process (the CLI, the trainer) is served without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import Depends, FastAPI
+from starlette.concurrency import run_in_threadpool
+
+import loop
+from api import errors
+from api.auth import KeyChecker
+from api.deps import require_key
+from api.limits import BodyLimitMiddleware
+from api.metrics import ApiMetrics, MetricsMiddleware
+from api.routers import classify, health, metrics, models
+from api.state import AppState
+from loop.registry import ModelRegistry
+from loop.serving import ModelWatcher
+from loop.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+Classify texts with the promoted model, inspect and promote model versions, and watch the
+service. Every answer names the model version that made it.
+
+Send an API key as `X-API-Key: <key>` or `Authorization: Bearer <key>` to every `/v1` endpoint;
+`/health`, `/metrics` and these docs are open. See docs/api.md.
+"""
+
+TAGS = [
+    {"name": "classify", "description": "Label texts with the served model."},
+    {"name": "models", "description": "Model versions, promotion and rollback."},
+    {"name": "health", "description": "Liveness and the served version (no key needed)."},
+    {"name": "metrics", "description": "Prometheus metrics (no key needed)."},
+]
+
+
+async def _reload_forever(state: AppState) -> None:
+    """Check the registry's pointer every ``reload_check_s`` seconds; load what changed."""
+    interval = state.settings.api.reload_check_s
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await run_in_threadpool(state.refresh)
+        except Exception:  # keep checking: the next look may succeed
+            logger.exception("the model reload check failed")
+
+
+def _state(app: FastAPI) -> AppState:
+    state = app.state.alloop
+    assert isinstance(state, AppState)
+    return state
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Load the promoted model, start the reload checks; stop them at shut-down."""
+    state = _state(app)
+    if not state.keys.enabled:
+        logger.warning(
+            "no API keys are configured (ALLOOP_API__KEYS): authentication is OFF; "
+            "anyone who can reach %s:%s can classify and promote",
+            state.settings.api.host,
+            state.settings.api.port,
+        )
+    await run_in_threadpool(state.refresh)
+    if state.watcher.version is None:
+        logger.warning(
+            "no model is served yet (registry %s); /v1/classify answers 503 until one is promoted",
+            state.registry.root,
+        )
+    else:
+        logger.info("serving model %s from %s", state.watcher.version, state.registry.root)
+    reloader = asyncio.create_task(_reload_forever(state), name="alloop-model-reload")
+    try:
+        yield
+    finally:
+        reloader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reloader
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the API for ``settings``. The model is loaded when the app starts, not here."""
+    registry = ModelRegistry(settings.registry_path)
+    app_metrics = ApiMetrics()
+    state = AppState(
+        settings=settings,
+        registry=registry,
+        watcher=ModelWatcher(registry),
+        metrics=app_metrics,
+        keys=KeyChecker(settings.api.keys),
+    )
+    app = FastAPI(
+        title="alloop",
+        version=loop.__version__,
+        summary="Active-learning labeling loop: classification and model versions",
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+    )
+    app.state.alloop = state
+    errors.install(app)
+    # The last added middleware is the outermost: metrics time the whole request.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=app_metrics)
+    app.include_router(classify.router, dependencies=[Depends(require_key)])
+    app.include_router(models.router, dependencies=[Depends(require_key)])
+    app.include_router(health.router)
+    app.include_router(metrics.router)
+    return app

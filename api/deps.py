@@ -1,0 +1,90 @@
+"""Typed dependencies: routers declare what they need with these ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, cast
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from api.errors import NoModelServed, Unauthorized
+from api.metrics import ApiMetrics
+from api.state import AppState
+from loop.registry import ModelRegistry
+from loop.serving import ModelWatcher, ServedModel
+from loop.settings import ApiSettings
+
+logger = logging.getLogger(__name__)
+
+# auto_error=False: a missing credential is ours to answer (401, in our error format), and
+# either scheme may carry the key. Both appear under "Authorize" in /docs.
+_api_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="One of the keys in ALLOOP_API__KEYS"
+)
+_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <key>`, same keys")
+
+
+def get_state(request: Request) -> AppState:
+    return cast(AppState, request.app.state.alloop)
+
+
+State = Annotated[AppState, Depends(get_state)]
+
+
+def get_api_settings(state: State) -> ApiSettings:
+    return state.settings.api
+
+
+def get_registry(state: State) -> ModelRegistry:
+    return state.registry
+
+
+def get_watcher(state: State) -> ModelWatcher:
+    return state.watcher
+
+
+def get_metrics(state: State) -> ApiMetrics:
+    return state.metrics
+
+
+ApiConfig = Annotated[ApiSettings, Depends(get_api_settings)]
+Registry = Annotated[ModelRegistry, Depends(get_registry)]
+Watcher = Annotated[ModelWatcher, Depends(get_watcher)]
+Metrics = Annotated[ApiMetrics, Depends(get_metrics)]
+
+
+def require_key(
+    request: Request,
+    state: State,
+    api_key: Annotated[str | None, Security(_api_key_header)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> None:
+    """Let the request through if it carries a configured key (or if no keys are set)."""
+    if not state.keys.enabled:
+        return
+    offered = [key for key in (api_key, bearer.credentials if bearer else None) if key]
+    if not offered:
+        logger.info("refused %s %s: no API key", request.method, request.url.path)
+        raise Unauthorized(
+            "an API key is required: send it as 'X-API-Key: <key>' or 'Authorization: Bearer <key>'"
+        )
+    # Check every offered key, so that timing does not tell which header was right.
+    accepted = [state.keys.accepts(key) for key in offered]
+    if not any(accepted):
+        logger.info("refused %s %s: wrong API key", request.method, request.url.path)
+        raise Unauthorized("the API key is not valid")
+
+
+def require_model(watcher: Watcher) -> ServedModel:
+    """The model served at this moment; a reload later in the request does not change it."""
+    served = watcher.served
+    if served is None:
+        raise NoModelServed(
+            "no model is served: no version is promoted (or it failed to load); "
+            "promote one with POST /v1/models/{version}/promote or `alloop` and retry"
+        )
+    return served
+
+
+Served = Annotated[ServedModel, Depends(require_model)]

@@ -1,0 +1,104 @@
+"""POST /v1/classify: label texts with the served model."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import ApiConfig, Metrics, Served
+from api.errors import BatchTooLarge, TextTooLong
+from api.schemas import (
+    Classification,
+    ClassifyRequest,
+    ClassifyResponse,
+    DocumentIn,
+    error_responses,
+)
+from loop.ids import content_id
+from loop.serving import ServedModel
+from loop.settings import ApiSettings
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(tags=["classify"])
+
+INFERENCE_BATCH_SIZE = 32
+"""Texts per forward pass; a request's documents are split into passes of this size."""
+
+
+def check_limits(documents: Sequence[DocumentIn], limits: ApiSettings) -> None:
+    """Refuse batches and texts over the configured limits, naming the limit."""
+    if len(documents) > limits.max_batch:
+        raise BatchTooLarge(
+            f"{len(documents)} documents in one request; the limit is {limits.max_batch} "
+            "(ALLOOP_API__MAX_BATCH): split the batch"
+        )
+    for position, doc in enumerate(documents):
+        if len(doc.text) > limits.max_text_chars:
+            which = f"document {position}" + (f" ({doc.id!r})" if doc.id else "")
+            raise TextTooLong(
+                f"{which} has {len(doc.text)} characters; the limit is {limits.max_text_chars} "
+                "(ALLOOP_API__MAX_TEXT_CHARS)"
+            )
+
+
+def to_results(
+    documents: Sequence[DocumentIn], probs: npt.NDArray[np.float32], served: ServedModel
+) -> list[Classification]:
+    labels = served.classifier.labels
+    results = []
+    for doc, row in zip(documents, probs, strict=True):
+        best = int(np.argmax(row))
+        results.append(
+            Classification(
+                id=doc.id or content_id(doc.text),
+                label=labels[best],
+                score=round(float(row[best]), 6),
+                probabilities={
+                    label: round(float(p), 6) for label, p in zip(labels, row, strict=True)
+                },
+                model_version=served.version,
+            )
+        )
+    return results
+
+
+@router.post(
+    "/v1/classify",
+    summary="Classify one text or a batch",
+    description=(
+        'Send `{"text": "..."}` (optionally with `"id"`) for one document, or '
+        '`{"documents": [{"id": "...", "text": "..."}, ...]}` for a batch. Every result names '
+        "the model version that made it; one request is always answered by one version."
+    ),
+    responses=error_responses(
+        {
+            401: "Missing or wrong API key",
+            413: "Too many documents, or the body is too large",
+            422: "Invalid body: not JSON, empty text, text too long",
+            503: "No model is served yet",
+        }
+    ),
+)
+async def classify(
+    body: ClassifyRequest, served: Served, limits: ApiConfig, metrics: Metrics
+) -> ClassifyResponse:
+    documents = body.as_documents()
+    check_limits(documents, limits)
+    started = time.perf_counter()
+    probs = await run_in_threadpool(
+        served.classifier.predict_proba,
+        [doc.text for doc in documents],
+        INFERENCE_BATCH_SIZE,
+    )
+    metrics.inference_seconds.observe(time.perf_counter() - started)
+    metrics.documents.labels(model_version=served.version).inc(len(documents))
+    return ClassifyResponse(
+        model_version=served.version, results=to_results(documents, probs, served)
+    )

@@ -1,0 +1,86 @@
+"""/v1/models: the registry's versions, promotion and rollback.
+
+Promotion and rollback move the registry's pointer (the same one the CLI and the trainer
+move) and then load the version at once, so the answer tells what this API serves now. Other
+API and scorer processes pick the change up at their next reload check.
+
+The handlers are plain functions: FastAPI runs them in its threadpool, so file locks and
+model loading never block the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+
+from api.deps import Registry, State
+from api.errors import ModelNotLoaded
+from api.schemas import ModelInfo, ModelList, PromotionState, error_responses
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/v1/models", tags=["models"])
+
+_401 = {401: "Missing or wrong API key"}
+_404 = {404: "No such version, or not a version name"}
+_500 = {500: "The version is promoted but could not be loaded"}
+
+Version = Annotated[str, Path(description="A version name, e.g. v0003", examples=["v0001"])]
+
+
+def _serving_now(state: State) -> PromotionState:
+    """Load what the pointer names, and say so; complain if it could not be loaded."""
+    state.refresh()
+    promotion = state.registry.promotion()
+    served = state.watcher.version
+    if promotion.version is not None and served != promotion.version:
+        raise ModelNotLoaded(
+            f"{promotion.version} is promoted but could not be loaded (see the server log); "
+            f"this API still serves {served or 'nothing'}; "
+            "roll back with POST /v1/models/rollback"
+        )
+    return PromotionState.of(promotion, served)
+
+
+@router.get("", summary="List model versions", responses=error_responses(_401))
+def list_models(registry: Registry, state: State) -> ModelList:
+    promotion = registry.promotion()
+    served = state.watcher.version
+    models = [ModelInfo.of(card, promotion.version, served) for card in registry.cards()]
+    return ModelList(**PromotionState.of(promotion, served).model_dump(), models=models)
+
+
+@router.get(
+    "/{version}", summary="Show one model version", responses=error_responses({**_401, **_404})
+)
+def get_model(version: Version, registry: Registry, state: State) -> ModelInfo:
+    card = registry.card(version)
+    return ModelInfo.of(card, registry.promoted(), state.watcher.version)
+
+
+@router.post(
+    "/rollback",
+    summary="Roll back to the previously promoted version",
+    description="Moves the pointer back one promotion and serves that version at once.",
+    responses=error_responses({**_401, 409: "No earlier promotion to roll back to", **_500}),
+)
+def rollback(registry: Registry, state: State) -> PromotionState:
+    before = registry.promoted()
+    promotion = registry.rollback()
+    logger.info("rolled back from %s to %s through the API", before, promotion.version)
+    return _serving_now(state)
+
+
+@router.post(
+    "/{version}/promote",
+    summary="Promote a version",
+    description="Moves the pointer to `version` and serves it at once. Promoting the version "
+    "already promoted changes nothing.",
+    responses=error_responses({**_401, **_404, **_500}),
+)
+def promote(version: Version, registry: Registry, state: State) -> PromotionState:
+    promotion = registry.promote(version)
+    logger.info("promoted %s through the API", promotion.version)
+    return _serving_now(state)
