@@ -64,6 +64,12 @@ class ApiMetrics:
             "Times the served model changed (start-up, hot reload, promote, rollback)",
             registry=self.registry,
         )
+        self.labels_received = Counter(
+            "alloop_labels_received",
+            "Answers received from Argilla's webhooks, by status (submitted, discarded)",
+            ["status"],
+            registry=self.registry,
+        )
         self.model_loaded = Gauge(
             "alloop_api_model_loaded",
             "1 while a model is served, 0 while /v1/classify answers 503",

@@ -200,3 +200,11 @@ class Health(BaseModel):
     promoted_version: str | None = Field(description="The registry's promoted version")
     detail: str = Field(description="A sentence for a person")
     version: str = Field(description="alloop's version")
+
+
+class WebhookAccepted(BaseModel):
+    """What the webhook receiver did with a delivery."""
+
+    delivery: str = Field(description="The delivery's webhook-id")
+    event: str = Field(description="Argilla's event type, e.g. response.created")
+    labels: int = Field(description="Label events written to the labels topic (0 or 1)")

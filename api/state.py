@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from api.auth import KeyChecker
+from api.labels_out import KafkaLabelSink, LabelSink
 from api.metrics import ApiMetrics
 from loop.registry import ModelRegistry
 from loop.serving import ModelWatcher
@@ -20,6 +21,13 @@ class AppState:
     watcher: ModelWatcher
     metrics: ApiMetrics
     keys: KeyChecker
+    sink: LabelSink | None = field(default=None)
+
+    def labels_sink(self) -> LabelSink:
+        """Where webhook label events go: the labels topic unless a test set another sink."""
+        if self.sink is None:
+            self.sink = KafkaLabelSink(self.settings)
+        return self.sink
 
     def refresh(self) -> bool:
         """Load the promoted version if it changed (blocking: call from a thread)."""

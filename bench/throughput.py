@@ -159,9 +159,12 @@ def run(
     dataset: Path = DEFAULT_DATASET,
     servers: str | None = None,
 ) -> ThroughputResult:
+    from loop.memory import tune_malloc
     from loop.models.base import ClassifierConfig
     from loop.models.setfit_classifier import SetFitFactory
     from loop.training import train_and_publish
+
+    tune_malloc()  # as the scorer does, so both sides run with the same allocator settings
 
     with tempfile.TemporaryDirectory(prefix="alloop-bench-") as scratch:
         home = Path(scratch)

@@ -119,6 +119,8 @@ class LabelEvent(Message):
     annotator: str | None = None
     reason: str | None = None
     agreement: float | None = None
+    origin: str | None = None  # why the document was selected: "random", "uncertain", ...
+    model_version: str | None = None  # the version whose suggestion the annotator saw
     labelled_at: datetime = Field(default_factory=utcnow)
 
     @property

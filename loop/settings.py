@@ -52,6 +52,21 @@ class ScorerSettings(BaseModel):
     batch_size: int = Field(default=64, ge=1, le=4096)
     max_wait_ms: int = Field(default=500, ge=1)
     reload_check_s: float = Field(default=2.0, gt=0)
+    candidates: bool = True
+    uncertainty_threshold: float = Field(default=0.6, ge=0, le=1)
+    random_rate: float = Field(default=0.02, ge=0, le=1)
+
+
+class TrainerSettings(BaseModel):
+    """The trainer worker: when to retrain, how to split, when to promote."""
+
+    group_id: str = "alloop-trainer"
+    min_new_labels: int = Field(default=20, ge=1, description="New labels that start a round")
+    max_wait_s: float = Field(default=300.0, gt=0, description="Longest a new label waits")
+    test_fraction: float = Field(default=0.2, gt=0, lt=1)
+    full_finetune_every: int = Field(default=5, ge=0, description="0: always head-only")
+    max_macro_f1_drop: float = Field(default=0.0, ge=0, le=1)
+    max_label_f1_drop: float = Field(default=0.1, ge=0, le=1)
 
 
 class ApiSettings(BaseModel):
@@ -73,6 +88,21 @@ class ApiSettings(BaseModel):
         return value
 
 
+class ArgillaSettings(BaseModel):
+    """The labeling side. Empty ``url`` means: the local stack's Argilla."""
+
+    url: str = ""
+    api_key: SecretStr | None = None
+    annotator_api_key: SecretStr | None = None
+    workspace: str = "alloop"
+    dataset_prefix: str = "alloop"
+    webhook_secret: SecretStr | None = None
+    min_submitted: int = Field(default=1, ge=1, description="Answers a record needs to count")
+    min_agreement: float = Field(default=0.5, gt=0, le=1)
+    poll_interval_s: float = Field(default=60.0, gt=0)
+    budget: int = Field(default=500, ge=1, description="Records pending in Argilla at most")
+
+
 class Settings(BaseSettings):
     """The whole configuration of one alloop process."""
 
@@ -86,11 +116,18 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     scorer: ScorerSettings = ScorerSettings()
     api: ApiSettings = ApiSettings()
+    argilla: ArgillaSettings = ArgillaSettings()
+    trainer: TrainerSettings = TrainerSettings()
 
     @property
     def state_dir(self) -> Path:
         """Where the local stack records what it started."""
         return self.home / "stack"
+
+    @property
+    def labels_path(self) -> Path:
+        """The label store: every answer people gave (JSON Lines)."""
+        return self.home / "labels" / "labels.jsonl"
 
     @property
     def registry_path(self) -> Path:

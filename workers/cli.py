@@ -24,6 +24,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
 )
 stack_app = typer.Typer(
     help="Start, stop and inspect the local stack (broker).", no_args_is_help=True

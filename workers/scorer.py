@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from loop.errors import MessageError
-from loop.messages import Document, TaggedDocument, decode
+from loop.ids import stable_fraction
+from loop.messages import Candidate, Document, TaggedDocument, decode
 from loop.serving import ModelWatcher, ServedModel
 from loop.settings import Settings
 from workers.bus import (
@@ -74,6 +75,43 @@ def tag(
     return tagged
 
 
+RANDOM_SLICE_SALT = "alloop-random-slice"
+
+
+def candidates(
+    tagged: Sequence[TaggedDocument], threshold: float, random_rate: float
+) -> list[Candidate]:
+    """The tagged documents worth a person's time, by a simple rule.
+
+    A scored document whose top probability is below ``threshold`` is ``uncertain`` (score:
+    one minus that probability). Of the rest, a stable ``random_rate`` slice (a hash of the id,
+    so a replay picks the same documents) goes as ``random``, or ``cold-start`` while no model
+    is served; that slice keeps the test set representative of the stream.
+    """
+    picked = []
+    for doc in tagged:
+        if doc.status == "scored" and doc.score is not None and doc.score < threshold:
+            reason, strategy, score = "uncertain", "least-confidence", 1.0 - doc.score
+        elif stable_fraction(doc.id, RANDOM_SLICE_SALT) < random_rate:
+            reason = "random" if doc.status == "scored" else "cold-start"
+            strategy, score = "random", 0.0
+        else:
+            continue
+        picked.append(
+            Candidate(
+                id=doc.id,
+                text=doc.text,
+                model_version=doc.model_version,
+                strategy=strategy,
+                score=round(score, 6),
+                reason=reason,  # type: ignore[arg-type]
+                probabilities=doc.probabilities,
+                metadata=doc.metadata,
+            )
+        )
+    return picked
+
+
 @dataclass
 class Scorer:
     """Turns a batch of raw records into tagged outputs and dead letters."""
@@ -109,6 +147,10 @@ class Scorer:
                     record = by_id.get(doc.id, records[0])
                     outputs.append(dead_letter(record, f"scoring failed: {single}", self.worker_id))
         outputs.extend(Output.of(topics.tagged, t, headers) for t in tagged)
+        config = self.settings.scorer
+        if config.candidates:
+            picked = candidates(tagged, config.uncertainty_threshold, config.random_rate)
+            outputs.extend(Output.of(topics.candidates, c, headers) for c in picked)
         return outputs
 
 
@@ -120,7 +162,11 @@ def run(settings: Settings, servers: str, worker_id: str | None = None) -> LoopS
     tune_malloc()
     worker_id = worker_id or default_worker_id()
     topics = settings.kafka.topics
-    ensure_topics(servers, [topics.raw, topics.tagged, topics.dlq(topics.raw)], topics.partitions)
+    ensure_topics(
+        servers,
+        [topics.raw, topics.tagged, topics.candidates, topics.dlq(topics.raw)],
+        topics.partitions,
+    )
     registry = ModelRegistry(settings.registry_path)
     watcher = ModelWatcher(registry)
     watcher.refresh()

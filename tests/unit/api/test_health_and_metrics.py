@@ -98,6 +98,7 @@ def test_openapi_docs_describe_every_endpoint(client: TestClient) -> None:
         ("GET", "/v1/models/{version}"),
         ("POST", "/v1/models/{version}/promote"),
         ("POST", "/v1/models/rollback"),
+        ("POST", "/v1/argilla/webhooks"),
         ("GET", "/health"),
         ("GET", "/metrics"),
     }
@@ -106,3 +107,4 @@ def test_openapi_docs_describe_every_endpoint(client: TestClient) -> None:
     assert set(spec["components"]["securitySchemes"]) == {"APIKeyHeader", "HTTPBearer"}
     assert "security" in operations[("POST", "/v1/classify")]
     assert "security" not in operations[("GET", "/health")]
+    assert "security" not in operations[("POST", "/v1/argilla/webhooks")]  # signed instead

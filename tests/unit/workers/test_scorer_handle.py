@@ -98,3 +98,35 @@ def test_a_document_that_breaks_the_model_is_isolated(tmp_path: Path) -> None:
     assert sorted(tagged) == ["d0", "d2"]
     assert [d.key for d in dead] == ["d1"]
     assert b"model blew up" in dict(dead[0].headers)["alloop.error"]
+
+
+def test_uncertain_and_random_slice_documents_become_candidates(tmp_path: Path) -> None:
+    from loop.messages import Candidate
+    from loop.settings import ScorerSettings
+
+    settings = Settings(scorer=ScorerSettings(uncertainty_threshold=0.7, random_rate=0.05))
+    scorer = Scorer(settings, watcher_with_model(tmp_path), "w1")
+    sure = [Document(id=f"sure-{i}", text="stocks soar shares rally") for i in range(200)]  # 0.83
+    unsure = Document(id="unsure", text="nothing here")  # no keyword: 50/50
+    docs = [*sure, unsure]
+    outputs = scorer.handle([record(i, encode(d), d.id) for i, d in enumerate(docs)])
+    picked = [decode(o.value, Candidate) for o in outputs if o.topic == "candidates"]
+    by_reason: dict[str, list[str]] = {}
+    for c in picked:
+        by_reason.setdefault(c.reason, []).append(c.id)
+    assert by_reason["uncertain"] == ["unsure"]
+    assert 2 <= len(by_reason["random"]) <= 25  # about 5 % of 200
+    assert all(c.model_version == "v0001" for c in picked)
+    again = scorer.handle([record(i, encode(d), d.id) for i, d in enumerate(docs)])
+    assert [o.value for o in again if o.topic == "candidates"] == [
+        o.value for o in outputs if o.topic == "candidates"
+    ]  # a replay picks the same documents
+
+
+def test_no_candidates_when_switched_off(tmp_path: Path) -> None:
+    from loop.settings import ScorerSettings
+
+    settings = Settings(scorer=ScorerSettings(candidates=False, uncertainty_threshold=1.0))
+    scorer = Scorer(settings, watcher_with_model(tmp_path), "w1")
+    outputs = scorer.handle([record(0, encode(Document(id="d", text="x y")), "d")])
+    assert [o.topic for o in outputs] == ["docs.tagged"]

@@ -1,0 +1,152 @@
+"""The label store: every answer people gave, and the label each document ends up with.
+
+Answers arrive as :class:`~loop.messages.LabelEvent` (from Argilla's webhooks or from a poll
+that catches up). The store keeps the latest answer per Argilla response id, so a re-delivered
+webhook or a re-polled response changes nothing, and an edited response replaces the old one.
+:meth:`LabelStore.resolve` turns the answers into one label per document: the agreed label
+when enough people submitted one, with the share of annotators who agree.
+
+The store is an append-only JSON Lines file: a crash loses at most the line being written,
+and reading skips a torn last line.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from loop.errors import MessageError
+from loop.messages import LabelEvent, decode
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ResolvedLabel:
+    """What one document ends up with after all its answers.
+
+    ``label`` is None when the document was discarded or when annotators did not agree
+    enough; ``status`` says which. ``agreement`` is the share of submitted answers that gave
+    the winning label (1.0 with a single annotator).
+    """
+
+    id: str
+    text: str
+    task: str
+    label: str | None
+    status: str  # "labelled" | "discarded" | "disputed" | "waiting"
+    agreement: float | None
+    answers: int
+    origin: str | None
+
+
+def _newer(old: LabelEvent, new: LabelEvent) -> bool:
+    return new.labelled_at >= old.labelled_at
+
+
+class LabelStore:
+    """All answers for a project, in one JSON Lines file.
+
+    ``min_submitted`` is how many submitted answers a document needs before it counts (Argilla's
+    task distribution ``min_submitted``); ``min_agreement`` is the share of them that must
+    agree on one label, otherwise the document is ``disputed`` and not trained on.
+    """
+
+    def __init__(self, path: Path, min_submitted: int = 1, min_agreement: float = 0.5) -> None:
+        if min_submitted < 1:
+            raise ValueError("min_submitted must be at least 1")
+        self.path = path
+        self.min_submitted = min_submitted
+        self.min_agreement = min_agreement
+        self._answers: dict[str, LabelEvent] = {}
+        self._load()
+
+    def _load(self) -> None:
+        if not self.path.exists():
+            return
+        with self.path.open("rb") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    event = decode(line, LabelEvent)
+                except MessageError as exc:
+                    logger.warning("%s:%d: skipped: %s", self.path, number, exc)
+                    continue
+                self._keep(event)
+
+    def _keep(self, event: LabelEvent) -> bool:
+        held = self._answers.get(event.response_id)
+        if held is not None and (held == event or not _newer(held, event)):
+            return False
+        self._answers[event.response_id] = event
+        return True
+
+    def add(self, events: Iterable[LabelEvent]) -> int:
+        """Record answers; return how many changed the store (re-deliveries do not)."""
+        fresh = [event for event in events if self._keep(event)]
+        if not fresh:
+            return 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("ab") as handle:
+            for event in fresh:
+                handle.write(event.model_dump_json(by_alias=True).encode("utf-8") + b"\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        return len(fresh)
+
+    def __len__(self) -> int:
+        return len(self._answers)
+
+    def answers(self) -> Iterator[LabelEvent]:
+        """Every answer held, the latest per response id."""
+        return iter(self._answers.values())
+
+    def resolve(self, task: str | None = None) -> list[ResolvedLabel]:
+        """One label per document (of ``task``, or of every task), in a stable order."""
+        by_document: dict[tuple[str, str], list[LabelEvent]] = {}
+        for event in self._answers.values():
+            if task is None or event.task == task:
+                by_document.setdefault((event.task, event.id), []).append(event)
+        return [
+            self._resolve(answers)
+            for _, answers in sorted(by_document.items(), key=lambda item: item[0])
+        ]
+
+    def labelled(self, task: str | None = None) -> list[ResolvedLabel]:
+        """Only the documents with an agreed label: what a model trains and is tested on."""
+        return [r for r in self.resolve(task) if r.status == "labelled"]
+
+    def _resolve(self, answers: list[LabelEvent]) -> ResolvedLabel:
+        first = answers[0]
+        origin = next((a.origin for a in answers if a.origin), None)
+        submitted = [a for a in answers if a.status == "submitted" and a.label is not None]
+        if not submitted:
+            status = "discarded" if any(a.status == "discarded" for a in answers) else "waiting"
+            return ResolvedLabel(
+                first.id, first.text, first.task, None, status, None, len(answers), origin
+            )
+        counts = Counter(a.label for a in submitted)
+        (label, votes), *rest = counts.most_common()
+        agreement = votes / len(submitted)
+        tied = bool(rest) and rest[0][1] == votes
+        if len(submitted) < self.min_submitted:
+            status, label_or_none = "waiting", None
+        elif tied or agreement < self.min_agreement:
+            status, label_or_none = "disputed", None
+        else:
+            status, label_or_none = "labelled", label
+        return ResolvedLabel(
+            first.id,
+            first.text,
+            first.task,
+            label_or_none,
+            status,
+            round(agreement, 4),
+            len(answers),
+            origin,
+        )

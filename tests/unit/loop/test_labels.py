@@ -1,0 +1,101 @@
+"""The label store: idempotent by response id, edits replace, agreement decides."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from loop.labels import LabelStore
+from loop.messages import LabelEvent
+
+T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def answer(
+    doc: str,
+    label: str | None,
+    response: str,
+    *,
+    status: str = "submitted",
+    minutes: int = 0,
+    annotator: str = "ann",
+    origin: str | None = None,
+) -> LabelEvent:
+    return LabelEvent(
+        id=doc,
+        text=f"text of {doc}",
+        label=label,
+        status=status,  # type: ignore[arg-type]
+        response_id=response,
+        annotator=annotator,
+        origin=origin,
+        labelled_at=T0 + timedelta(minutes=minutes),
+    )
+
+
+def test_a_redelivered_answer_is_a_no_op(tmp_path: Path) -> None:
+    store = LabelStore(tmp_path / "labels.jsonl")
+    assert store.add([answer("d1", "up", "r1")]) == 1
+    assert store.add([answer("d1", "up", "r1")]) == 0
+    assert len(store) == 1
+    assert len((tmp_path / "labels.jsonl").read_text().splitlines()) == 1
+
+
+def test_an_edited_response_replaces_the_old_answer(tmp_path: Path) -> None:
+    store = LabelStore(tmp_path / "labels.jsonl")
+    store.add([answer("d1", "up", "r1")])
+    store.add([answer("d1", "down", "r1", minutes=5)])
+    store.add([answer("d1", "up", "r1", minutes=1)])  # an older copy arriving late
+    [resolved] = store.labelled()
+    assert resolved.label == "down"
+
+
+def test_the_store_survives_a_restart_and_a_torn_last_line(tmp_path: Path) -> None:
+    path = tmp_path / "labels.jsonl"
+    store = LabelStore(path)
+    store.add([answer("d1", "up", "r1"), answer("d2", "down", "r2")])
+    with path.open("a") as handle:
+        handle.write('{"schema": "label", "id": "d3", "te')  # crash mid-write
+    again = LabelStore(path)
+    assert [(r.id, r.label) for r in again.labelled()] == [("d1", "up"), ("d2", "down")]
+    assert again.add([answer("d1", "up", "r1")]) == 0
+
+
+def test_a_discarded_record_is_kept_as_discarded(tmp_path: Path) -> None:
+    store = LabelStore(tmp_path / "labels.jsonl")
+    store.add([answer("d1", None, "r1", status="discarded")])
+    [resolved] = store.resolve()
+    assert resolved.status == "discarded"
+    assert resolved.label is None
+    assert store.labelled() == []
+
+
+def test_several_annotators_agree_by_majority_with_a_score(tmp_path: Path) -> None:
+    store = LabelStore(tmp_path / "labels.jsonl", min_submitted=3)
+    store.add([answer("d1", "up", "r1", annotator="a"), answer("d1", "up", "r2", annotator="b")])
+    [waiting] = store.resolve()
+    assert waiting.status == "waiting"  # two of the three answers needed
+
+    store.add([answer("d1", "down", "r3", annotator="c")])
+    [resolved] = store.resolve()
+    assert (resolved.label, resolved.status) == ("up", "labelled")
+    assert resolved.agreement == pytest.approx(2 / 3, abs=1e-4)
+
+
+def test_a_tie_is_disputed_and_not_trained_on(tmp_path: Path) -> None:
+    store = LabelStore(tmp_path / "labels.jsonl", min_submitted=2)
+    store.add([answer("d1", "up", "r1", annotator="a"), answer("d1", "down", "r2", annotator="b")])
+    [resolved] = store.resolve()
+    assert resolved.status == "disputed"
+    assert resolved.agreement == 0.5
+    assert store.labelled() == []
+
+
+def test_resolve_filters_by_task_and_keeps_the_origin(tmp_path: Path) -> None:
+    store = LabelStore(tmp_path / "labels.jsonl")
+    ner = answer("d2", "x", "r2").model_copy(update={"task": "entities"})
+    store.add([answer("d1", "up", "r1", origin="random"), ner])
+    [only] = store.resolve("classification")
+    assert (only.id, only.origin) == ("d1", "random")

@@ -1,0 +1,108 @@
+"""From Argilla's answers to label events.
+
+Argilla reports an answer in two shapes: the ``response.*`` webhook payload and, when polled,
+a record with its responses. Both come down to the same facts (who answered which record,
+how, when) and the same :class:`~loop.messages.LabelEvent`, keyed by the response id so that
+seeing an answer twice changes nothing.
+
+Conventions of alloop's Argilla datasets (the labeler creates them): the record's
+``external_id`` is the document id, its field ``text`` holds the text, the question ``label``
+holds the class, and the metadata ``task``, ``reason`` and ``model_version`` say which task it
+belongs to, why it was selected and which version made the suggestion.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from loop.errors import InputError
+from loop.messages import LabelEvent
+
+LABEL_QUESTION = "label"
+TEXT_FIELD = "text"
+ANSWER_EVENTS = frozenset({"response.created", "response.updated"})
+# Argilla's response statuses: a draft is work in progress, not an answer.
+COUNTED = frozenset({"submitted", "discarded"})
+
+
+def _get(mapping: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(mapping, dict) or key not in mapping:
+            raise InputError(f"the payload has no {'.'.join(path)}")
+        mapping = mapping[key]
+    return mapping
+
+
+def task_of(dataset_name: str, metadata: dict[str, Any] | None, prefix: str) -> str:
+    """The task a record belongs to: its ``task`` metadata, else its dataset's name."""
+    if metadata and isinstance(metadata.get("task"), str):
+        return str(metadata["task"])
+    return dataset_name.removeprefix(f"{prefix}-")
+
+
+def label_event(
+    *,
+    response_id: str,
+    status: str,
+    values: dict[str, Any] | None,
+    record: dict[str, Any],
+    dataset_name: str,
+    annotator: str | None,
+    updated_at: str | datetime,
+    prefix: str,
+) -> LabelEvent | None:
+    """The label event for one answer, or None for a draft. Raises InputError when the
+    record is not one of alloop's (no document id, no text) or the answer is unreadable."""
+    if status not in COUNTED:
+        return None
+    doc_id = record.get("external_id")
+    if not doc_id:
+        raise InputError(f"record {record.get('id')} has no external_id: not an alloop record")
+    text = _get(record, "fields", TEXT_FIELD)
+    metadata = record.get("metadata") or {}
+    label: str | None = None
+    if status == "submitted":
+        value = (values or {}).get(LABEL_QUESTION, {}).get("value")
+        if not isinstance(value, str) or not value:
+            raise InputError(
+                f"response {response_id} on document {doc_id} has no '{LABEL_QUESTION}' value "
+                f"(got {value!r})"
+            )
+        label = value
+    return LabelEvent(
+        id=str(doc_id),
+        text=str(text),
+        task=task_of(dataset_name, metadata, prefix),
+        label=label,
+        status="submitted" if status == "submitted" else "discarded",
+        response_id=str(response_id),
+        annotator=annotator,
+        origin=metadata.get("reason"),
+        model_version=metadata.get("model_version"),
+        labelled_at=updated_at,  # type: ignore[arg-type]
+    )
+
+
+def from_webhook(payload: dict[str, Any], prefix: str) -> LabelEvent | None:
+    """The label event in a webhook delivery, or None when it carries no answer.
+
+    ``response.created`` / ``response.updated`` carry one answer. ``record.completed`` only
+    says that a record has all the answers it needs; the label store resolves agreement from
+    the answers themselves, so it needs nothing from this event.
+    """
+    event = payload.get("type")
+    if event not in ANSWER_EVENTS:
+        return None
+    data = _get(payload, "data")
+    record = _get(data, "record")
+    return label_event(
+        response_id=str(_get(data, "id")),
+        status=str(_get(data, "status")),
+        values=data.get("values"),
+        record=record,
+        dataset_name=str(_get(record, "dataset", "name")),
+        annotator=(data.get("user") or {}).get("username"),
+        updated_at=_get(data, "updated_at"),
+        prefix=prefix,
+    )
