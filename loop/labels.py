@@ -81,7 +81,7 @@ class LabelStore:
 
     def _keep(self, event: LabelEvent) -> bool:
         held = self._answers.get(event.response_id)
-        if held is not None and (held == event or not _newer(held, event)):
+        if held is not None and (held.same_answer(event) or not _newer(held, event)):
             return False
         self._answers[event.response_id] = event
         return True

@@ -123,6 +123,21 @@ class LabelEvent(Message):
     model_version: str | None = None  # the version whose suggestion the annotator saw
     labelled_at: datetime = Field(default_factory=utcnow)
 
+    @field_validator("labelled_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        # Argilla sends naive UTC times; keep every time comparable.
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+    def same_answer(self, other: LabelEvent) -> bool:
+        """Whether ``other`` says the same thing (who relayed it does not matter)."""
+        return (self.response_id, self.label, self.status, self.labelled_at) == (
+            other.response_id,
+            other.label,
+            other.status,
+            other.labelled_at,
+        )
+
     @property
     def key(self) -> str:
         return self.id

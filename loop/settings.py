@@ -67,6 +67,9 @@ class TrainerSettings(BaseModel):
     full_finetune_every: int = Field(default=5, ge=0, description="0: always head-only")
     max_macro_f1_drop: float = Field(default=0.0, ge=0, le=1)
     max_label_f1_drop: float = Field(default=0.1, ge=0, le=1)
+    task: str = "classification"
+    model_kind: str = Field(default="setfit", description="setfit, or keywords for tests")
+    num_iterations: int = Field(default=5, ge=1, description="SetFit pairs per example")
 
 
 class ApiSettings(BaseModel):
@@ -101,6 +104,15 @@ class ArgillaSettings(BaseModel):
     min_agreement: float = Field(default=0.5, gt=0, le=1)
     poll_interval_s: float = Field(default=60.0, gt=0)
     budget: int = Field(default=500, ge=1, description="Records pending in Argilla at most")
+    labels: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    labeler_group_id: str = "alloop-labeler"
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _split_labels(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [label.strip() for label in value.split(",") if label.strip()]
+        return value
 
 
 class Settings(BaseSettings):

@@ -106,3 +106,60 @@ def from_webhook(payload: dict[str, Any], prefix: str) -> LabelEvent | None:
         updated_at=_get(data, "updated_at"),
         prefix=prefix,
     )
+
+
+ANSWERED = {
+    "and": [
+        {
+            "type": "terms",
+            "scope": {"entity": "response", "property": "status"},
+            "values": sorted(COUNTED),
+        }
+    ]
+}
+
+
+def poll(
+    http: Any, prefix: str, workspace_id: str | None = None, page: int = 200
+) -> list[LabelEvent]:
+    """Every submitted or discarded answer in alloop's datasets, read through Argilla's HTTP
+    API (``http`` is an ``httpx.Client`` with the owner's key). The catch-up for deliveries
+    the API missed; answers seen before are no-ops in the label store."""
+    events: list[LabelEvent] = []
+    datasets = http.get("/api/v1/me/datasets").raise_for_status().json()["items"]
+    for dataset in datasets:
+        name = str(dataset["name"])
+        if not name.startswith(f"{prefix}-"):
+            continue
+        if workspace_id is not None and str(dataset.get("workspace_id")) != workspace_id:
+            continue
+        offset = 0
+        while True:
+            found = (
+                http.post(
+                    f"/api/v1/datasets/{dataset['id']}/records/search",
+                    params={"offset": offset, "limit": page, "include": "responses"},
+                    json={"filters": ANSWERED},
+                )
+                .raise_for_status()
+                .json()
+            )
+            records = [item["record"] for item in found["items"]]
+            for record in records:
+                for response in record.get("responses") or []:
+                    event = label_event(
+                        response_id=str(response["id"]),
+                        status=str(response["status"]),
+                        values=response.get("values"),
+                        record=record,
+                        dataset_name=name,
+                        annotator=str(response.get("user_id")),
+                        updated_at=response["updated_at"],
+                        prefix=prefix,
+                    )
+                    if event is not None:
+                        events.append(event)
+            offset += len(records)
+            if len(records) < page:
+                break
+    return events

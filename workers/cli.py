@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -273,6 +274,104 @@ def worker_scorer(
 
     settings = _settings()
     scorer.run(settings, bootstrap_servers(settings), worker_id)
+
+
+@worker_app.command("trainer")
+def worker_trainer(
+    worker_id: Annotated[str, typer.Option(help="Name in logs and headers.")] = "trainer",
+) -> None:
+    """Consume labels into the label store; retrain when enough arrived; promote if better.
+
+    A round starts after ALLOOP_TRAINER__MIN_NEW_LABELS new answers (or when the first of them
+    waited ALLOOP_TRAINER__MAX_WAIT_S), runs in a fresh process, trains on all agreed labels,
+    evaluates on the frozen test set and promotes through the gate (docs/evaluation.md).
+    """
+    from workers import trainer
+    from workers.bus import bootstrap_servers
+
+    settings = _settings()
+    trainer.run(settings, bootstrap_servers(settings), worker_id)
+
+
+@worker_app.command("labeler")
+def worker_labeler(
+    worker_id: Annotated[str, typer.Option(help="Name in logs and headers.")] = "labeler",
+    vectors: Annotated[
+        bool, typer.Option(help="Attach MiniLM embeddings so Argilla can find similar records.")
+    ] = True,
+) -> None:
+    """Consume candidates and keep one Argilla dataset per task, within the budget.
+
+    Records are keyed by document id (a replay updates, never duplicates) and carry the model's
+    suggestion, the selection metadata and, with --vectors, an embedding. Every
+    ALLOOP_ARGILLA__POLL_INTERVAL_S it also re-publishes answers whose webhook was missed.
+    Argilla's address and key: ALLOOP_ARGILLA__URL / __API_KEY, else the local stack's.
+    """
+    from workers import labeler
+    from workers.bus import bootstrap_servers
+
+    settings = _settings()
+    labeler.run(settings, bootstrap_servers(settings), worker_id, vectors)
+
+
+@app.command("annotate")
+def annotate(
+    oracle: Annotated[
+        Path,
+        typer.Option(
+            help="Gold file (.jsonl or .csv with text and label; id optional) to answer from."
+        ),
+    ],
+    rate: Annotated[float, typer.Option(help="Answers per second (0: as fast as possible).")] = 0,
+    limit: Annotated[int | None, typer.Option(help="Stop after this many answers.")] = None,
+    label_map: Annotated[
+        str | None, typer.Option(help="Rename raw labels, e.g. '0=Bearish,1=Bullish,2=Neutral'.")
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option(help="Keep looking for new pending records until Ctrl-C.")
+    ] = False,
+) -> None:
+    """Answer pending Argilla records with gold labels, as the annotator account.
+
+    For tests, demos and benchmarks: signs in with ALLOOP_ARGILLA__ANNOTATOR_API_KEY (else the
+    local stack's annotator), finds the records pending for it in alloop's datasets and submits
+    the gold label of each record found in the gold file (by document id, else by text).
+    """
+    from loop.messages import Document
+    from loop.readers import Columns, parse_label_map, read_documents
+    from workers.annotate import Gold, Oracle
+    from workers.labeler import connect
+
+    settings = _settings()
+    columns = Columns(label_names=parse_label_map(label_map))
+    gold = Gold(d for d in read_documents(oracle, columns) if isinstance(d, Document))
+    if not gold:
+        fail(f"{oracle}: no labelled documents in it")
+    url, _ = connect(settings)
+    key = settings.argilla.annotator_api_key
+    if key is None:
+        from workers.stack import argilla_credentials
+
+        key_text = argilla_credentials(settings.state_dir, "annotator")[1]
+    else:
+        key_text = key.get_secret_value()
+    bot = Oracle(url, key_text, gold, prefix=settings.argilla.dataset_prefix, rate=rate)
+    total = 0
+    try:
+        while True:
+            tally = bot.run(None if limit is None else limit - total)
+            total += tally.submitted
+            typer.echo(
+                f"answered {tally.submitted} record(s) {tally.by_label}; "
+                f"{tally.unknown} not in the gold file, {tally.failed} failed"
+            )
+            if not follow or (limit is not None and total >= limit):
+                break
+            time.sleep(2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        bot.close()
 
 
 @app.command("api")

@@ -18,12 +18,25 @@ from api.deps import State
 from api.errors import ApiError
 from api.schemas import WebhookAccepted
 from api.webhooks import WebhooksOff, verify
-from loop.errors import InputError
+from loop.errors import AlloopError, InputError
+from loop.settings import Settings
 from workers.argilla_labels import from_webhook
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["argilla"])
+
+
+def webhook_secret(settings: Settings) -> str | None:
+    """The configured secret, else the one the local stack registered its webhook with."""
+    if settings.argilla.webhook_secret is not None:
+        return settings.argilla.webhook_secret.get_secret_value()
+    from workers.stack import ArgillaCredentials
+
+    try:
+        return ArgillaCredentials.load(settings.state_dir).webhook_secret
+    except AlloopError:
+        return None
 
 
 class LabelsUnavailable(ApiError):
@@ -42,11 +55,14 @@ class LabelsUnavailable(ApiError):
     "on the `labels` topic, 503 when it could not be written (Argilla retries).",
 )
 async def receive(request: Request, state: State) -> WebhookAccepted:
-    secret = state.settings.argilla.webhook_secret
+    secret = webhook_secret(state.settings)
     if secret is None:
-        raise WebhooksOff("no webhook secret is configured (ALLOOP_ARGILLA__WEBHOOK_SECRET)")
+        raise WebhooksOff(
+            "no webhook secret is configured (ALLOOP_ARGILLA__WEBHOOK_SECRET, or the local "
+            "stack's Argilla)"
+        )
     body = await request.body()
-    delivery = verify(secret.get_secret_value(), request.headers, body)
+    delivery = verify(secret, request.headers, body)
     try:
         payload = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

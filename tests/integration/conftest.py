@@ -204,3 +204,63 @@ def read_topic(
     finally:
         consumer.close()
     return records
+
+
+class WorkerProcess:
+    """A real ``alloop worker <name>`` process with this test's settings; log kept."""
+
+    def __init__(self, env: Env, argv: list[str], log: Path, extra: dict[str, str]) -> None:
+        self.env, self.argv, self.log, self.extra = env, argv, log, extra
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "workers.cli", *self.argv],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                env={**os.environ, **self.env.vars(), **self.extra},
+            )
+        return self
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def wait_for(self, marker: str, timeout: float = 120, count: int = 1) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.text().count(marker) >= count:
+                return
+            if self.process is not None and self.process.poll() is not None:
+                raise AssertionError(f"{self.argv} exited:\n{self.text()[-3000:]}")
+            time.sleep(0.2)
+        raise AssertionError(f"{self.argv}: no {marker!r} in {timeout}s:\n{self.text()[-3000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+@pytest.fixture
+def workers(env: Env, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """``workers(["worker", "trainer"], log_name, **extra_env)``; all killed after the test."""
+    made: list[WorkerProcess] = []
+
+    def make(argv: list[str], name: str, **extra: str) -> WorkerProcess:
+        proc = WorkerProcess(env, argv, tmp_path / f"{name}.log", extra)
+        made.append(proc)
+        return proc
+
+    yield make
+    for proc in made:
+        if proc.process is not None and proc.process.poll() is None:
+            proc.process.kill()
+            proc.process.wait()

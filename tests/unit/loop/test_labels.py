@@ -99,3 +99,13 @@ def test_resolve_filters_by_task_and_keeps_the_origin(tmp_path: Path) -> None:
     store.add([answer("d1", "up", "r1", origin="random"), ner])
     [only] = store.resolve("classification")
     assert (only.id, only.origin) == ("d1", "random")
+
+
+def test_the_same_answer_seen_by_webhook_and_by_poll_is_kept_once(tmp_path: Path) -> None:
+    store = LabelStore(tmp_path / "labels.jsonl")
+    by_webhook = answer("d1", "up", "r1", annotator="maria")
+    naive = by_webhook.labelled_at.replace(tzinfo=None)  # Argilla's times come without a zone
+    by_poll = by_webhook.model_copy(update={"annotator": "user-uuid"})
+    by_poll = LabelEvent.model_validate({**by_poll.model_dump(), "labelled_at": naive})
+    assert store.add([by_webhook]) == 1
+    assert store.add([by_poll]) == 0

@@ -1,0 +1,86 @@
+"""Training rounds with the keyword fake: split, evaluation, registration and the gate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from loop.labels import ResolvedLabel
+from loop.registry import ModelRegistry
+from loop.rounds import RoundConfig, run_round
+from loop.split import in_test
+from loop.testing import KeywordFactory
+
+WORDS = {"up": ["soar", "rally", "gain", "jump"], "down": ["crash", "plunge", "drop", "slide"]}
+
+
+def labelled(n: int, noisy: bool = False) -> list[ResolvedLabel]:
+    items = []
+    for i in range(n):
+        label = "up" if i % 2 else "down"
+        word = WORDS[label][i % 4]
+        if noisy and i % 3 != 0 and not in_test(f"doc-{i}"):
+            label = "down" if label == "up" else "up"  # two thirds of the training labels are wrong
+        items.append(
+            ResolvedLabel(
+                f"doc-{i}",
+                f"stocks {word} today {i}",
+                "classification",
+                label,
+                "labelled",
+                1.0,
+                1,
+                "random" if i % 5 == 0 else "uncertain",
+            )
+        )
+    return items
+
+
+def test_the_first_round_registers_evaluates_and_promotes(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path / "registry")
+    items = labelled(100)
+    result = run_round(items, registry, KeywordFactory(), RoundConfig())
+    assert result.version == "v0001" and result.promoted
+    assert registry.promoted() == "v0001"
+    assert result.train_size + result.test_size == 100
+    assert result.test_size == sum(in_test(i.id) for i in items)
+    metrics = json.loads((registry.path("v0001") / "metrics.json").read_text())
+    assert metrics["evaluation"]["test_size"] == result.test_size
+    assert metrics["evaluation"]["macro"]["f1"] == result.macro_f1 == 1.0
+    assert {p["id"] for p in metrics["predictions"]} == {i.id for i in items if in_test(i.id)}
+    card = registry.card("v0001")
+    assert card.counts["round"] == 1 and card.counts["train"] == result.train_size
+    assert sum(card.counts["train_origins"].values()) == result.train_size
+
+
+def test_a_worse_model_is_registered_but_not_promoted(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path / "registry")
+    run_round(labelled(100), registry, KeywordFactory(), RoundConfig())
+    worse = run_round(labelled(100, noisy=True), registry, KeywordFactory(), RoundConfig())
+    assert worse.version == "v0002" and not worse.promoted
+    assert registry.promoted() == "v0001"
+    assert worse.base_macro_f1 == 1.0 and worse.macro_f1 is not None and worse.macro_f1 < 1.0
+    assert any("macro-F1" in reason for reason in worse.reasons)
+    metrics = json.loads((registry.path("v0002") / "metrics.json").read_text())
+    assert metrics["base"]["version"] == "v0001"
+    assert metrics["gate"]["passed"] is False
+
+
+def test_one_class_is_not_enough_to_train(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path / "registry")
+    only_up = [i for i in labelled(40) if i.label == "up"]
+    result = run_round(only_up, registry, KeywordFactory(), RoundConfig())
+    assert result.version is None and result.skipped and "distinct label" in result.skipped
+    assert registry.versions() == []
+
+
+def test_every_nth_round_fine_tunes_the_whole_model(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path / "registry")
+    kinds = [
+        run_round(
+            labelled(60), registry, KeywordFactory(), RoundConfig(full_finetune_every=2)
+        ).head_only
+        for _ in range(4)
+    ]
+    assert kinds == [True, False, True, False]
+    assert registry.card("v0002").training_args["freeze_body"] is False

@@ -1,0 +1,111 @@
+"""The labeler's batch handling with an in-memory queue in place of Argilla (the real Argilla
+path is tested in tests/integration/argilla)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from loop.budget import Pending
+from loop.messages import Candidate, encode
+from workers.labeler import Labeler, record_for
+
+
+class Record(NamedTuple):
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+@dataclass
+class FakeRecords:
+    stored: dict[str, Any] = field(default_factory=dict)
+
+    def log(self, records: list[Any]) -> None:
+        for record in records:
+            self.stored[str(record.id)] = record
+
+    def delete(self, records: list[Any]) -> None:
+        for record in records:
+            del self.stored[str(record.id)]
+
+
+@dataclass
+class FakeDataset:
+    records: FakeRecords = field(default_factory=FakeRecords)
+
+
+@dataclass
+class FakeQueue:
+    dataset_: FakeDataset = field(default_factory=FakeDataset)
+    started: set[str] = field(default_factory=set)
+
+    def dataset(self, task: str) -> FakeDataset:
+        return self.dataset_
+
+    def pending(self, task: str) -> list[tuple[Pending, Any]]:
+        return [
+            (Pending(rid, float(r.metadata["score"]), rid in self.started), r)
+            for rid, r in self.dataset_.records.stored.items()
+        ]
+
+
+def candidate(doc: str, score: float, reason: str = "uncertain") -> Candidate:
+    return Candidate(
+        id=doc,
+        text=f"text {doc}",
+        model_version="v0002",
+        strategy="least-confidence",
+        score=score,
+        reason=reason,  # type: ignore[arg-type]
+        probabilities={"up": 1 - score, "down": score},
+    )
+
+
+def batch(*candidates: Candidate) -> list[Record]:
+    return [
+        Record("candidates", 0, i, c.id.encode(), encode(c), []) for i, c in enumerate(candidates)
+    ]
+
+
+def test_candidates_become_records_keyed_by_document_id() -> None:
+    queue = FakeQueue()
+    labeler = Labeler(queue, budget=10, worker_id="l1")  # type: ignore[arg-type]
+    assert labeler.handle(batch(candidate("d1", 0.4), candidate("d2", 0.3))) == []
+    assert set(queue.dataset_.records.stored) == {"d1", "d2"}
+    labeler.handle(batch(candidate("d1", 0.45)))  # a replay, or a re-score: an update
+    assert set(queue.dataset_.records.stored) == {"d1", "d2"}
+    assert queue.dataset_.records.stored["d1"].metadata["score"] == 0.45
+
+
+def test_the_budget_swaps_the_weakest_untouched_record() -> None:
+    queue = FakeQueue(started={"d1"})
+    labeler = Labeler(queue, budget=2, worker_id="l1")  # type: ignore[arg-type]
+    labeler.handle(batch(candidate("d1", 0.1), candidate("d2", 0.2)))
+    labeler.handle(batch(candidate("d3", 0.5), candidate("d4", 0.05)))
+    assert set(queue.dataset_.records.stored) == {"d1", "d3"}  # d1 is being worked on
+    assert labeler.removed == 1
+
+
+def test_a_broken_candidate_goes_to_the_dead_letter_topic() -> None:
+    queue = FakeQueue()
+    labeler = Labeler(queue, budget=10, worker_id="l1")  # type: ignore[arg-type]
+    bad = Record("candidates", 0, 7, b"x", b'{"schema": "candidate", "id": "x"}', [])
+    [dead] = labeler.handle([bad, *batch(candidate("d1", 0.4))])
+    assert dead.topic == "candidates.dlq"
+    assert "invalid candidate" in dict(dead.headers)["alloop.error"].decode()
+    assert set(queue.dataset_.records.stored) == {"d1"}
+
+
+def test_a_record_carries_the_suggestion_and_selection_metadata() -> None:
+    record = record_for(candidate("d9", 0.42, reason="random"), [0.1, 0.2])
+    [suggestion] = list(record.suggestions)
+    assert (suggestion.value, suggestion.agent) == ("up", "v0002")
+    assert suggestion.score == 0.58
+    assert record.metadata["reason"] == "random"
+    assert record.metadata["strategy"] == "least-confidence"
+    assert record.id == "d9"
+    assert record.vectors["embedding"] == [0.1, 0.2]

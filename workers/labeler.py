@@ -1,0 +1,328 @@
+"""The labeler: consume ``candidates``, keep one Argilla dataset per task up to date.
+
+Each candidate becomes an Argilla record whose id (``external_id``) is the document id, so a
+replay or a re-scored candidate updates its record instead of adding one. The record carries
+the model's prediction as a suggestion (score, and the model version as agent), metadata an
+annotator can filter and sort on (selection score, strategy, reason, model version, task) and,
+when enabled, the MiniLM embedding of the text as a vector for "find similar".
+
+The budget (``argilla.budget``) caps the records waiting in a dataset; when it is full, a
+better candidate replaces the weakest pending record that nobody has started
+(:mod:`loop.budget`). Offsets are committed only after Argilla accepted the batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import argilla as rg
+import httpx
+
+from loop.budget import Offer, Pending, plan
+from loop.errors import ConfigError, MessageError
+from loop.messages import Candidate, decode
+from loop.settings import Settings
+from workers.argilla_labels import LABEL_QUESTION, TEXT_FIELD, poll
+from workers.bus import (
+    LoopStats,
+    Output,
+    StopFlag,
+    dead_letter,
+    ensure_topics,
+    make_consumer,
+    make_producer,
+    run_loop,
+    send_all,
+)
+
+logger = logging.getLogger(__name__)
+
+VECTOR = "embedding"
+METADATA_TERMS = ("reason", "strategy", "model_version", "task")
+GUIDELINES = (
+    "Each record is a document the model is unsure about (reason: uncertain), a random sample "
+    "that keeps the test set honest (random), or a cold-start pick. Choose the label the text "
+    "deserves; the model's suggestion is only a hint. Discard what cannot be labelled."
+)
+
+
+def dataset_settings(labels: Sequence[str], min_submitted: int, dimensions: int | None) -> Any:
+    """The Argilla settings of a classification dataset."""
+    return rg.Settings(
+        guidelines=GUIDELINES,
+        fields=[rg.TextField(name=TEXT_FIELD, title="Text", use_markdown=False)],
+        questions=[rg.LabelQuestion(name=LABEL_QUESTION, title="Label", labels=list(labels))],
+        metadata=[
+            rg.FloatMetadataProperty(name="score", title="Selection score"),
+            *(rg.TermsMetadataProperty(name=name) for name in METADATA_TERMS),
+        ],
+        vectors=[rg.VectorField(name=VECTOR, dimensions=dimensions)] if dimensions else [],
+        distribution=rg.TaskDistribution(min_submitted=min_submitted),
+    )
+
+
+def record_for(candidate: Candidate, vector: list[float] | None) -> Any:
+    """The Argilla record for a candidate; its id is the document id."""
+    suggestions = []
+    if candidate.probabilities:
+        label, score = max(candidate.probabilities.items(), key=lambda item: item[1])
+        suggestions.append(
+            rg.Suggestion(
+                question_name=LABEL_QUESTION,
+                value=label,
+                score=round(float(score), 6),
+                agent=candidate.model_version or "unknown",
+            )
+        )
+    metadata = {
+        "score": float(candidate.score),
+        "reason": candidate.reason,
+        "strategy": candidate.strategy,
+        "model_version": candidate.model_version or "none",
+        "task": candidate.task,
+    }
+    return rg.Record(
+        id=candidate.id,
+        fields={TEXT_FIELD: candidate.text},
+        metadata=metadata,
+        suggestions=suggestions,
+        vectors={VECTOR: vector} if vector is not None else None,
+    )
+
+
+class Embedder:
+    """MiniLM sentence embeddings for the "find similar" vectors (loaded on first use)."""
+
+    dimensions = 384
+
+    def __init__(self) -> None:
+        self._model: Any = None
+
+    def __call__(self, texts: Sequence[str]) -> list[list[float]]:
+        if self._model is None:
+            from sentence_transformers import SentenceTransformer
+
+            from loop.models.backbone import minilm_path, offline
+
+            offline()
+            self._model = SentenceTransformer(str(minilm_path()), device="cpu")
+        vectors = self._model.encode(
+            list(texts), batch_size=64, normalize_embeddings=True, show_progress_bar=False
+        )
+        return [[round(float(x), 6) for x in row] for row in vectors]
+
+
+@dataclass
+class ArgillaQueue:
+    """One alloop dataset per task in one Argilla workspace."""
+
+    client: Any
+    workspace: str
+    prefix: str
+    labels: list[str]
+    min_submitted: int
+    vector_dimensions: int | None
+    _datasets: dict[str, Any] = field(default_factory=dict)
+
+    def dataset(self, task: str) -> Any:
+        """The task's dataset, created (with its workspace) on first use."""
+        if task in self._datasets:
+            return self._datasets[task]
+        name = f"{self.prefix}-{task}"
+        if self.client.workspaces(self.workspace) is None:
+            rg.Workspace(name=self.workspace, client=self.client).create()
+            logger.info("created Argilla workspace %s", self.workspace)
+        dataset = self.client.datasets(name=name, workspace=self.workspace)
+        if dataset is None:
+            if not self.labels:
+                raise ConfigError(
+                    f"cannot create the Argilla dataset {name}: no labels known; promote a "
+                    "model or set ALLOOP_ARGILLA__LABELS"
+                )
+            settings = dataset_settings(self.labels, self.min_submitted, self.vector_dimensions)
+            dataset = rg.Dataset(
+                name=name, workspace=self.workspace, settings=settings, client=self.client
+            ).create()
+            logger.info("created Argilla dataset %s with labels %s", name, self.labels)
+        self._datasets[task] = dataset
+        return dataset
+
+    def pending(self, task: str) -> list[tuple[Pending, Any]]:
+        """Records nobody has completed, with whether a person has started each."""
+        dataset = self.dataset(task)
+        query = rg.Query(filter=rg.Filter(("status", "==", "pending")))
+        found = []
+        for record in dataset.records(query=query, with_responses=True, with_suggestions=False):
+            score = float(record.metadata.get("score", 0.0)) if record.metadata else 0.0
+            started = len(record.responses) > 0
+            found.append((Pending(str(record.id), score, started), record))
+        return found
+
+
+@dataclass
+class Labeler:
+    """Turns a batch of candidate records into Argilla writes; poison goes to the DLQ."""
+
+    queue: ArgillaQueue
+    budget: int
+    worker_id: str
+    embed: Embedder | None = None
+    written: int = 0
+    removed: int = 0
+
+    def handle(self, records: list[Any]) -> list[Output]:
+        outputs: list[Output] = []
+        by_task: dict[str, dict[str, Candidate]] = {}
+        for record in records:
+            try:
+                candidate = decode(record.value, Candidate)
+            except MessageError as exc:
+                logger.warning(
+                    "dead letter %s/%d/%d: %s", record.topic, record.partition, record.offset, exc
+                )
+                outputs.append(dead_letter(record, str(exc), self.worker_id))
+                continue
+            by_task.setdefault(candidate.task, {})[candidate.id] = candidate  # last one wins
+        for task, candidates in by_task.items():
+            self._place(task, list(candidates.values()))
+        return outputs
+
+    def _place(self, task: str, candidates: list[Candidate]) -> None:
+        pending = self.queue.pending(task)
+        decision = plan(
+            [p for p, _ in pending], [Offer(c.id, c.score) for c in candidates], self.budget
+        )
+        dataset = self.queue.dataset(task)
+        if decision.remove:
+            doomed = {p.id: r for p, r in pending if p.id in set(decision.remove)}
+            dataset.records.delete(list(doomed.values()))
+            self.removed += len(doomed)
+        chosen = [c for c in candidates if c.id in set(decision.write)]
+        if chosen:
+            vectors: list[list[float] | None] = (
+                list(self.embed([c.text for c in chosen]))
+                if self.embed is not None
+                else [None] * len(chosen)
+            )
+            dataset.records.log([record_for(c, v) for c, v in zip(chosen, vectors, strict=True)])
+            self.written += len(chosen)
+        logger.info(
+            "%s: %d candidate(s): %d written, %d replaced, %d turned away (budget %d)",
+            task,
+            len(candidates),
+            len(chosen),
+            len(decision.remove),
+            len(decision.rejected),
+            self.budget,
+        )
+
+
+def connect(settings: Settings) -> tuple[str, str]:
+    """Argilla's URL and owner key: configured, or the local stack's."""
+    url = settings.argilla.url
+    key = settings.argilla.api_key.get_secret_value() if settings.argilla.api_key else ""
+    if not (url and key):
+        from workers.stack import argilla_credentials
+
+        local_url, local_key = argilla_credentials(settings.state_dir)
+        url, key = url or local_url, key or local_key
+    return url, key
+
+
+def labels_for(settings: Settings) -> list[str]:
+    """The label set of the classification dataset: configured, else the promoted model's."""
+    if settings.argilla.labels:
+        return list(settings.argilla.labels)
+    from loop.errors import AlloopError
+    from loop.registry import ModelRegistry
+
+    registry = ModelRegistry(settings.registry_path)
+    try:
+        promoted = registry.promoted()
+        return registry.card(promoted).labels if promoted else []
+    except AlloopError:
+        return []
+
+
+def run(
+    settings: Settings, servers: str, worker_id: str = "labeler", vectors: bool = True
+) -> LoopStats:
+    """Run the labeler until SIGTERM/SIGINT."""
+    url, key = connect(settings)
+    client = rg.Argilla(api_url=url, api_key=key, timeout=60)
+    embed = Embedder() if vectors else None
+    queue = ArgillaQueue(
+        client=client,
+        workspace=settings.argilla.workspace,
+        prefix=settings.argilla.dataset_prefix,
+        labels=labels_for(settings),
+        min_submitted=settings.argilla.min_submitted,
+        vector_dimensions=Embedder.dimensions if vectors else None,
+    )
+    labeler = Labeler(queue, settings.argilla.budget, worker_id, embed)
+    topics = settings.kafka.topics
+    ensure_topics(
+        servers,
+        [topics.candidates, topics.labels, topics.dlq(topics.candidates)],
+        topics.partitions,
+    )
+    stop = StopFlag().install()
+    consumer = make_consumer(
+        servers, settings.kafka, [topics.candidates], settings.argilla.labeler_group_id
+    )
+    producer = make_producer(servers, settings.kafka)
+    logger.info(
+        "labeler %s: %s -> Argilla %s (budget %d)",
+        worker_id,
+        topics.candidates,
+        url,
+        labeler.budget,
+    )
+    http = httpx.Client(base_url=url.rstrip("/"), headers={"X-Argilla-Api-Key": key}, timeout=60)
+    last_poll = 0.0
+    published: dict[str, datetime] = {}  # what this process already relayed
+
+    def catch_up() -> None:
+        """Every ``poll_interval_s``: answers whose webhook was missed, to the labels topic."""
+        nonlocal last_poll
+        if time.monotonic() - last_poll < settings.argilla.poll_interval_s:
+            return
+        last_poll = time.monotonic()
+        try:
+            events = poll(http, settings.argilla.dataset_prefix)
+        except httpx.HTTPError as exc:
+            logger.warning("the answers poll failed, retrying later: %s", exc)
+            return
+        fresh = [e for e in events if published.get(e.response_id) != e.labelled_at]
+        send_all(producer, [Output.of(topics.labels, event) for event in fresh])
+        published.update((e.response_id, e.labelled_at) for e in fresh)
+        logger.info("answers poll: %d answer(s), %d to %s", len(events), len(fresh), topics.labels)
+
+    stats = LoopStats()
+    try:
+        run_loop(
+            consumer,
+            producer,
+            labeler.handle,
+            stop,
+            batch_size=128,
+            max_wait_ms=1000,
+            between_batches=catch_up,
+            stats=stats,
+        )
+    finally:
+        http.close()
+        consumer.close()
+        producer.close(timeout=10)
+        logger.info(
+            "labeler %s stopped: %d written, %d replaced",
+            worker_id,
+            labeler.written,
+            labeler.removed,
+        )
+    return stats

@@ -1,0 +1,188 @@
+"""The trainer: consume ``labels``, keep the label store, retrain when enough arrived.
+
+Each label event is added to the label store (idempotent by response id, fsynced) before its
+offset is committed, so a crash loses no answer and a replay adds none twice. When enough new
+labels have arrived (``trainer.min_new_labels``), or some have waited ``trainer.max_wait_s``,
+a training round runs in a fresh process (``python -m workers.train_round``): it trains on
+all agreed labels, evaluates on the frozen test set, registers the version and promotes it
+when it passes the gate. Scorers and the API pick up a promotion by themselves; the trainer
+also announces each round's outcome on the ``models`` topic.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from loop.errors import MessageError
+from loop.labels import LabelStore
+from loop.messages import LabelEvent, ModelEvent, decode
+from loop.settings import Settings
+from workers.bus import (
+    LoopStats,
+    Output,
+    StopFlag,
+    dead_letter,
+    ensure_topics,
+    make_consumer,
+    make_producer,
+    run_loop,
+    send_all,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RetrainPolicy:
+    """When a round is due: enough new labels, or new labels that waited long enough."""
+
+    min_new_labels: int
+    max_wait_s: float
+    new_labels: int = 0
+    first_new_at: float | None = None
+
+    def saw(self, count: int, now: float) -> None:
+        if count > 0:
+            self.new_labels += count
+            if self.first_new_at is None:
+                self.first_new_at = now
+
+    def due(self, now: float) -> bool:
+        if self.new_labels == 0 or self.first_new_at is None:
+            return False
+        waited = now - self.first_new_at
+        return self.new_labels >= self.min_new_labels or waited >= self.max_wait_s
+
+    def reset(self) -> None:
+        self.new_labels, self.first_new_at = 0, None
+
+
+@dataclass
+class LabelIntake:
+    """Turns a batch of ``labels`` records into store entries; poison goes to the DLQ."""
+
+    store: LabelStore
+    worker_id: str
+    added: int = 0
+    seen: list[str] = field(default_factory=list)
+
+    def handle(self, records: list[Any]) -> list[Output]:
+        outputs: list[Output] = []
+        events: list[LabelEvent] = []
+        for record in records:
+            try:
+                events.append(decode(record.value, LabelEvent))
+            except MessageError as exc:
+                logger.warning(
+                    "dead letter %s/%d/%d: %s", record.topic, record.partition, record.offset, exc
+                )
+                outputs.append(dead_letter(record, str(exc), self.worker_id))
+        added = self.store.add(events)  # fsynced before the offsets are committed
+        self.added += added
+        if events:
+            logger.info(
+                "%d label event(s), %d new, store holds %d", len(events), added, len(self.store)
+            )
+        return outputs
+
+
+def run_round(settings: Settings, timeout_s: float = 3600) -> dict[str, Any]:
+    """Run one training round in a fresh process; return what it printed (a JSON object)."""
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "workers.train_round"],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        env={**os.environ, "ALLOOP_HOME": str(settings.home)},
+        check=False,
+    )
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.strip().splitlines()[-5:])
+        raise RuntimeError(f"the training round failed (exit {done.returncode}): {tail}")
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        raise RuntimeError("the training round printed no result")
+    result: dict[str, Any] = json.loads(lines[-1])
+    result["duration_s"] = round(time.monotonic() - started, 1)
+    return result
+
+
+def model_events(result: dict[str, Any]) -> list[ModelEvent]:
+    """The events that announce a round's outcome."""
+    version = result.get("version")
+    if not version:
+        return []
+    events = [
+        ModelEvent(event="registered", version=version, previous=result.get("promoted_before"))
+    ]
+    if result.get("promoted"):
+        events.append(
+            ModelEvent(event="promoted", version=version, previous=result.get("promoted_before"))
+        )
+    return events
+
+
+def run(settings: Settings, servers: str, worker_id: str = "trainer") -> LoopStats:
+    """Run the trainer until SIGTERM/SIGINT."""
+    topics = settings.kafka.topics
+    ensure_topics(
+        servers, [topics.labels, topics.models, topics.dlq(topics.labels)], topics.partitions
+    )
+    store = LabelStore(
+        settings.labels_path, settings.argilla.min_submitted, settings.argilla.min_agreement
+    )
+    intake = LabelIntake(store, worker_id)
+    policy = RetrainPolicy(settings.trainer.min_new_labels, settings.trainer.max_wait_s)
+    stop = StopFlag().install()
+    consumer = make_consumer(servers, settings.kafka, [topics.labels], settings.trainer.group_id)
+    producer = make_producer(servers, settings.kafka)
+    counted = 0
+
+    def between_batches() -> None:
+        nonlocal counted
+        policy.saw(intake.added - counted, time.monotonic())
+        counted = intake.added
+        if not policy.due(time.monotonic()):
+            return
+        logger.info("retraining: %d new label(s) since the last round", policy.new_labels)
+        policy.reset()
+        try:
+            result = run_round(settings)
+        except (RuntimeError, subprocess.TimeoutExpired) as exc:
+            logger.error("%s; the next label retries", exc)
+            return
+        logger.info("round: %s", json.dumps(result))
+        events = model_events(result)
+        send_all(producer, [Output.of(topics.models, e) for e in events])
+
+    logger.info(
+        "trainer %s consuming %s, store %s (%d answers)",
+        worker_id,
+        topics.labels,
+        store.path,
+        len(store),
+    )
+    stats = LoopStats()
+    try:
+        run_loop(
+            consumer,
+            producer,
+            intake.handle,
+            stop,
+            batch_size=256,
+            max_wait_ms=1000,
+            between_batches=between_batches,
+            stats=stats,
+        )
+    finally:
+        consumer.close()
+        producer.close(timeout=10)
+    return stats
