@@ -22,7 +22,7 @@ from api.deps import require_key
 from api.labels_out import KafkaLabelSink
 from api.limits import BodyLimitMiddleware
 from api.metrics import ApiMetrics, MetricsMiddleware
-from api.routers import argilla, classify, health, metrics, models
+from api.routers import argilla, classify, evaluations, health, metrics, models
 from api.state import AppState
 from loop.registry import ModelRegistry
 from loop.serving import ModelWatcher
@@ -41,6 +41,7 @@ Send an API key as `X-API-Key: <key>` or `Authorization: Bearer <key>` to every 
 TAGS = [
     {"name": "classify", "description": "Label texts with the served model."},
     {"name": "models", "description": "Model versions, promotion and rollback."},
+    {"name": "evaluations", "description": "Evaluations, deltas, improvement curves, the queue."},
     {"name": "argilla", "description": "Answers from Argilla's webhooks (signed, no key)."},
     {"name": "health", "description": "Liveness and the served version (no key needed)."},
     {"name": "metrics", "description": "Prometheus metrics (no key needed)."},
@@ -120,6 +121,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=app_metrics)
     app.include_router(classify.router, dependencies=[Depends(require_key)])
     app.include_router(models.router, dependencies=[Depends(require_key)])
+    app.include_router(evaluations.router, dependencies=[Depends(require_key)])
     app.include_router(argilla.router)  # signed by Argilla instead of an API key
     app.include_router(health.router)
     app.include_router(metrics.router)

@@ -70,6 +70,17 @@ class ApiMetrics:
             ["status"],
             registry=self.registry,
         )
+        self.label_to_served = Histogram(
+            "alloop_label_to_served_seconds",
+            "From the newest label a version trained on to this API serving that version",
+            buckets=(5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1800),
+            registry=self.registry,
+        )
+        self.retrain_seconds = Gauge(
+            "alloop_trainer_last_round_seconds",
+            "Duration of the trainer's last round (from $ALLOOP_HOME/trainer/status.json)",
+            registry=self.registry,
+        )
         self.model_loaded = Gauge(
             "alloop_api_model_loaded",
             "1 while a model is served, 0 while /v1/classify answers 503",

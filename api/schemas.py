@@ -208,3 +208,20 @@ class WebhookAccepted(BaseModel):
     delivery: str = Field(description="The delivery's webhook-id")
     event: str = Field(description="Argilla's event type, e.g. response.created")
     labels: int = Field(description="Label events written to the labels topic (0 or 1)")
+
+
+class QueueState(BaseModel):
+    """Where the labels are: in the store, trained on or not, and the last round."""
+
+    answers: int = Field(description="Answers in the label store (one per Argilla response)")
+    documents: dict[str, int] = Field(
+        description="Documents by status: labelled, discarded, disputed, waiting"
+    )
+    labelled: int
+    not_yet_trained: int = Field(description="Labelled documents the latest version did not see")
+    latest_version: str | None
+    promoted_version: str | None
+    last_round_at: datetime | None
+    last_round_seconds: float | None
+    last_round_version: str | None
+    last_round_promoted: bool | None

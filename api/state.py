@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from api.auth import KeyChecker
 from api.labels_out import KafkaLabelSink, LabelSink
 from api.metrics import ApiMetrics
+from loop.errors import AlloopError
 from loop.registry import ModelRegistry
 from loop.serving import ModelWatcher
 from loop.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -34,5 +39,25 @@ class AppState:
         changed = self.watcher.refresh()
         if changed:
             self.metrics.reloads.inc()
+            self._observe_latency()
         self.metrics.set_served(self.watcher.version)
+        from workers.trainer import TrainerStatus
+
+        status = TrainerStatus.load(self.settings.home)
+        if status is not None:
+            self.metrics.retrain_seconds.set(status.duration_s)
         return changed
+
+    def _observe_latency(self) -> None:
+        """Label-to-served latency: newest label of the version now served, until now."""
+        version = self.watcher.version
+        if version is None:
+            return
+        try:
+            stamp = self.registry.card(version).counts.get("newest_label_at")
+        except AlloopError:
+            return
+        if stamp:
+            latency = (datetime.now(UTC) - datetime.fromisoformat(stamp)).total_seconds()
+            self.metrics.label_to_served.observe(max(0.0, latency))
+            logger.info("serving %s, %.1f s after its newest label", version, latency)

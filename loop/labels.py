@@ -17,6 +17,7 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from loop.errors import MessageError
@@ -42,6 +43,7 @@ class ResolvedLabel:
     agreement: float | None
     answers: int
     origin: str | None
+    labelled_at: datetime | None = None  # the latest answer's time
 
 
 def _newer(old: LabelEvent, new: LabelEvent) -> bool:
@@ -124,11 +126,12 @@ class LabelStore:
     def _resolve(self, answers: list[LabelEvent]) -> ResolvedLabel:
         first = answers[0]
         origin = next((a.origin for a in answers if a.origin), None)
+        latest = max(a.labelled_at for a in answers)
         submitted = [a for a in answers if a.status == "submitted" and a.label is not None]
         if not submitted:
             status = "discarded" if any(a.status == "discarded" for a in answers) else "waiting"
             return ResolvedLabel(
-                first.id, first.text, first.task, None, status, None, len(answers), origin
+                first.id, first.text, first.task, None, status, None, len(answers), origin, latest
             )
         counts = Counter(a.label for a in submitted)
         (label, votes), *rest = counts.most_common()
@@ -149,4 +152,5 @@ class LabelStore:
             round(agreement, 4),
             len(answers),
             origin,
+            latest,
         )

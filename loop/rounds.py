@@ -136,6 +136,8 @@ def run_round(
     verdict = judge(head, base, config.gate)
     result.reasons = verdict.reasons
 
+    stamps = [item.labelled_at for item in labelled if item.labelled_at is not None]
+    newest = max(stamps) if stamps else None
     card = registry.publish(
         classifier.save,
         labels=classifier.labels,
@@ -147,6 +149,7 @@ def run_round(
             "round": result.round,
             "per_label": dict(sorted(classes.items())),
             "train_origins": dict(sorted(Counter(i.origin or "unknown" for i in train).items())),
+            "newest_label_at": newest.isoformat() if newest else None,
         },
         parent=result.promoted_before,
         notes="head refit on the frozen body" if result.head_only else "full fine-tune",

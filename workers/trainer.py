@@ -18,7 +18,11 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel
 
 from loop.errors import MessageError
 from loop.labels import LabelStore
@@ -37,6 +41,35 @@ from workers.bus import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+class TrainerStatus(BaseModel):
+    """The last round, for ``GET /v1/queue``; kept in ``$ALLOOP_HOME/trainer/status.json``."""
+
+    finished_at: datetime
+    duration_s: float
+    version: str | None = None
+    promoted: bool = False
+    skipped: str | None = None
+    error: str | None = None
+
+    @staticmethod
+    def path(home: Path) -> Path:
+        return home / "trainer" / "status.json"
+
+    def save(self, home: Path) -> None:
+        path = self.path(home)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(self.model_dump_json())
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, home: Path) -> TrainerStatus | None:
+        try:
+            return cls.model_validate_json(cls.path(home).read_text())
+        except (OSError, ValueError):
+            return None
 
 
 @dataclass
@@ -154,11 +187,24 @@ def run(settings: Settings, servers: str, worker_id: str = "trainer") -> LoopSta
             return
         logger.info("retraining: %d new label(s) since the last round", policy.new_labels)
         policy.reset()
+        started = time.monotonic()
         try:
             result = run_round(settings)
         except (RuntimeError, subprocess.TimeoutExpired) as exc:
             logger.error("%s; the next label retries", exc)
+            TrainerStatus(
+                finished_at=datetime.now(UTC),
+                duration_s=round(time.monotonic() - started, 1),
+                error=str(exc)[-500:],
+            ).save(settings.home)
             return
+        TrainerStatus(
+            finished_at=datetime.now(UTC),
+            duration_s=result["duration_s"],
+            version=result.get("version"),
+            promoted=bool(result.get("promoted")),
+            skipped=result.get("skipped"),
+        ).save(settings.home)
         logger.info("round: %s", json.dumps(result))
         events = model_events(result)
         send_all(producer, [Output.of(topics.models, e) for e in events])

@@ -99,6 +99,10 @@ def test_openapi_docs_describe_every_endpoint(client: TestClient) -> None:
         ("POST", "/v1/models/{version}/promote"),
         ("POST", "/v1/models/rollback"),
         ("POST", "/v1/argilla/webhooks"),
+        ("GET", "/v1/evaluations/deltas"),
+        ("GET", "/v1/evaluations/{version}"),
+        ("GET", "/v1/curves"),
+        ("GET", "/v1/queue"),
         ("GET", "/health"),
         ("GET", "/metrics"),
     }

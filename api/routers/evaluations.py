@@ -1,0 +1,164 @@
+"""What model owners read: evaluations, deltas between versions, improvement curves, the queue.
+
+Everything here is computed from the registry (each version's ``metrics.json``, written by the
+training round) and the label store; nothing loads a model.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Response
+
+from api.deps import Registry, State
+from api.errors import ApiError
+from api.schemas import QueueState
+from loop.curves import OVERALL, PER_LABEL, Curve, curves, render
+from loop.deltas import Delta, compare
+from loop.errors import VersionNotFound
+from loop.evaluation import Evaluation, Prediction
+from loop.labels import LabelStore
+from loop.registry import ModelRegistry
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(tags=["evaluations"])
+
+
+class NotEvaluated(ApiError):
+    """A version with no evaluation (trained by hand, or before any test label existed)."""
+
+    status_code = 404
+    code = "not_evaluated"
+
+
+def _metrics(registry: ModelRegistry, version: str) -> dict[str, Any]:
+    card = registry.card(version)  # VersionNotFound -> 404
+    metrics = card.metrics or {}
+    if "evaluation" not in metrics:
+        raise NotEvaluated(
+            f"{version} has no evaluation: only versions made by training rounds "
+            "(alloop worker trainer) are scored on the frozen test set"
+        )
+    return metrics
+
+
+def _evaluated(registry: ModelRegistry) -> list[str]:
+    return [v for v in registry.versions() if "evaluation" in (registry.card(v).metrics or {})]
+
+
+@router.get(
+    "/v1/evaluations/deltas",
+    summary="What changed between two versions",
+    description="Per-label F1 deltas with a paired bootstrap confidence interval, macro-F1 and "
+    "accuracy deltas, and the test documents that flipped (fixed: wrong to right; broken: right "
+    "to wrong), on the test documents both versions were scored on. Defaults: `head` is the "
+    "latest evaluated version, `base` the version it was compared with when trained (the one "
+    "promoted then), else the evaluated version before it.",
+)
+def deltas(
+    registry: Registry,
+    base: Annotated[str | None, Query(description="e.g. v0002")] = None,
+    head: Annotated[str | None, Query(description="e.g. v0003")] = None,
+    confidence: Annotated[float, Query(gt=0.5, lt=1)] = 0.95,
+) -> Delta:
+    evaluated = _evaluated(registry)
+    if head is None:
+        if not evaluated:
+            raise NotEvaluated("no version has an evaluation yet")
+        head = evaluated[-1]
+    head_metrics = _metrics(registry, head)
+    recorded_base = (head_metrics.get("base") or {}).get("version")
+    if base is None:
+        earlier = [v for v in evaluated if v < head]
+        base = recorded_base or (earlier[-1] if earlier else None)
+        if base is None:
+            raise NotEvaluated(f"{head} is the first evaluated version: nothing to compare with")
+    if base == recorded_base and head_metrics["base"].get("predictions"):
+        base_rows = head_metrics["base"]["predictions"]  # scored on head's own test set
+    else:
+        base_rows = _metrics(registry, base)["predictions"]
+    labels = Evaluation.model_validate(head_metrics["evaluation"]).labels
+    return compare(
+        [Prediction.model_validate(r) for r in base_rows],
+        [Prediction.model_validate(r) for r in head_metrics["predictions"]],
+        labels,
+        base_version=base,
+        head_version=head,
+        confidence=confidence,
+    )
+
+
+@router.get(
+    "/v1/evaluations/{version}",
+    summary="A version's evaluation on the frozen test set",
+    description="Per-label precision, recall, F1, TP, FP, FN and support; micro and macro "
+    "averages; the confusion matrix (raw and normalised per gold label); how many test labels "
+    "came from random sampling and how many from active selection.",
+)
+def evaluation(registry: Registry, version: str) -> Evaluation:
+    if version not in registry.versions():
+        raise VersionNotFound(f"no model version {version!r}")
+    return Evaluation.model_validate(_metrics(registry, version)["evaluation"])
+
+
+@router.get(
+    "/v1/curves",
+    summary="Improvement curves: metrics against the number of labels",
+    description="One point per evaluated version. Without `label`: overall metrics "
+    f"({', '.join(OVERALL)}); with `label`: that label's ({', '.join(PER_LABEL)}). "
+    "`format=png` or `svg` draws them; promoted versions are filled.",
+    responses={200: {"content": {"image/png": {}, "image/svg+xml": {}}}},
+)
+def improvement_curves(
+    registry: Registry,
+    metric: Annotated[list[str] | None, Query(description="Repeat for several")] = None,
+    label: Annotated[str | None, Query(description="One label's curves")] = None,
+    format: Annotated[Literal["json", "png", "svg"], Query()] = "json",
+) -> Any:
+    chosen = metric or (["macro_f1", "accuracy"] if label is None else ["f1"])
+    found: list[Curve] = curves(registry, chosen, label)
+    if format == "json":
+        return found
+    media = "image/png" if format == "png" else "image/svg+xml"
+    return Response(
+        render(found, format, title=f"label {label}" if label else ""), media_type=media
+    )
+
+
+@router.get(
+    "/v1/queue",
+    summary="Where the labels are",
+    description="Answers in the label store (labelled, discarded, disputed, waiting), labels "
+    "not yet in any version, and the last training round (when, how long, what it made).",
+)
+def queue(state: State) -> QueueState:
+    settings = state.settings
+    store = LabelStore(
+        settings.labels_path, settings.argilla.min_submitted, settings.argilla.min_agreement
+    )
+    by_status: dict[str, int] = {}
+    resolved = store.resolve()
+    for item in resolved:
+        by_status[item.status] = by_status.get(item.status, 0) + 1
+    latest = state.registry.latest()
+    trained = 0
+    if latest is not None:
+        counts = state.registry.card(latest).counts
+        trained = int(counts.get("train", 0)) + int(counts.get("test", 0))
+    from workers.trainer import TrainerStatus
+
+    status = TrainerStatus.load(settings.home)
+    return QueueState(
+        answers=len(store),
+        documents=by_status,
+        labelled=by_status.get("labelled", 0),
+        not_yet_trained=max(0, by_status.get("labelled", 0) - trained),
+        latest_version=latest,
+        promoted_version=state.registry.promoted(),
+        last_round_at=status.finished_at if status else None,
+        last_round_seconds=status.duration_s if status else None,
+        last_round_version=status.version if status else None,
+        last_round_promoted=status.promoted if status else None,
+    )
