@@ -106,6 +106,8 @@ class ArgillaSettings(BaseModel):
     budget: int = Field(default=500, ge=1, description="Records pending in Argilla at most")
     labels: Annotated[list[str], NoDecode] = Field(default_factory=list)
     labeler_group_id: str = "alloop-labeler"
+    venv: Path | None = None
+    database_url: str | None = None
 
     @field_validator("labels", mode="before")
     @classmethod
@@ -135,6 +137,11 @@ class Settings(BaseSettings):
     def state_dir(self) -> Path:
         """Where the local stack records what it started."""
         return self.home / "stack"
+
+    @property
+    def argilla_venv(self) -> Path:
+        """Argilla's own virtualenv for the local stack."""
+        return self.argilla.venv or self.home / "argilla-venv"
 
     @property
     def labels_path(self) -> Path:

@@ -6,8 +6,9 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -60,8 +61,20 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 
 @stack_app.command("up")
-def stack_up(as_json: JsonOption = False) -> None:
-    """Start the local broker (Tansu, in memory, on 127.0.0.1) unless it already runs."""
+def stack_up(
+    as_json: JsonOption = False,
+    argilla: Annotated[
+        bool, typer.Option(help="Also start Argilla (Redis, server, worker) without Elasticsearch.")
+    ] = True,
+) -> None:
+    """Start the local stack: a Kafka-protocol broker (Tansu, in memory) and Argilla.
+
+    Everything binds to 127.0.0.1 on free ports and is recorded in $ALLOOP_HOME/stack, so
+    other commands find it without flags. What already runs is kept. The first start installs
+    argilla-server 2.8.0 into its own virtualenv (ALLOOP_ARGILLA__VENV) and prints the Argilla
+    accounts once; they stay in $ALLOOP_HOME/stack/argilla.json (mode 0600). With
+    ALLOOP_KAFKA__BOOTSTRAP_SERVERS or ALLOOP_ARGILLA__URL set, that part is not started.
+    """
     from workers import stack
 
     settings = _settings()
@@ -71,14 +84,54 @@ def stack_up(as_json: JsonOption = False) -> None:
             "alloop uses that broker and starts none.",
             err=True,
         )
-        return
-    stack.up(settings.state_dir)
+    start_argilla = argilla and not settings.argilla.url
+    first_time = not (settings.state_dir / stack.CREDENTIALS_FILE).exists()
+    stack.up(
+        settings.state_dir,
+        _argilla_starter(settings) if start_argilla else None,
+        broker=not settings.kafka.bootstrap_servers,
+    )
     info = stack.status(settings.state_dir)
     if as_json:
         typer.echo(stack.dumps(info))
         return
     for name, service in info.items():
-        typer.echo(f"{name:8} pid {service['pid']:<8} {service['address'] or service['url'] or ''}")
+        typer.echo(
+            f"{name:15} pid {service['pid']:<8} {service['address'] or service['url'] or ''}"
+        )
+    if start_argilla and first_time:
+        _print_accounts(settings)
+
+
+def _argilla_starter(settings: Settings) -> Callable[[], list[Any]]:
+    def start() -> list[Any]:
+        from workers import argilla_local
+
+        typer.echo("starting Argilla (the first time installs it, about a minute) ...", err=True)
+        webhook = f"http://127.0.0.1:{settings.api.port}/v1/argilla/webhooks"
+        local = argilla_local.start(
+            settings.state_dir,
+            settings.argilla_venv,
+            webhook_url=webhook,
+            workspace=settings.argilla.workspace,
+            database_url=settings.argilla.database_url,
+        )
+        return local.services
+
+    return start
+
+
+def _print_accounts(settings: Settings) -> None:
+    from workers.stack import ArgillaCredentials
+
+    found = ArgillaCredentials.load(settings.state_dir)
+    typer.echo(
+        f"\nArgilla UI   {found.url}\n"
+        f"  annotator  {found.annotator} / {found.annotator_password}\n"
+        f"  owner      {found.owner} / {found.owner_password}  (API key in "
+        f"{settings.state_dir / 'argilla.json'})\n"
+        "  `alloop stack status --accounts` shows them again"
+    )
 
 
 @stack_app.command("down")
@@ -92,7 +145,12 @@ def stack_down() -> None:
 
 
 @stack_app.command("status")
-def stack_status(as_json: JsonOption = False) -> None:
+def stack_status(
+    as_json: JsonOption = False,
+    accounts: Annotated[
+        bool, typer.Option(help="Also show the local Argilla's accounts and passwords.")
+    ] = False,
+) -> None:
     """Show what the local stack runs, where, and whether it is alive."""
     from workers import stack
 
@@ -102,11 +160,13 @@ def stack_status(as_json: JsonOption = False) -> None:
         typer.echo(stack.dumps(info))
         return
     if not info:
-        typer.echo("nothing is running (alloop stack up starts the broker)")
+        typer.echo("nothing is running (alloop stack up starts the broker and Argilla)")
     for name, service in info.items():
         state = "running" if service["running"] else "DEAD"
         where = service["address"] or service["url"] or ""
-        typer.echo(f"{name:8} {state:8} pid {service['pid']:<8} {where}")
+        typer.echo(f"{name:15} {state:8} pid {service['pid']:<8} {where}")
+    if accounts:
+        _print_accounts(settings)
 
 
 # ingest -----------------------------------------------------------------------------------

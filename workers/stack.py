@@ -15,7 +15,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -188,14 +188,30 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def up(state_dir: Path) -> StackState:
-    """Start what is not running yet; keep what is."""
+def up(
+    state_dir: Path,
+    argilla: Callable[[], list[Service]] | None = None,
+    *,
+    broker: bool = True,
+) -> StackState:
+    """Start what is not running yet; keep what is. ``argilla`` starts the local Argilla
+    (Redis, server, worker) and returns its services; ``broker=False`` starts no broker."""
     state = StackState.load(state_dir)
-    broker = state.services.get("broker")
-    if broker is None or not broker.alive():
+    running = state.services.get("broker")
+    if broker and (running is None or not running.alive()):
         state.services["broker"] = start_broker(state_dir)
         state.save(state_dir)
         logger.info("broker ready on %s", state.services["broker"].address)
+    if argilla is not None:
+        names = ("redis", "argilla", "argilla-worker")
+        if not all(n in state.services and state.services[n].alive() for n in names):
+            for name in names:
+                if name in state.services:
+                    stop_service(state.services.pop(name))
+            for service in argilla():
+                state.services[service.name] = service
+            state.save(state_dir)
+            logger.info("Argilla ready at %s", state.services["argilla"].url)
     return state
 
 
@@ -249,6 +265,8 @@ class ArgillaCredentials(BaseModel):
     annotator_api_key: str
     owner: str = "alloop-owner"
     annotator: str = "annotator"
+    owner_password: str = ""
+    annotator_password: str = ""
     webhook_secret: str | None = None
 
     def save(self, state_dir: Path) -> Path:

@@ -8,9 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from kafka import KafkaAdminClient
 
+from tests.integration.argilla.conftest import VENV
 from tests.integration.conftest import ROOT
 
 pytestmark = pytest.mark.integration
@@ -20,10 +22,10 @@ def alloop(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[st
     variables = {k: v for k, v in os.environ.items() if not k.startswith("ALLOOP_")}
     return subprocess.run(
         [sys.executable, "-m", "workers.cli", *args],
-        env={**variables, "ALLOOP_HOME": str(home), **env},
+        env={**variables, "ALLOOP_HOME": str(home), "ALLOOP_ARGILLA__VENV": str(VENV), **env},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,
         cwd=ROOT,
     )
 
@@ -32,8 +34,20 @@ def test_up_status_down_manage_only_the_processes_they_started(tmp_path: Path) -
     home = tmp_path / "home"
     up = alloop(home, "stack", "up", "--json")
     assert up.returncode == 0, up.stderr
-    broker = json.loads(up.stdout)["broker"]
+    services = json.loads(up.stdout)
+    assert set(services) == {"broker", "redis", "argilla", "argilla-worker"}
+    broker = services["broker"]
     try:
+        # Argilla answers, with the accounts kept private to the user.
+        credentials = home / "stack" / "argilla.json"
+        assert oct(credentials.stat().st_mode & 0o777) == "0o600"
+        keys = json.loads(credentials.read_text())
+        status = httpx.get(
+            f"{services['argilla']['url']}/api/v1/me",
+            headers={"X-Argilla-Api-Key": keys["annotator_api_key"]},
+        )
+        assert status.status_code == 200 and status.json()["role"] == "annotator"
+
         assert broker["running"] is True
         host, _port = broker["address"].split(":")
         assert host == "127.0.0.1"
@@ -58,7 +72,7 @@ def test_up_status_down_manage_only_the_processes_they_started(tmp_path: Path) -
         assert f"{data}:2" in ingest.stderr
     finally:
         down = alloop(home, "stack", "down")
-    assert down.returncode == 0 and "broker" in down.stdout
+    assert down.returncode == 0 and "broker" in down.stdout and "argilla" in down.stdout
     assert not Path(f"/proc/{broker['pid']}").exists() or _zombie(broker["pid"])
     assert json.loads(alloop(home, "stack", "status", "--json").stdout) == {}
 
@@ -69,7 +83,13 @@ def _zombie(pid: int) -> bool:
 
 def test_an_external_broker_setting_wins_over_the_local_stack(tmp_path: Path, broker: str) -> None:
     home = tmp_path / "home"
-    up = alloop(home, "stack", "up", ALLOOP_KAFKA__BOOTSTRAP_SERVERS=broker)
+    up = alloop(
+        home,
+        "stack",
+        "up",
+        ALLOOP_KAFKA__BOOTSTRAP_SERVERS=broker,
+        ALLOOP_ARGILLA__URL="http://argilla.example:6900",
+    )
     assert up.returncode == 0 and "starts none" in up.stderr
     assert json.loads(alloop(home, "stack", "status", "--json").stdout) == {}
     data = tmp_path / "docs.jsonl"

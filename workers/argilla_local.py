@@ -1,0 +1,303 @@
+"""A local Argilla without Elasticsearch: its own virtualenv, Redis, the server and its worker.
+
+argilla-server 2.8.0 pins old fastapi and pydantic and its CLI needs click<8.2, so it lives in
+a virtualenv of its own (``argilla.venv``, made on first use) together with alloop's SQL search
+engine (``deploy/argilla-sql-engine``). Redis is Debian's ``redis-server`` when installed, else
+fakeredis's TCP server. The database is SQLite in the stack's folder, unless
+``database_url`` names another one (PostgreSQL).
+
+:func:`start` brings everything up and prepares it for alloop: an owner and an annotator with
+API keys, the workspace, the annotator in it, and the webhook to the API. The keys and the
+webhook secret are kept in ``argilla.json`` (mode 0600) in the stack's state folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from workers.argilla_setup import ensure_member, ensure_webhook, ensure_workspace, owner_client
+from workers.stack import (
+    ArgillaCredentials,
+    Service,
+    StackError,
+    free_port,
+    spawn,
+    stop_service,
+    wait_for_log,
+)
+
+logger = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[1]
+ENGINE_PACKAGE = ROOT / "deploy" / "argilla-sql-engine"
+REQUIREMENTS = [
+    "argilla-server==2.8.0",
+    "click<8.2",
+    "fakeredis>=2.26",
+    # PostgreSQL: argilla-server uses psycopg2 (migrations) and asyncpg (the server).
+    "asyncpg>=0.29",
+    "psycopg2-binary>=2.9",
+]
+OWNER, ANNOTATOR = "alloop-owner", "annotator"
+
+
+def _fingerprint() -> str:
+    digest = hashlib.sha256(" ".join(REQUIREMENTS).encode())
+    for path in sorted(ENGINE_PACKAGE.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and not path.name.endswith(".pyc"):
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_venv(venv: Path) -> Path:
+    """Create or refresh Argilla's virtualenv; return its python. Skipped when up to date."""
+    python = venv / "bin" / "python"
+    stamp = venv / ".alloop-argilla"
+    want = _fingerprint()
+    if python.exists() and stamp.exists() and stamp.read_text() == want:
+        return python
+    if not python.exists():
+        logger.info("creating Argilla's virtualenv in %s", venv)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+    logger.info("installing argilla-server 2.8.0 and the SQL search engine (once) ...")
+    done = subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            *REQUIREMENTS,
+            str(ENGINE_PACKAGE),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise StackError(f"installing Argilla failed: {done.stderr.strip()[-1500:]}")
+    stamp.write_text(want)
+    return python
+
+
+@dataclass
+class LocalArgilla:
+    """What :func:`start` started."""
+
+    url: str
+    services: list[Service]
+    credentials: ArgillaCredentials
+
+
+def start_redis(python: Path, state_dir: Path) -> Service:
+    """Debian's redis-server if installed, else fakeredis's TCP server; on a free port."""
+    port = free_port()
+    log = state_dir / "logs" / "redis.log"
+    log.unlink(missing_ok=True)
+    server = shutil.which("redis-server")
+    if server:
+        command = [
+            server,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
+        marker = "Ready to accept connections"
+    else:
+        command = [str(python), "-m", "alloop_argilla_sql.redis_server", str(port)]
+        marker = "fakeredis ready"
+    process = spawn("redis", command, log)
+    wait_for_log(process, log, marker, timeout_s=30)
+    return Service(
+        name="redis", pid=process.pid, command=command, log=str(log), address=f"127.0.0.1:{port}"
+    )
+
+
+def _argilla_env(state_dir: Path, redis: str, database_url: str | None) -> dict[str, str]:
+    home = state_dir / "argilla"
+    home.mkdir(parents=True, exist_ok=True)
+    return {
+        "ARGILLA_HOME_PATH": str(home),
+        "ARGILLA_DATABASE_URL": database_url or f"sqlite+aiosqlite:///{home / 'argilla.db'}",
+        "ARGILLA_REDIS_URL": f"redis://{redis}/0",
+        "ARGILLA_SEARCH_ENGINE": "sql",
+        "ARGILLA_AUTH_SECRET_KEY": _auth_secret(home),
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "HF_HUB_OFFLINE": "1",
+    }
+
+
+def _auth_secret(home: Path) -> str:
+    path = home / ".auth-secret"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def _cli(python: Path, env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [str(python), "-m", "alloop_argilla_sql", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    if done.returncode != 0:
+        raise StackError(
+            f"argilla {' '.join(args[:3])} failed: {(done.stderr or done.stdout)[-1500:]}"
+        )
+    return done.stdout
+
+
+def _ensure_user(
+    python: Path, env: dict[str, str], username: str, role: str, key: str, password: str
+) -> None:
+    """Create the user unless it exists (Argilla's CLI then says so and skips)."""
+    try:
+        _create_user(python, env, username, role, key, password)
+    except StackError as exc:
+        if "already exists" not in str(exc):
+            raise
+
+
+def _create_user(
+    python: Path, env: dict[str, str], username: str, role: str, key: str, password: str
+) -> None:
+    output = _cli(
+        python,
+        env,
+        "database",
+        "users",
+        "create",
+        "--username",
+        username,
+        "--first-name",
+        username,
+        "--role",
+        role,
+        "--password",
+        password,
+        "--api-key",
+        key,
+    )
+    logger.debug("created Argilla user %s: %s", username, output.strip()[-200:])
+
+
+def wait_until_up(
+    url: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float = 120
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise StackError(f"Argilla exited with {process.returncode}: {tail.strip()}")
+        try:
+            if httpx.get(f"{url}/api/v1/status", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise StackError(f"Argilla did not answer at {url} within {timeout_s:.0f}s (see {log})")
+
+
+def start(
+    state_dir: Path,
+    venv: Path,
+    *,
+    webhook_url: str | None = None,
+    workspace: str = "alloop",
+    database_url: str | None = None,
+) -> LocalArgilla:
+    """Start Redis, the Argilla server and its worker, and prepare Argilla for alloop."""
+    python = ensure_venv(venv)
+    started: list[Service] = []
+    try:
+        redis = start_redis(python, state_dir)
+        started.append(redis)
+        env = _argilla_env(state_dir, redis.address or "", database_url)
+        _cli(python, env, "database", "migrate")
+        previous = _previous_credentials(state_dir)
+        owner_key = previous.owner_api_key if previous else secrets.token_urlsafe(24)
+        annotator_key = previous.annotator_api_key if previous else secrets.token_urlsafe(24)
+        owner_password = previous.owner_password if previous else secrets.token_urlsafe(12)
+        annotator_password = previous.annotator_password if previous else secrets.token_urlsafe(12)
+        _ensure_user(python, env, OWNER, "owner", owner_key, owner_password)
+        _ensure_user(python, env, ANNOTATOR, "annotator", annotator_key, annotator_password)
+
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        log = state_dir / "logs" / "argilla.log"
+        log.unlink(missing_ok=True)
+        command = [
+            str(python),
+            "-m",
+            "alloop_argilla_sql",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
+        server = spawn("argilla", command, log, env)
+        started.append(
+            Service(name="argilla", pid=server.pid, command=command, log=str(log), url=url)
+        )
+        worker_log = state_dir / "logs" / "argilla-worker.log"
+        worker_command = [str(python), "-m", "alloop_argilla_sql", "worker", "--num-workers", "1"]
+        worker = spawn("argilla-worker", worker_command, worker_log, env)
+        started.append(
+            Service(
+                name="argilla-worker", pid=worker.pid, command=worker_command, log=str(worker_log)
+            )
+        )
+        wait_until_up(url, server, log)
+
+        with owner_client(url, owner_key) as http:
+            workspace_id = ensure_workspace(http, workspace)
+            ensure_member(http, workspace_id, ANNOTATOR)
+            secret = ensure_webhook(http, webhook_url) if webhook_url else None
+        credentials = ArgillaCredentials(
+            url=url,
+            owner_api_key=owner_key,
+            annotator_api_key=annotator_key,
+            owner=OWNER,
+            annotator=ANNOTATOR,
+            owner_password=owner_password,
+            annotator_password=annotator_password,
+            webhook_secret=secret,
+        )
+        credentials.save(state_dir)
+        return LocalArgilla(url=url, services=started, credentials=credentials)
+    except BaseException:
+        for service in reversed(started):
+            stop_service(service)
+        raise
+
+
+def _previous_credentials(state_dir: Path) -> ArgillaCredentials | None:
+    """Keys from an earlier start on the same database (its users still exist)."""
+    try:
+        return ArgillaCredentials.load(state_dir)
+    except StackError:
+        return None
