@@ -103,6 +103,7 @@ class ArgillaSettings(BaseModel):
     min_submitted: int = Field(default=1, ge=1, description="Answers a record needs to count")
     min_agreement: float = Field(default=0.5, gt=0, le=1)
     poll_interval_s: float = Field(default=60.0, gt=0)
+    poll_grace_s: float = Field(default=30.0, ge=0, description="Leave newer answers to webhooks")
     budget: int = Field(default=500, ge=1, description="Records pending in Argilla at most")
     labels: Annotated[list[str], NoDecode] = Field(default_factory=list)
     labeler_group_id: str = "alloop-labeler"

@@ -96,6 +96,8 @@ def from_webhook(payload: dict[str, Any], prefix: str) -> LabelEvent | None:
         return None
     data = _get(payload, "data")
     record = _get(data, "record")
+    if not str(_get(record, "dataset", "name")).startswith(f"{prefix}-"):
+        return None  # another application's dataset on the same Argilla
     return label_event(
         response_id=str(_get(data, "id")),
         status=str(_get(data, "status")),

@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import argilla as rg
@@ -44,6 +44,15 @@ logger = logging.getLogger(__name__)
 
 VECTOR = "embedding"
 METADATA_TERMS = ("reason", "strategy", "model_version", "task")
+PENDING_RECORDS = {
+    "and": [
+        {
+            "type": "terms",
+            "scope": {"entity": "record", "property": "status"},
+            "values": ["pending"],
+        }
+    ]
+}
 GUIDELINES = (
     "Each record is a document the model is unsure about (reason: uncertain), a random sample "
     "that keeps the test set honest (random), or a cold-start pick. Choose the label the text "
@@ -127,6 +136,7 @@ class ArgillaQueue:
     labels: list[str]
     min_submitted: int
     vector_dimensions: int | None
+    http: Any = None  # an httpx.Client on Argilla's API with the same key
     _datasets: dict[str, Any] = field(default_factory=dict)
 
     def dataset(self, task: str) -> Any:
@@ -153,15 +163,39 @@ class ArgillaQueue:
         return dataset
 
     def pending(self, task: str) -> list[tuple[Pending, Any]]:
-        """Records nobody has completed, with whether a person has started each."""
+        """Records nobody has completed, with whether a person has started each; the second
+        item is the record's server id (what :meth:`remove` takes)."""
         dataset = self.dataset(task)
-        query = rg.Query(filter=rg.Filter(("status", "==", "pending")))
-        found = []
-        for record in dataset.records(query=query, with_responses=True, with_suggestions=False):
-            score = float(record.metadata.get("score", 0.0)) if record.metadata else 0.0
-            started = len(record.responses) > 0
-            found.append((Pending(str(record.id), score, started), record))
-        return found
+        found: list[tuple[Pending, Any]] = []
+        offset = 0
+        while True:
+            page = self.http.post(
+                f"/api/v1/datasets/{dataset.id}/records/search",
+                params={"offset": offset, "limit": 500, "include": "responses"},
+                json={"filters": PENDING_RECORDS},
+            )
+            page.raise_for_status()
+            records = [item["record"] for item in page.json()["items"]]
+            for record in records:
+                score = float((record.get("metadata") or {}).get("score", 0.0))
+                started = bool(record.get("responses"))
+                found.append((Pending(str(record["external_id"]), score, started), record["id"]))
+            offset += len(records)
+            if len(records) < 500:
+                return found
+
+    def remove(self, task: str, server_ids: list[Any]) -> None:
+        """Delete records by their server ids (records nobody started)."""
+        dataset = self.dataset(task)
+        for start in range(0, len(server_ids), 100):
+            chunk = ",".join(str(i) for i in server_ids[start : start + 100])
+            self.http.delete(
+                f"/api/v1/datasets/{dataset.id}/records", params={"ids": chunk}
+            ).raise_for_status()
+
+    def write(self, task: str, records: list[Any]) -> None:
+        """Add or update records (keyed by document id)."""
+        self.dataset(task).records.log(records)
 
 
 @dataclass
@@ -197,10 +231,9 @@ class Labeler:
         decision = plan(
             [p for p, _ in pending], [Offer(c.id, c.score) for c in candidates], self.budget
         )
-        dataset = self.queue.dataset(task)
         if decision.remove:
-            doomed = {p.id: r for p, r in pending if p.id in set(decision.remove)}
-            dataset.records.delete(list(doomed.values()))
+            doomed = [server_id for p, server_id in pending if p.id in set(decision.remove)]
+            self.queue.remove(task, doomed)
             self.removed += len(doomed)
         chosen = [c for c in candidates if c.id in set(decision.write)]
         if chosen:
@@ -209,7 +242,7 @@ class Labeler:
                 if self.embed is not None
                 else [None] * len(chosen)
             )
-            dataset.records.log([record_for(c, v) for c, v in zip(chosen, vectors, strict=True)])
+            self.queue.write(task, [record_for(c, v) for c, v in zip(chosen, vectors, strict=True)])
             self.written += len(chosen)
         logger.info(
             "%s: %d candidate(s): %d written, %d replaced, %d turned away (budget %d)",
@@ -256,8 +289,10 @@ def run(
     url, key = connect(settings)
     client = rg.Argilla(api_url=url, api_key=key, timeout=60)
     embed = Embedder() if vectors else None
+    http = httpx.Client(base_url=url.rstrip("/"), headers={"X-Argilla-Api-Key": key}, timeout=60)
     queue = ArgillaQueue(
         client=client,
+        http=http,
         workspace=settings.argilla.workspace,
         prefix=settings.argilla.dataset_prefix,
         labels=labels_for(settings),
@@ -283,7 +318,6 @@ def run(
         url,
         labeler.budget,
     )
-    http = httpx.Client(base_url=url.rstrip("/"), headers={"X-Argilla-Api-Key": key}, timeout=60)
     last_poll = 0.0
     published: dict[str, datetime] = {}  # what this process already relayed
 
@@ -298,7 +332,12 @@ def run(
         except httpx.HTTPError as exc:
             logger.warning("the answers poll failed, retrying later: %s", exc)
             return
-        fresh = [e for e in events if published.get(e.response_id) != e.labelled_at]
+        settled = datetime.now(UTC) - timedelta(seconds=settings.argilla.poll_grace_s)
+        fresh = [
+            e
+            for e in events
+            if published.get(e.response_id) != e.labelled_at and e.labelled_at <= settled
+        ]
         send_all(producer, [Output.of(topics.labels, event) for event in fresh])
         published.update((e.response_id, e.labelled_at) for e in fresh)
         logger.info("answers poll: %d answer(s), %d to %s", len(events), len(fresh), topics.labels)

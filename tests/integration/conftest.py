@@ -66,11 +66,13 @@ class Env:
             "ALLOOP_SCORER__MAX_WAIT_MS": "200",
         }
 
-    def alloop(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        """Run the real ``alloop`` command with this test's settings."""
+    def alloop(
+        self, *args: str, timeout: float = 300, extra: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the real ``alloop`` command with this test's settings (and ``extra``)."""
         return subprocess.run(
             [sys.executable, "-m", "workers.cli", *args],
-            env={**os.environ, **self.vars()},
+            env={**os.environ, **self.vars(), **(extra or {})},
             capture_output=True,
             text=True,
             timeout=timeout,

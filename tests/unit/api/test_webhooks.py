@@ -180,3 +180,13 @@ def test_verify_accepts_any_of_several_signatures() -> None:
     assert verify(SECRET, headers, body, now=now) == "m"
     with pytest.raises(BadSignature):
         verify(SECRET, headers, body + b" ", now=now)
+
+
+def test_answers_in_datasets_that_are_not_alloops_are_ignored(tmp_path: Path) -> None:
+    sink = Sink()
+    payload = response_payload()
+    payload["data"]["record"]["dataset"]["name"] = "someone-elses-dataset"
+    with make_client(tmp_path, sink) as client:
+        answer = deliver(client, payload)
+    assert answer.status_code == 200 and answer.json()["labels"] == 0
+    assert sink.events == []

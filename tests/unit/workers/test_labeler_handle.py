@@ -21,36 +21,25 @@ class Record(NamedTuple):
 
 
 @dataclass
-class FakeRecords:
-    stored: dict[str, Any] = field(default_factory=dict)
-
-    def log(self, records: list[Any]) -> None:
-        for record in records:
-            self.stored[str(record.id)] = record
-
-    def delete(self, records: list[Any]) -> None:
-        for record in records:
-            del self.stored[str(record.id)]
-
-
-@dataclass
-class FakeDataset:
-    records: FakeRecords = field(default_factory=FakeRecords)
-
-
-@dataclass
 class FakeQueue:
-    dataset_: FakeDataset = field(default_factory=FakeDataset)
-    started: set[str] = field(default_factory=set)
+    """Stands in for ArgillaQueue: records by document id, with their metadata score."""
 
-    def dataset(self, task: str) -> FakeDataset:
-        return self.dataset_
+    stored: dict[str, Any] = field(default_factory=dict)
+    started: set[str] = field(default_factory=set)
 
     def pending(self, task: str) -> list[tuple[Pending, Any]]:
         return [
-            (Pending(rid, float(r.metadata["score"]), rid in self.started), r)
-            for rid, r in self.dataset_.records.stored.items()
+            (Pending(rid, float(r.metadata["score"]), rid in self.started), f"server-{rid}")
+            for rid, r in self.stored.items()
         ]
+
+    def remove(self, task: str, server_ids: list[Any]) -> None:
+        for server_id in server_ids:
+            del self.stored[server_id.removeprefix("server-")]
+
+    def write(self, task: str, records: list[Any]) -> None:
+        for record in records:
+            self.stored[str(record.id)] = record
 
 
 def candidate(doc: str, score: float, reason: str = "uncertain") -> Candidate:
@@ -75,10 +64,10 @@ def test_candidates_become_records_keyed_by_document_id() -> None:
     queue = FakeQueue()
     labeler = Labeler(queue, budget=10, worker_id="l1")  # type: ignore[arg-type]
     assert labeler.handle(batch(candidate("d1", 0.4), candidate("d2", 0.3))) == []
-    assert set(queue.dataset_.records.stored) == {"d1", "d2"}
+    assert set(queue.stored) == {"d1", "d2"}
     labeler.handle(batch(candidate("d1", 0.45)))  # a replay, or a re-score: an update
-    assert set(queue.dataset_.records.stored) == {"d1", "d2"}
-    assert queue.dataset_.records.stored["d1"].metadata["score"] == 0.45
+    assert set(queue.stored) == {"d1", "d2"}
+    assert queue.stored["d1"].metadata["score"] == 0.45
 
 
 def test_the_budget_swaps_the_weakest_untouched_record() -> None:
@@ -86,7 +75,7 @@ def test_the_budget_swaps_the_weakest_untouched_record() -> None:
     labeler = Labeler(queue, budget=2, worker_id="l1")  # type: ignore[arg-type]
     labeler.handle(batch(candidate("d1", 0.1), candidate("d2", 0.2)))
     labeler.handle(batch(candidate("d3", 0.5), candidate("d4", 0.05)))
-    assert set(queue.dataset_.records.stored) == {"d1", "d3"}  # d1 is being worked on
+    assert set(queue.stored) == {"d1", "d3"}  # d1 is being worked on
     assert labeler.removed == 1
 
 
@@ -97,7 +86,7 @@ def test_a_broken_candidate_goes_to_the_dead_letter_topic() -> None:
     [dead] = labeler.handle([bad, *batch(candidate("d1", 0.4))])
     assert dead.topic == "candidates.dlq"
     assert "invalid candidate" in dict(dead.headers)["alloop.error"].decode()
-    assert set(queue.dataset_.records.stored) == {"d1"}
+    assert set(queue.stored) == {"d1"}
 
 
 def test_a_record_carries_the_suggestion_and_selection_metadata() -> None:
