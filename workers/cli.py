@@ -462,12 +462,21 @@ def demo(
     retrain: Annotated[
         bool, typer.Option(help="Train a new seed model even if one is promoted.")
     ] = False,
+    argilla: Annotated[
+        bool, typer.Option(help="Run the labeling half too: Argilla, labeler, trainer.")
+    ] = True,
+    oracle_labels: Annotated[
+        int, typer.Option(help="Records the oracle annotator answers (0: leave them to people).")
+    ] = 60,
 ) -> None:
-    """Run the backbone on the local stack with real financial tweets.
+    """Run the whole loop on the local stack with real financial tweets.
 
-    Starts the broker, trains a seed model on a few labelled tweets per class, starts a scorer
-    and the API, streams the other tweets through, prints throughput and a sample of tagged
-    documents, and leaves the scorer and the API running (alloop stack down stops them).
+    Starts the broker and Argilla, trains a seed model on a few labelled tweets per class,
+    starts a scorer, the API, the labeler and the trainer, streams the other tweets through and
+    prints throughput and a sample of tagged documents. The uncertain ones wait in Argilla
+    (address and annotator account printed); the oracle annotator answers --oracle-labels of
+    them, the trainer makes a new version, and its evaluation and delta are printed. Everything
+    keeps running for you to label more (alloop stack down stops it).
     """
     from workers import demo as demo_module
 
@@ -479,7 +488,30 @@ def demo(
         limit=limit,
         iterations=iterations,
         retrain=retrain,
+        argilla=argilla,
+        oracle_labels=oracle_labels,
     )
+
+
+@bench_app.command("argilla")
+def bench_argilla(
+    sizes: Annotated[
+        str, typer.Option(help="Comma-separated dataset sizes (records).")
+    ] = "1000,10000",
+    repeats: Annotated[int, typer.Option(help="Requests timed per figure (median).")] = 7,
+) -> None:
+    """Milliseconds per Argilla request on the SQL search engine, as a dataset grows.
+
+    Starts a private local Argilla, fills one dataset per size with labeler-like records and
+    times a page, a text query, a filter, sorting, the annotator's queue, progress and "find
+    similar" through Argilla's HTTP API. The last line printed is a JSON object.
+    """
+    from bench import argilla_engine
+
+    _settings()
+    result = argilla_engine.run([int(s) for s in sizes.split(",") if s.strip()], repeats)
+    typer.echo(argilla_engine.report(result))
+    typer.echo(json.dumps(result))
 
 
 @bench_app.command("throughput")

@@ -80,6 +80,24 @@ def ensure_scorer(settings: Settings, env: dict[str, str]) -> stack.Service:
     return service
 
 
+def ensure_worker(
+    settings: Settings, name: str, argv: list[str], env: dict[str, str]
+) -> stack.Service:
+    """Start ``alloop worker ...`` as a stack service (stopped by ``alloop stack down``)."""
+    state = stack.StackState.load(settings.state_dir)
+    current = state.services.get(name)
+    if current is not None and current.alive():
+        return current
+    log = settings.state_dir / "logs" / f"{name}.log"
+    log.unlink(missing_ok=True)
+    command = python_command(*argv)
+    process = stack.spawn(name, command, log, env)
+    stack.wait_for_log(process, log, "assigned partitions", timeout_s=180)
+    service = stack.Service(name=name, pid=process.pid, command=command, log=str(log))
+    stack.register(settings.state_dir, service)
+    return service
+
+
 def api_key(settings: Settings) -> str:
     """The configured key, or one generated for the local stack and kept with 0600."""
     if settings.api.keys:
@@ -170,15 +188,21 @@ def run(
     limit: int | None = None,
     iterations: int = 10,
     retrain: bool = False,
+    argilla: bool = True,
+    oracle_labels: int = 60,
 ) -> None:
     out = sys.stdout
     if not (dataset / "sent_train.csv").is_file():
         raise stack.StackError(f"the demo dataset is not at {dataset} (use --dataset)")
-    if settings.kafka.bootstrap_servers:
-        servers = settings.kafka.bootstrap_servers
-    else:
-        state = stack.up(settings.state_dir)
-        servers = state.services["broker"].address or ""
+    local_argilla = argilla and not settings.argilla.url
+    starter = None
+    if local_argilla:
+        from workers.cli import _argilla_starter
+
+        print("starting Argilla (the first time installs it, about a minute) ...", file=out)
+        starter = _argilla_starter(settings)
+    state = stack.up(settings.state_dir, starter, broker=not settings.kafka.bootstrap_servers)
+    servers = settings.kafka.bootstrap_servers or state.services["broker"].address or ""
     print(f"broker       {servers}", file=out)
 
     docs = read_tweets(dataset)
@@ -213,6 +237,15 @@ def run(
     ensure_scorer(settings, env)
     key = api_key(settings)
     api = ensure_api(settings, env, key)
+    if argilla:
+        print("starting the labeler and the trainer ...", file=out, flush=True)
+        ensure_worker(settings, "labeler", ["worker", "labeler"], env)
+        # One round once the oracle's answers are in (unless configured otherwise).
+        rounds = {"ALLOOP_TRAINER__MIN_NEW_LABELS": str(max(oracle_labels, 20))}
+        trainer_env = (
+            {**rounds, **env} if "ALLOOP_TRAINER__MIN_NEW_LABELS" not in os.environ else env
+        )
+        ensure_worker(settings, "trainer", ["worker", "trainer"], trainer_env)
 
     since_ms = int(time.time() * 1000)
     producer = make_producer(servers, settings.kafka)
@@ -223,6 +256,8 @@ def run(
         producer.close(timeout=10)
     result = collect_tagged(settings, servers, {d.id for d in stream}, since_ms, timeout_s=1800)
     show(result, stream, out)
+    if argilla:
+        label_loop(settings, api.url or "", key, dataset, oracle_labels, out)
     print(f"\nAPI          {api.url}  (docs: {api.url}/docs)", file=out)
     print(f"API key      {key}  (kept in {settings.state_dir / 'api_key'})", file=out)
     print(
@@ -260,3 +295,85 @@ def show(result: StreamResult, stream: Sequence[Document], out: TextIO) -> None:
             f"  {doc.label or 'unscored':8} {score:>5}  {doc.model_version or '-':6} {text}",
             file=out,
         )
+
+
+def label_loop(
+    settings: Settings, api_url: str, key: str, dataset: Path, answers: int, out: TextIO
+) -> None:
+    """Show the queue in Argilla; let the oracle answer ``answers`` records; show the round."""
+    from workers.annotate import Gold, Oracle
+    from workers.labeler import connect
+
+    url, _ = connect(settings)
+    credentials = (
+        stack.ArgillaCredentials.load(settings.state_dir) if not settings.argilla.url else None
+    )
+    print(
+        f"\nArgilla      {url}  (dataset {settings.argilla.dataset_prefix}-classification)",
+        file=out,
+    )
+    if credentials is not None:
+        print(
+            f"  sign in as {credentials.annotator} / {credentials.annotator_password} to label the queue",
+            file=out,
+        )
+    registry = ModelRegistry(settings.registry_path)
+    before = registry.latest()
+    if answers <= 0 or credentials is None:
+        return
+    time.sleep(5)  # let the labeler place the first candidates
+    print(
+        f"the oracle annotator answers {answers} records with the gold labels ...",
+        file=out,
+        flush=True,
+    )
+    gold = Gold(read_tweets(dataset))
+    bot = Oracle(
+        url, credentials.annotator_api_key, gold, prefix=settings.argilla.dataset_prefix, rate=5
+    )
+    total = 0
+    deadline = time.monotonic() + 300
+    try:
+        while total < answers and time.monotonic() < deadline:
+            total += bot.run(answers - total).submitted
+            if total < answers:
+                time.sleep(2)
+    finally:
+        bot.close()
+    print(
+        f"answered     {total} records; waiting for the trainer's round ...", file=out, flush=True
+    )
+    deadline = time.monotonic() + 600
+    while registry.latest() == before and time.monotonic() < deadline:
+        time.sleep(2)
+    if registry.latest() == before:
+        print("no new version yet: see the trainer's log (alloop stack status)", file=out)
+        return
+    headers = {"X-API-Key": key}
+    version = registry.latest()
+    card = registry.card(str(version))
+    print(
+        f"new version  {version}: trained on {card.counts.get('train')} labels, "
+        f"{'promoted' if registry.promoted() == version else 'not promoted (see its gate)'}",
+        file=out,
+    )
+    try:
+        evaluation = httpx.get(
+            f"{api_url}/v1/evaluations/{version}", headers=headers, timeout=10
+        ).json()
+        print(
+            f"evaluation   macro-F1 {evaluation['macro']['f1']:.3f} on {evaluation['test_size']} test "
+            f"documents ({api_url}/v1/evaluations/{version})",
+            file=out,
+        )
+        delta = httpx.get(f"{api_url}/v1/evaluations/deltas", headers=headers, timeout=30).json()
+        if "macro_f1" in delta:
+            m = delta["macro_f1"]
+            print(
+                f"delta        {delta['base']} -> {delta['head']}: macro-F1 {m['delta']:+.3f} "
+                f"[{m['ci_low']:+.3f}, {m['ci_high']:+.3f}], {len(delta['fixed'])} fixed, "
+                f"{len(delta['broken'])} broken",
+                file=out,
+            )
+    except (httpx.HTTPError, KeyError, ValueError) as exc:
+        print(f"(could not read the evaluation: {exc})", file=out)
