@@ -81,47 +81,19 @@ def _records(count: int, seed: int = 0) -> list[dict[str, Any]]:
     return items
 
 
-def _dataset(http: httpx.Client, workspace_id: str, name: str) -> tuple[str, str]:
+def _dataset(url: str, key: str, name: str) -> tuple[str, str]:
     """Create and publish a dataset like the labeler's; return (dataset id, question id)."""
-    dataset = (
-        http.post("/api/v1/datasets", json={"name": name, "workspace_id": workspace_id})
-        .raise_for_status()
-        .json()
+    import argilla as rg
+
+    client = rg.Argilla(api_url=url, api_key=key)
+    settings = rg.Settings(
+        fields=[rg.TextField(name="text")],
+        questions=[rg.LabelQuestion(name="label", labels=["up", "down", "flat"])],
+        metadata=[rg.FloatMetadataProperty(name="score"), rg.TermsMetadataProperty(name="reason")],
+        vectors=[rg.VectorField(name="embedding", dimensions=384)],
     )
-    ds = dataset["id"]
-    http.post(
-        f"/api/v1/datasets/{ds}/fields",
-        json={"name": "text", "title": "Text", "settings": {"type": "text"}},
-    ).raise_for_status()
-    question = (
-        http.post(
-            f"/api/v1/datasets/{ds}/questions",
-            json={
-                "name": "label",
-                "title": "Label",
-                "settings": {
-                    "type": "label_selection",
-                    "options": [{"value": v, "text": v} for v in ("up", "down", "flat")],
-                },
-            },
-        )
-        .raise_for_status()
-        .json()
-    )
-    http.post(
-        f"/api/v1/datasets/{ds}/metadata-properties",
-        json={"name": "score", "title": "score", "settings": {"type": "float"}},
-    ).raise_for_status()
-    http.post(
-        f"/api/v1/datasets/{ds}/metadata-properties",
-        json={"name": "reason", "title": "reason", "settings": {"type": "terms"}},
-    ).raise_for_status()
-    http.post(
-        f"/api/v1/datasets/{ds}/vectors-settings",
-        json={"name": "embedding", "title": "embedding", "dimensions": 384},
-    ).raise_for_status()
-    http.put(f"/api/v1/datasets/{ds}/publish").raise_for_status()
-    return ds, question["id"]
+    dataset = rg.Dataset(name=name, workspace="alloop", settings=settings, client=client).create()
+    return str(dataset.id), str(dataset.settings.questions["label"].id)
 
 
 def _fill(http: httpx.Client, dataset: str, question: str, records: list[dict[str, Any]]) -> float:
@@ -244,12 +216,11 @@ def run(
             base_url=local.url, headers={"X-Argilla-Api-Key": creds.annotator_api_key}, timeout=120
         )
         try:
-            workspace = ensure_workspace(owner, "alloop")
+            ensure_workspace(owner, "alloop")
             results: dict[str, Any] = {}
             for size in sizes:
-                dataset, question = _dataset(
-                    owner, workspace, f"bench-{size}-{uuid.uuid4().hex[:6]}"
-                )
+                name = f"bench-{size}-{uuid.uuid4().hex[:6]}"
+                dataset, question = _dataset(local.url, creds.owner_api_key, name)
                 print(f"indexing {size} records ...", file=sys.stderr, flush=True)
                 seconds = _fill(owner, dataset, question, _records(size))
                 figures = measure(owner, annotator, dataset, repeats)

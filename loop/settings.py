@@ -53,8 +53,12 @@ class ScorerSettings(BaseModel):
     max_wait_ms: int = Field(default=500, ge=1)
     reload_check_s: float = Field(default=2.0, gt=0)
     candidates: bool = True
-    uncertainty_threshold: float = Field(default=0.6, ge=0, le=1)
-    random_rate: float = Field(default=0.02, ge=0, le=1)
+    strategy: str = Field(default="breaking-ties", description="Selection: see loop.selection")
+    window_size: int = Field(default=2000, ge=1)
+    round_size: int = Field(default=500, ge=1)
+    candidates_per_round: int = Field(default=20, ge=1)
+    random_fraction: float = Field(default=0.1, ge=0, le=1)
+    seed_keywords: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class TrainerSettings(BaseModel):

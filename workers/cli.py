@@ -493,6 +493,64 @@ def demo(
     )
 
 
+@bench_app.command("learning-curve")
+def bench_learning_curve(
+    train: Annotated[Path, typer.Option(help="Labelled training pool (.jsonl or .csv).")],
+    test: Annotated[Path, typer.Option(help="Labelled test set, same format.")],
+    task: Annotated[
+        str, typer.Option(help="classification (ner comes with entity extraction).")
+    ] = "classification",
+    strategy: Annotated[
+        str, typer.Option(help="breaking-ties, entropy or least-confidence.")
+    ] = "breaking-ties",
+    baseline: Annotated[str, typer.Option(help="The strategy to beat.")] = "random",
+    seeds: Annotated[int, typer.Option(help="Simulated runs per strategy.")] = 3,
+    budget: Annotated[int, typer.Option(help="Labels per run.")] = 1000,
+    step: Annotated[int, typer.Option(help="Labels per round.")] = 100,
+    label_column: Annotated[str, typer.Option(help="Field that holds the gold label.")] = "label",
+    label_map: Annotated[
+        str | None, typer.Option(help="Rename raw labels, e.g. '0=Bearish,1=Bullish,2=Neutral'.")
+    ] = None,
+    json_out: Annotated[
+        Path, typer.Option("--json", help="Where to write the JSON (the PNG goes beside it).")
+    ] = Path("bench/results/learning-curve.json"),
+) -> None:
+    """Active learning against a baseline, with simulated annotators (gold labels).
+
+    Each round selects --step documents with the same selection code as the scorer and trains
+    the trainer's head-only model on all labels so far; macro-F1 on --test after each round,
+    mean and spread over --seeds runs. Writes a PNG and a JSON; the last line printed is a
+    JSON object with the area under each curve, the labels each needs to reach 95 % of the
+    full-data score, and the full-data score.
+    """
+    from bench import learning_curve
+    from loop.readers import Columns, parse_label_map
+
+    _settings()
+    if task != "classification":
+        fail(f"--task {task}: only classification is available so far")
+    columns = Columns(label=label_column, label_names=parse_label_map(label_map))
+    summary = learning_curve.run(
+        train,
+        test,
+        columns=columns,
+        strategy=strategy,
+        baseline=baseline,
+        seeds=seeds,
+        budget=budget,
+        step=step,
+        out=json_out.with_suffix(""),
+    )
+    typer.echo(learning_curve.report(summary, strategy, baseline))
+    typer.echo(f"picture: {summary['png']}")
+    final = {
+        "full_data_macro_f1": summary["full_data_macro_f1"],
+        strategy: {k: summary[strategy][k] for k in ("area", "labels_to_95pct_full")},
+        baseline: {k: summary[baseline][k] for k in ("area", "labels_to_95pct_full")},
+    }
+    typer.echo(json.dumps(final))
+
+
 @bench_app.command("argilla")
 def bench_argilla(
     sizes: Annotated[

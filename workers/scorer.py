@@ -12,15 +12,17 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from loop.errors import MessageError
-from loop.ids import stable_fraction
 from loop.messages import Candidate, Document, TaggedDocument, decode
+from loop.selection import Scored, SelectionConfig, select
 from loop.serving import ModelWatcher, ServedModel
 from loop.settings import Settings
 from workers.bus import (
@@ -43,17 +45,24 @@ def default_worker_id() -> str:
 
 def tag(
     documents: Sequence[Document], served: ServedModel | None, batch_size: int
-) -> list[TaggedDocument]:
-    """Tag documents with ``served`` (or as unscored when no model is promoted)."""
+) -> tuple[list[TaggedDocument], npt.NDArray[np.float32] | None]:
+    """Tag documents with ``served`` (or as unscored when no model is promoted); with the
+    embeddings the model computed on the way, when it exposes them."""
     if served is None:
         return [
             TaggedDocument(
                 id=d.id, text=d.text, status="unscored", source=d.source, metadata=d.metadata
             )
             for d in documents
-        ]
-    labels = served.classifier.labels
-    probs = served.classifier.predict_proba([d.text for d in documents], batch_size=batch_size)
+        ], None
+    classifier = served.classifier
+    labels = classifier.labels
+    texts = [d.text for d in documents]
+    embeddings: npt.NDArray[np.float32] | None = None
+    if hasattr(classifier, "predict_with_embeddings"):
+        probs, embeddings = classifier.predict_with_embeddings(texts, batch_size=batch_size)
+    else:
+        probs = classifier.predict_proba(texts, batch_size=batch_size)
     tagged = []
     for doc, row in zip(documents, probs, strict=True):
         best = int(np.argmax(row))
@@ -72,44 +81,74 @@ def tag(
                 metadata=doc.metadata,
             )
         )
-    return tagged
+    return tagged, embeddings
 
 
-RANDOM_SLICE_SALT = "alloop-random-slice"
+class CandidateRounds:
+    """A bounded window of tagged documents and, every ``round_size`` of them, a selection
+    round (:func:`loop.selection.select`) whose picks become candidates for people."""
 
+    def __init__(
+        self,
+        config: SelectionConfig,
+        window_size: int,
+        round_size: int,
+        labelled: Callable[[str | None], dict[str, int]],
+    ) -> None:
+        self.config = config
+        self.round_size = round_size
+        self.labelled = labelled
+        self.window: deque[tuple[TaggedDocument, Scored]] = deque(maxlen=window_size)
+        self.since_round = 0
 
-def candidates(
-    tagged: Sequence[TaggedDocument], threshold: float, random_rate: float
-) -> list[Candidate]:
-    """The tagged documents worth a person's time, by a simple rule.
-
-    A scored document whose top probability is below ``threshold`` is ``uncertain`` (score:
-    one minus that probability). Of the rest, a stable ``random_rate`` slice (a hash of the id,
-    so a replay picks the same documents) goes as ``random``, or ``cold-start`` while no model
-    is served; that slice keeps the test set representative of the stream.
-    """
-    picked = []
-    for doc in tagged:
-        if doc.status == "scored" and doc.score is not None and doc.score < threshold:
-            reason, strategy, score = "uncertain", "least-confidence", 1.0 - doc.score
-        elif stable_fraction(doc.id, RANDOM_SLICE_SALT) < random_rate:
-            reason = "random" if doc.status == "scored" else "cold-start"
-            strategy, score = "random", 0.0
-        else:
-            continue
-        picked.append(
-            Candidate(
-                id=doc.id,
-                text=doc.text,
-                model_version=doc.model_version,
-                strategy=strategy,
-                score=round(score, 6),
-                reason=reason,  # type: ignore[arg-type]
-                probabilities=doc.probabilities,
-                metadata=doc.metadata,
+    def add(
+        self, tagged: Sequence[TaggedDocument], embeddings: npt.NDArray[np.float32] | None
+    ) -> list[Candidate]:
+        for i, doc in enumerate(tagged):
+            vector = (
+                embeddings[i] if embeddings is not None and len(embeddings) == len(tagged) else None
             )
+            self.window.append((doc, Scored(doc.id, doc.text, doc.probabilities, vector)))
+        self.since_round += len(tagged)
+        if self.since_round < self.round_size or not self.window:
+            return []
+        self.since_round = 0
+        return self.round()
+
+    def round(self) -> list[Candidate]:
+        """Select from the window; the picked documents leave it."""
+        entries = list(self.window)
+        version = entries[-1][0].model_version
+        counts = self.labelled(version)
+        labels = sorted({k for doc, _ in entries for k in doc.probabilities}) or sorted(counts)
+        picks = select([scored for _, scored in entries], self.config, counts, labels)
+        by_id = {doc.id: doc for doc, _ in entries}
+        chosen = {p.id for p in picks}
+        self.window = deque(
+            (e for e in entries if e[0].id not in chosen), maxlen=self.window.maxlen
         )
-    return picked
+        out = []
+        for pick in picks:
+            doc = by_id[pick.id]
+            out.append(
+                Candidate(
+                    id=doc.id,
+                    text=doc.text,
+                    model_version=doc.model_version,
+                    strategy=pick.strategy,
+                    score=pick.score,
+                    reason=pick.reason,
+                    probabilities=doc.probabilities,
+                    metadata=doc.metadata,
+                )
+            )
+        logger.info(
+            "selection round: %d candidates (%s) from a window of %d",
+            len(out),
+            ", ".join(f"{r} {n}" for r, n in Counter(p.reason for p in picks).items()),
+            len(entries),
+        )
+        return out
 
 
 @dataclass
@@ -119,6 +158,17 @@ class Scorer:
     settings: Settings
     watcher: ModelWatcher
     worker_id: str
+    rounds: CandidateRounds | None = None
+
+    def __post_init__(self) -> None:
+        config = self.settings.scorer
+        if self.rounds is None and config.candidates:
+            self.rounds = CandidateRounds(
+                selection_config(self.settings),
+                config.window_size,
+                config.round_size,
+                labelled_counts(self.settings),
+            )
 
     def handle(self, records: list[Any]) -> list[Output]:
         topics = self.settings.kafka.topics
@@ -134,24 +184,59 @@ class Scorer:
                 outputs.append(dead_letter(record, str(exc), self.worker_id))
         served = self.watcher.served
         headers = [("alloop.worker", self.worker_id.encode())]
+        embeddings: npt.NDArray[np.float32] | None = None
         try:
-            tagged = tag(documents, served, self.settings.scorer.batch_size)
+            tagged, embeddings = tag(documents, served, self.settings.scorer.batch_size)
         except Exception as exc:  # a poison document must not stop the batch: isolate it
             logger.exception("batch scoring failed (%s); scoring one by one", exc)
             tagged = []
             by_id = {r.key.decode() if r.key else None: r for r in records}
             for doc in documents:
                 try:
-                    tagged.extend(tag([doc], served, 1))
+                    tagged.extend(tag([doc], served, 1)[0])
                 except Exception as single:
                     record = by_id.get(doc.id, records[0])
                     outputs.append(dead_letter(record, f"scoring failed: {single}", self.worker_id))
         outputs.extend(Output.of(topics.tagged, t, headers) for t in tagged)
-        config = self.settings.scorer
-        if config.candidates:
-            picked = candidates(tagged, config.uncertainty_threshold, config.random_rate)
+        if self.rounds is not None:
+            picked = self.rounds.add(tagged, embeddings)
             outputs.extend(Output.of(topics.candidates, c, headers) for c in picked)
         return outputs
+
+
+UNKNOWN_COUNT = 1_000_000
+
+
+def selection_config(settings: Settings) -> SelectionConfig:
+    config = settings.scorer
+    return SelectionConfig(
+        strategy=config.strategy,
+        batch_size=config.candidates_per_round,
+        random_fraction=config.random_fraction,
+        seed_keywords=config.seed_keywords,
+    )
+
+
+def labelled_counts(settings: Settings) -> Callable[[str | None], dict[str, int]]:
+    """Labels per class behind a model version (its card), for class balance and cold start."""
+    from loop.errors import AlloopError
+    from loop.registry import ModelRegistry
+
+    registry = ModelRegistry(settings.registry_path)
+
+    def counts(version: str | None) -> dict[str, int]:
+        if version is None:
+            return {}
+        try:
+            card = registry.card(version)
+        except AlloopError:
+            return {}
+        per_label = card.counts.get("per_label")
+        if not per_label:  # a model trained elsewhere: its counts are unknown, not zero
+            return dict.fromkeys(card.labels, UNKNOWN_COUNT)
+        return {str(k): int(v) for k, v in per_label.items()}
+
+    return counts
 
 
 def run(settings: Settings, servers: str, worker_id: str | None = None) -> LoopStats:

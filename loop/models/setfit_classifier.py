@@ -44,6 +44,18 @@ class SetFitClassifier:
         )
         return np.asarray(probs, dtype=np.float32)
 
+    def predict_with_embeddings(
+        self, texts: Sequence[str], batch_size: int = 64
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """Probabilities and the body's embeddings in one pass (the scorer's selection needs
+        both; computing the embeddings twice would halve its throughput)."""
+        if not texts:
+            empty = np.zeros((0, len(self._labels)), dtype=np.float32)
+            return empty, np.zeros((0, 0), dtype=np.float32)
+        vectors = encode(self._model, texts, batch_size)
+        probs = np.asarray(self._model.model_head.predict_proba(vectors), dtype=np.float32)
+        return probs, vectors
+
     def embed(self, texts: Sequence[str], batch_size: int = 64) -> npt.NDArray[np.float32]:
         """Sentence embeddings from the (fine-tuned) body, L2-normalised."""
         vectors = self._model.model_body.encode(
@@ -59,6 +71,32 @@ class SetFitClassifier:
         if path.exists() and any(path.iterdir()):
             raise ModelError(f"{path} exists and is not empty; model folders are written once")
         self._model.save_pretrained(str(path))
+
+
+def encode(model: Any, texts: Sequence[str], batch_size: int = 64) -> npt.NDArray[np.float32]:
+    """The body's sentence embeddings, as SetFit feeds them to its head."""
+    vectors = model.model_body.encode(
+        list(texts),
+        batch_size=batch_size,
+        normalize_embeddings=model.normalize_embeddings,
+        show_progress_bar=False,
+        convert_to_numpy=True,
+    )
+    return np.asarray(vectors, dtype=np.float32)
+
+
+def fit_head(model: Any, embeddings: npt.NDArray[np.float32], targets: Sequence[int]) -> None:
+    """Refit the model's logistic-regression head on fixed embeddings (the body stays frozen).
+
+    This is SetFit's own head training without its body pass, so a caller that already holds
+    the embeddings (the learning-curve benchmark, which embeds the pool once) trains exactly
+    the model a head-only training round makes.
+    """
+    from sklearn.base import clone
+
+    head = clone(model.model_head)
+    head.fit(embeddings, list(targets))
+    model.model_head = head
 
 
 class SetFitFactory:
@@ -107,7 +145,7 @@ class SetFitFactory:
                 train_dataset=Dataset.from_dict({"text": list(texts), "label": targets}),
             )
             if config.freeze_body:
-                trainer.train_classifier(list(texts), targets, args)
+                fit_head(model, encode(model, texts, config.batch_size), targets)
             else:
                 trainer.train()
         logger.info("trained SetFit on %d examples, %d labels", len(texts), len(names))

@@ -100,33 +100,50 @@ def test_a_document_that_breaks_the_model_is_isolated(tmp_path: Path) -> None:
     assert b"model blew up" in dict(dead[0].headers)["alloop.error"]
 
 
-def test_uncertain_and_random_slice_documents_become_candidates(tmp_path: Path) -> None:
+def test_a_selection_round_turns_the_window_into_candidates(tmp_path: Path) -> None:
     from loop.messages import Candidate
     from loop.settings import ScorerSettings
 
-    settings = Settings(scorer=ScorerSettings(uncertainty_threshold=0.7, random_rate=0.05))
-    scorer = Scorer(settings, watcher_with_model(tmp_path), "w1")
-    sure = [Document(id=f"sure-{i}", text="stocks soar shares rally") for i in range(200)]  # 0.83
-    unsure = Document(id="unsure", text="nothing here")  # no keyword: 50/50
-    docs = [*sure, unsure]
+    scorer_settings = ScorerSettings(round_size=50, candidates_per_round=5, random_fraction=0.2)
+    scorer = Scorer(
+        Settings(scorer=scorer_settings, registry_dir=tmp_path), watcher_with_model(tmp_path), "w1"
+    )
+    sure = [Document(id=f"sure-{i}", text="stocks soar shares rally") for i in range(40)]
+    unsure = [Document(id=f"unsure-{i}", text=f"nothing here {i}") for i in range(9)]  # 50/50
+    first = scorer.handle([record(i, encode(d), d.id) for i, d in enumerate(sure + unsure)])
+    assert [o for o in first if o.topic == "candidates"] == []  # 49 documents: no round yet
+
+    last = Document(id="unsure-9", text="nothing here 9")
+    outputs = scorer.handle([record(99, encode(last), last.id)])
+    picked = [decode(o.value, Candidate) for o in outputs if o.topic == "candidates"]
+    assert len(picked) == 5
+    uncertain = [c for c in picked if c.reason == "uncertain"]
+    assert len(uncertain) == 4 and all(c.id.startswith("unsure-") for c in uncertain)
+    assert [c.reason for c in picked].count("random") == 1
+    assert all(c.strategy == "breaking-ties" and c.model_version == "v0001" for c in picked)
+    assert scorer.rounds is not None and len(scorer.rounds.window) == 45  # picks left it
+
+
+def test_before_any_model_the_round_is_a_cold_start(tmp_path: Path) -> None:
+    from loop.messages import Candidate
+    from loop.settings import ScorerSettings
+
+    registry = ModelRegistry(tmp_path)
+    scorer_settings = ScorerSettings(
+        round_size=10, candidates_per_round=3, seed_keywords={"down": ["crash"]}
+    )
+    scorer = Scorer(Settings(scorer=scorer_settings), ModelWatcher(registry), "w1")
+    docs = [Document(id=f"d{i}", text="market crash" if i == 7 else f"calm {i}") for i in range(10)]
     outputs = scorer.handle([record(i, encode(d), d.id) for i, d in enumerate(docs)])
     picked = [decode(o.value, Candidate) for o in outputs if o.topic == "candidates"]
-    by_reason: dict[str, list[str]] = {}
-    for c in picked:
-        by_reason.setdefault(c.reason, []).append(c.id)
-    assert by_reason["uncertain"] == ["unsure"]
-    assert 2 <= len(by_reason["random"]) <= 25  # about 5 % of 200
-    assert all(c.model_version == "v0001" for c in picked)
-    again = scorer.handle([record(i, encode(d), d.id) for i, d in enumerate(docs)])
-    assert [o.value for o in again if o.topic == "candidates"] == [
-        o.value for o in outputs if o.topic == "candidates"
-    ]  # a replay picks the same documents
+    assert len(picked) == 3 and {c.reason for c in picked} == {"cold-start"}
+    assert next(c for c in picked if c.strategy == "seed:down").id == "d7"
 
 
 def test_no_candidates_when_switched_off(tmp_path: Path) -> None:
     from loop.settings import ScorerSettings
 
-    settings = Settings(scorer=ScorerSettings(candidates=False, uncertainty_threshold=1.0))
+    settings = Settings(scorer=ScorerSettings(candidates=False, round_size=1))
     scorer = Scorer(settings, watcher_with_model(tmp_path), "w1")
     outputs = scorer.handle([record(0, encode(Document(id="d", text="x y")), "d")])
     assert [o.topic for o in outputs] == ["docs.tagged"]

@@ -1,0 +1,278 @@
+"""Does active learning beat random sampling? Learning curves with simulated annotators.
+
+For each seed and each of the two strategies (the one under test and the baseline), start with
+no labels, and repeat: select ``step`` documents from the unlabelled training pool with
+:func:`loop.selection.select`, "label" them with their gold labels, train, and score macro-F1 on
+the test set; until ``budget`` labels. Training is the head-only round of the trainer
+(:func:`loop.models.setfit_classifier.fit_head`: SetFit's logistic-regression head on the frozen
+all-MiniLM-L6-v2 body), and the pool and test set are embedded once, so a curve takes seconds
+per step on a CPU. The full-data score trains the same way on every training label.
+
+Prints a table, writes a PNG and a JSON, and prints as its last line a JSON object with the
+area under each curve (mean over seeds, labels scaled to [0, 1]), the labels each needs to
+reach 95 % of the full-data score, and the full-data score.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from loop.evaluation import Prediction, evaluate
+from loop.messages import Document
+from loop.readers import Columns, Rejected, read_documents
+from loop.selection import Scored, SelectionConfig, select
+
+WINDOW = 3000
+"""Unlabelled documents ranked per step (a random subsample of the pool, as the scorer's
+bounded window is a slice of the stream)."""
+
+
+def read_labelled(path: Path, columns: Columns) -> list[Document]:
+    documents = [d for d in read_documents(path, columns) if not isinstance(d, Rejected)]
+    labelled = [d for d in documents if d.label is not None]
+    if not labelled:
+        raise SystemExit(f"{path}: no labelled documents (wrong --label-column?)")
+    return labelled
+
+
+@dataclass
+class Model:
+    """SetFit on the packaged MiniLM, head refit per step on fixed embeddings."""
+
+    setfit: Any
+    names: list[str]
+
+    @classmethod
+    def load(cls, names: list[str]) -> Model:
+        from setfit import SetFitModel
+
+        from loop.models.backbone import minilm_path, offline
+
+        offline()
+        return cls(SetFitModel.from_pretrained(str(minilm_path()), labels=names), names)
+
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        from tqdm import tqdm
+
+        from loop.models.setfit_classifier import encode
+
+        chunks = []
+        for start in tqdm(
+            range(0, len(texts), 512), desc="embedding", file=sys.stderr, unit=" batches"
+        ):
+            chunks.append(encode(self.setfit, texts[start : start + 512]))
+        return np.concatenate(chunks)
+
+    def fit_predict(
+        self,
+        x: npt.NDArray[np.float32],
+        y: Sequence[str],
+        targets: Sequence[npt.NDArray[np.float32]],
+    ) -> list[npt.NDArray[np.float64]]:
+        """Train on (x, y); class probabilities over ``names`` for each array in ``targets``."""
+        from loop.models.setfit_classifier import fit_head
+
+        index = {n: i for i, n in enumerate(self.names)}
+        fit_head(self.setfit, x, [index[label] for label in y])
+        head = self.setfit.model_head
+        outputs = []
+        for t in targets:
+            raw = head.predict_proba(t)
+            full = np.zeros((len(t), len(self.names)))
+            full[:, head.classes_] = raw  # classes never seen get probability 0
+            outputs.append(full)
+        return outputs
+
+
+def macro_f1(probs: npt.NDArray[np.float64], gold: Sequence[str], names: Sequence[str]) -> float:
+    said = [names[i] for i in probs.argmax(axis=1)]
+    rows = [
+        Prediction(id=str(i), gold=g, predicted=p)
+        for i, (g, p) in enumerate(zip(gold, said, strict=True))
+    ]
+    return evaluate(rows, names).macro_f1
+
+
+def curve(
+    model: Model,
+    pool_x: npt.NDArray[np.float32],
+    pool: Sequence[Document],
+    test_x: npt.NDArray[np.float32],
+    test_gold: Sequence[str],
+    config: SelectionConfig,
+    budget: int,
+    step: int,
+    seed: int,
+) -> list[tuple[int, float]]:
+    """(labels, macro-F1) after every step of one simulated labeling run."""
+    rng = np.random.default_rng(seed)
+    labelled: list[int] = []
+    points: list[tuple[int, float]] = []
+    probs: npt.NDArray[np.float64] | None = None
+    names = model.names
+    while len(labelled) < budget:
+        unlabelled = np.setdiff1d(np.arange(len(pool)), labelled)
+        window_ids = rng.choice(unlabelled, size=min(WINDOW, len(unlabelled)), replace=False)
+        window = [
+            Scored(
+                id=str(i),
+                text=pool[i].text,
+                probabilities=dict(zip(names, probs[i], strict=True)) if probs is not None else {},
+                embedding=pool_x[i],
+            )
+            for i in window_ids
+        ]
+        counts = Counter(str(pool[i].label) for i in labelled)
+        batch = SelectionConfig(
+            **{**config.__dict__, "batch_size": min(step, budget - len(labelled))}
+        )
+        picks = select(window, batch, counts, names, seed=int(rng.integers(1 << 31)))
+        labelled += [int(p.id) for p in picks]
+        y = [str(pool[i].label) for i in labelled]
+        if len(set(y)) < 2:
+            points.append((len(labelled), 0.0))
+            continue
+        probs, test_probs = model.fit_predict(pool_x[labelled], y, [pool_x, test_x])
+        points.append((len(labelled), macro_f1(test_probs, test_gold, names)))
+    return points
+
+
+def area(points: Sequence[tuple[int, float]], budget: int) -> float:
+    """Area under macro-F1 against labels / budget (0 to 1), starting at (0, 0)."""
+    xs = [0.0] + [n / budget for n, _ in points]
+    ys = [0.0] + [f for _, f in points]
+    return float(np.trapezoid(ys, xs))
+
+
+def labels_to_reach(points: Sequence[tuple[int, float]], target: float) -> int | None:
+    return next((n for n, f in points if f >= target), None)
+
+
+def run(
+    train: Path,
+    test: Path,
+    *,
+    columns: Columns = Columns(),
+    strategy: str = "breaking-ties",
+    baseline: str = "random",
+    seeds: int = 3,
+    budget: int = 1000,
+    step: int = 100,
+    out: Path = Path("bench/results/learning-curve"),
+) -> dict[str, Any]:
+    pool = read_labelled(train, columns)
+    testset = read_labelled(test, columns)
+    names = sorted({str(d.label) for d in pool} | {str(d.label) for d in testset})
+    started = time.monotonic()
+    model = Model.load(names)
+    pool_x = model.embed([d.text for d in pool])
+    test_x = model.embed([d.text for d in testset])
+    test_gold = [str(d.label) for d in testset]
+    (full_test,) = model.fit_predict(pool_x, [str(d.label) for d in pool], [test_x])
+    full = macro_f1(full_test, test_gold, names)
+    print(f"full data: {len(pool)} labels, macro-F1 {full:.3f}", file=sys.stderr)
+
+    curves: dict[str, list[list[tuple[int, float]]]] = {}
+    for name in (strategy, baseline):
+        config = SelectionConfig(strategy=name)
+        curves[name] = []
+        for seed in range(seeds):
+            points = curve(model, pool_x, pool, test_x, test_gold, config, budget, step, seed)
+            curves[name].append(points)
+            print(
+                f"{name:16} seed {seed}: " + " ".join(f"{n}:{f:.3f}" for n, f in points),
+                file=sys.stderr,
+            )
+
+    summary: dict[str, Any] = {
+        "train": str(train),
+        "test": str(test),
+        "labels": len(names),
+        "pool": len(pool),
+        "test_size": len(testset),
+        "budget": budget,
+        "step": step,
+        "seeds": seeds,
+        "full_data_macro_f1": round(full, 4),
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    for name, runs in curves.items():
+        xs = [n for n, _ in runs[0]]
+        matrix = np.array([[f for _, f in r] for r in runs])
+        mean = matrix.mean(axis=0)
+        mean_points = list(zip(xs, mean.tolist(), strict=True))
+        summary[name] = {
+            "labels": xs,
+            "macro_f1_mean": [round(v, 4) for v in mean],
+            "macro_f1_std": [round(v, 4) for v in matrix.std(axis=0)],
+            "area": round(area(mean_points, budget), 4),
+            "labels_to_95pct_full": labels_to_reach(mean_points, 0.95 * full),
+        }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(summary, indent=2))
+    _plot(summary, strategy, baseline, out.with_suffix(".png"))
+    summary["png"] = str(out.with_suffix(".png"))
+    return summary
+
+
+def _plot(summary: dict[str, Any], strategy: str, baseline: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.2), dpi=100)
+    for name in (strategy, baseline):
+        xs = summary[name]["labels"]
+        mean = np.array(summary[name]["macro_f1_mean"])
+        std = np.array(summary[name]["macro_f1_std"])
+        axes.plot(
+            xs, mean, marker="o", markersize=3, label=f"{name} (area {summary[name]['area']:.3f})"
+        )
+        axes.fill_between(xs, mean - std, mean + std, alpha=0.2)
+    full = summary["full_data_macro_f1"]
+    axes.axhline(
+        full,
+        color="gray",
+        linestyle="--",
+        linewidth=1,
+        label=f"all {summary['pool']} labels ({full:.3f})",
+    )
+    axes.axhline(0.95 * full, color="gray", linestyle=":", linewidth=1, label="95 % of that")
+    axes.set_xlabel("labels")
+    axes.set_ylabel("macro-F1 on the test set")
+    axes.set_title(
+        f"{Path(summary['train']).parent.name}: mean and spread over {summary['seeds']} seeds"
+    )
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def report(summary: dict[str, Any], strategy: str, baseline: str) -> str:
+    lines = [f"{'labels':>8}" + f"{strategy:>18}" + f"{baseline:>18}"]
+    for i, n in enumerate(summary[strategy]["labels"]):
+        a = summary[strategy]
+        b = summary[baseline]
+        lines.append(
+            f"{n:>8}{a['macro_f1_mean'][i]:>12.3f} ±{a['macro_f1_std'][i]:.3f}"
+            f"{b['macro_f1_mean'][i]:>12.3f} ±{b['macro_f1_std'][i]:.3f}"
+        )
+    lines.append(
+        f"area       {summary[strategy]['area']:.3f} vs {summary[baseline]['area']:.3f}; "
+        f"95 % of full ({summary['full_data_macro_f1']:.3f}) at "
+        f"{summary[strategy]['labels_to_95pct_full']} vs {summary[baseline]['labels_to_95pct_full']} labels"
+    )
+    return "\n".join(lines)
