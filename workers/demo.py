@@ -199,7 +199,6 @@ def run(
     if local_argilla:
         from workers.cli import _argilla_starter
 
-        print("starting Argilla (the first time installs it, about a minute) ...", file=out)
         starter = _argilla_starter(settings)
     state = stack.up(settings.state_dir, starter, broker=not settings.kafka.bootstrap_servers)
     servers = settings.kafka.bootstrap_servers or state.services["broker"].address or ""

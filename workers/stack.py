@@ -53,7 +53,11 @@ class Service(BaseModel):
         if stat.rsplit(")", 1)[-1].split()[0] == "Z":  # a zombie has exited
             return False
         argv = [part.decode(errors="replace") for part in raw.split(b"\0") if part]
-        return bool(argv) and Path(argv[0]).name == Path(self.command[0]).name
+        if not argv:
+            return False
+        # Some servers rewrite their title (redis-server: "/usr/bin/redis-server 127.0.0.1:6379").
+        program = argv[0].split()[0] if argv[0].split() else argv[0]
+        return Path(program).name == Path(self.command[0]).name
 
 
 class StackState(BaseModel):

@@ -72,9 +72,17 @@ def test_up_status_down_manage_only_the_processes_they_started(tmp_path: Path) -
         assert f"{data}:2" in ingest.stderr
     finally:
         down = alloop(home, "stack", "down")
-    assert down.returncode == 0 and "broker" in down.stdout and "argilla" in down.stdout
+    assert down.returncode == 0
+    assert {"broker", "redis", "argilla", "argilla-worker"} <= set(
+        down.stdout.split(": ")[1].strip().split(", ")
+    )
+    assert not any(_alive(s["pid"]) for s in services.values())
     assert not Path(f"/proc/{broker['pid']}").exists() or _zombie(broker["pid"])
     assert json.loads(alloop(home, "stack", "status", "--json").stdout) == {}
+
+
+def _alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists() and not _zombie(pid)
 
 
 def _zombie(pid: int) -> bool:

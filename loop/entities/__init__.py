@@ -1,0 +1,1 @@
+"""Entity extraction: the contract (``base``), readers, metrics, patterns and extractors."""

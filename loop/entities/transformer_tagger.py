@@ -1,0 +1,255 @@
+"""A BIO token classifier on the packaged all-MiniLM-L6-v2, through ``transformers``.
+
+The encoder is fine-tuned with a linear tag head (``AutoModelForTokenClassification``).
+Character offsets come from the fast tokenizer's offset mapping, which points into the
+original text through lower-casing and accent stripping, so spans are exact on Unicode
+text. Texts longer than ``max_length`` subwords are tagged in overlapping windows.
+Saved with ``save_pretrained`` (safetensors) plus ``alloop_extractor.json``; never pickled.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from loop.entities.base import (
+    EntityExtractor,
+    Example,
+    ExtractorConfig,
+    Span,
+    check_examples,
+    ensure_empty_folder,
+    entity_types,
+)
+from loop.entities.decoding import TokenScores, bio_tags, decode
+from loop.errors import ModelError
+from loop.models.backbone import minilm_path, offline
+
+logger = logging.getLogger(__name__)
+
+META_FILE = "alloop_extractor.json"
+STRIDE = 32
+"""Subword tokens shared by consecutive windows of a long text."""
+
+
+class TransformerTagger:
+    """A fine-tuned token classifier behind the :class:`EntityExtractor` contract."""
+
+    def __init__(
+        self, model: Any, tokenizer: Any, types: list[str], config: ExtractorConfig
+    ) -> None:
+        self._model = model.eval()
+        self._tokenizer = tokenizer
+        self._types = types
+        self.config = config
+
+    @property
+    def types(self) -> list[str]:
+        return list(self._types)
+
+    def token_scores(self, texts: Sequence[str], batch_size: int = 32) -> list[TokenScores]:
+        """Per-token offsets and tag probabilities of each text (windows merged)."""
+        results: list[TokenScores] = []
+        for first in range(0, len(texts), batch_size):
+            results += self._score_batch(list(texts[first : first + batch_size]))
+        return results
+
+    def _score_batch(self, texts: list[str]) -> list[TokenScores]:
+        if not texts:
+            return []
+        encoded = self._tokenizer(
+            texts,
+            truncation=True,
+            max_length=self.config.max_length,
+            stride=STRIDE,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+            padding=True,
+            return_tensors="pt",
+        )
+        owners = encoded["overflow_to_sample_mapping"].tolist()
+        offsets = encoded["offset_mapping"].tolist()
+        mask = encoded["attention_mask"].tolist()
+        with torch.inference_mode():
+            logits = self._model(
+                input_ids=encoded["input_ids"], attention_mask=encoded["attention_mask"]
+            ).logits
+        probs = torch.softmax(logits.float(), dim=-1).numpy()
+        merged: list[dict[tuple[int, int], np.ndarray]] = [{} for _ in texts]
+        for row, owner in enumerate(owners):
+            for column, (start, end) in enumerate(offsets[row]):
+                if mask[row][column] and start < end:
+                    merged[owner].setdefault((start, end), probs[row, column])
+        scores: list[TokenScores] = []
+        for tokens in merged:
+            keys = sorted(tokens)
+            rows = np.stack([tokens[k] for k in keys]) if keys else np.zeros((0, 1), np.float32)
+            scores.append(TokenScores(keys, rows.astype(np.float32)))
+        return scores
+
+    def _decode(self, texts: Sequence[str], batch_size: int) -> list[tuple[list[Span], list[Span]]]:
+        return [
+            decode(
+                text,
+                tokens,
+                self._types,
+                self.config.threshold,
+                self.config.near_miss_floor,
+            )
+            for text, tokens in zip(texts, self.token_scores(texts, batch_size), strict=True)
+        ]
+
+    def predict(self, texts: Sequence[str], batch_size: int = 32) -> list[list[Span]]:
+        return [spans for spans, _ in self._decode(texts, batch_size)]
+
+    def near_misses(self, texts: Sequence[str], batch_size: int = 32) -> list[list[Span]]:
+        return [misses for _, misses in self._decode(texts, batch_size)]
+
+    def save(self, path: Path) -> None:
+        ensure_empty_folder(path)
+        self._model.save_pretrained(str(path))
+        self._tokenizer.save_pretrained(str(path))
+        meta: dict[str, Any] = {"kind": TransformerTaggerFactory.name, "types": self._types}
+        meta["config"] = self.config.to_dict()
+        (path / META_FILE).write_text(json.dumps(meta, indent=2))
+
+
+def token_targets(
+    offsets: Sequence[tuple[int, int]], spans: Sequence[Span], tag_index: dict[str, int]
+) -> list[int]:
+    """BIO tag ids of the subword tokens with ``offsets``; -100 (ignored) for special tokens.
+
+    A token overlapping a span is inside it; the first such token gets ``B-``.
+    """
+    targets: list[int] = []
+    ordered = sorted(spans)
+    opened: set[int] = set()
+    for start, end in offsets:
+        if start >= end:
+            targets.append(-100)
+            continue
+        tag = tag_index["O"]
+        for number, span in enumerate(ordered):
+            if start < span.end and end > span.start:
+                prefix = "I" if number in opened else "B"
+                opened.add(number)
+                tag = tag_index[f"{prefix}-{span.label}"]
+                break
+        targets.append(tag)
+    return targets
+
+
+class TransformerTaggerFactory:
+    """Trains :class:`TransformerTagger` models on the packaged MiniLM, offline, on CPU."""
+
+    name = "minilm-tagger"
+
+    def __init__(self, encoder: Path | None = None) -> None:
+        self._encoder = encoder
+
+    def train(self, examples: Sequence[Example], config: ExtractorConfig) -> EntityExtractor:
+        types = entity_types(examples, config)
+        check_examples(examples, types)
+        if not examples:
+            raise ModelError("no training examples")
+        offline()
+        from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+        tags = bio_tags(types)
+        tag_index = {tag: i for i, tag in enumerate(tags)}
+        encoder = str(self._encoder or minilm_path())
+        torch.manual_seed(config.seed)
+        tokenizer = AutoTokenizer.from_pretrained(encoder, local_files_only=True)
+        model = AutoModelForTokenClassification.from_pretrained(
+            encoder,
+            num_labels=len(tags),
+            id2label=dict(enumerate(tags)),
+            label2id=tag_index,
+            local_files_only=True,
+        )
+        encoded = tokenizer(
+            [example.text for example in examples],
+            truncation=True,
+            max_length=config.max_length,
+            return_offsets_mapping=True,
+        )
+        rows = [
+            (ids, token_targets(offsets, example.spans, tag_index))
+            for ids, offsets, example in zip(
+                encoded["input_ids"], encoded["offset_mapping"], examples, strict=True
+            )
+        ]
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
+        steps = config.epochs * ((len(rows) + config.batch_size - 1) // config.batch_size)
+        budget = config.time_budget_s
+        began = time.monotonic()
+
+        def remaining(step: int) -> float:
+            """Learning-rate factor: linear decay to 0 by the last step or the time budget,
+            whichever comes first, so a run cut short by the budget still ends cooled down."""
+            done = step / max(1, steps)
+            if budget is not None:
+                done = max(done, (time.monotonic() - began) / budget)
+            return max(0.0, 1.0 - done)
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, remaining)
+        order = random.Random(config.seed)
+        model.train()
+        out_of_time = False
+        for epoch in range(config.epochs):
+            order.shuffle(rows)
+            total = 0.0
+            for first in range(0, len(rows), config.batch_size):
+                if budget is not None and time.monotonic() - began >= budget:
+                    out_of_time = True
+                    break
+                loss = _step(model, rows[first : first + config.batch_size], tokenizer)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+                total += loss.item()
+            elapsed = time.monotonic() - began
+            logger.info("epoch %d: loss %.3f, %.0f s", epoch + 1, total, elapsed)
+            if out_of_time:
+                logger.info("time budget reached after %.0f s, in epoch %d", elapsed, epoch + 1)
+                break
+        return TransformerTagger(model, tokenizer, types, config)
+
+    def load(self, path: Path) -> TransformerTagger:
+        offline()
+        from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+        meta_file = path / META_FILE
+        if not meta_file.is_file():
+            raise ModelError(f"{path} holds no MiniLM tagger ({META_FILE} missing)")
+        try:
+            meta = json.loads(meta_file.read_text())
+            model = AutoModelForTokenClassification.from_pretrained(
+                str(path), local_files_only=True
+            )
+            tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        except Exception as exc:
+            raise ModelError(f"cannot load the MiniLM tagger in {path}: {exc}") from exc
+        return TransformerTagger(
+            model, tokenizer, list(meta["types"]), ExtractorConfig.from_dict(meta["config"])
+        )
+
+
+def _step(model: Any, batch: list[tuple[list[int], list[int]]], tokenizer: Any) -> Any:
+    """The loss of one padded batch."""
+    width = max(len(ids) for ids, _ in batch)
+    pad = tokenizer.pad_token_id
+    input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in batch])
+    labels = torch.tensor([tags + [-100] * (width - len(tags)) for _, tags in batch])
+    mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in batch])
+    return model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
