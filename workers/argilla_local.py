@@ -21,11 +21,13 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from loop.settings import Settings
 from workers.argilla_setup import ensure_member, ensure_webhook, ensure_workspace, owner_client
 from workers.stack import (
     ArgillaCredentials,
@@ -301,3 +303,21 @@ def _previous_credentials(state_dir: Path) -> ArgillaCredentials | None:
         return ArgillaCredentials.load(state_dir)
     except StackError:
         return None
+
+
+def starter(settings: Settings) -> Callable[[], list[Service]]:
+    """What ``alloop stack up`` (and the demo) call to start the local Argilla, configured
+    from ``settings``; the webhook points at the API's port."""
+
+    def start_local() -> list[Service]:
+        print("starting Argilla (the first time installs it, about a minute) ...", file=sys.stderr)
+        local = start(
+            settings.state_dir,
+            settings.argilla_venv,
+            webhook_url=f"http://127.0.0.1:{settings.api.port}/v1/argilla/webhooks",
+            workspace=settings.argilla.workspace,
+            database_url=settings.argilla.database_url,
+        )
+        return local.services
+
+    return start_local

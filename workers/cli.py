@@ -6,9 +6,8 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -29,7 +28,7 @@ app = typer.Typer(
     rich_markup_mode="markdown",
 )
 stack_app = typer.Typer(
-    help="Start, stop and inspect the local stack (broker).", no_args_is_help=True
+    help="Start, stop and inspect the local stack (broker, Argilla).", no_args_is_help=True
 )
 worker_app = typer.Typer(help="Run one of alloop's worker processes.", no_args_is_help=True)
 models_app = typer.Typer(
@@ -76,6 +75,7 @@ def stack_up(
     ALLOOP_KAFKA__BOOTSTRAP_SERVERS or ALLOOP_ARGILLA__URL set, that part is not started.
     """
     from workers import stack
+    from workers.argilla_local import starter as argilla_starter
 
     settings = _settings()
     if settings.kafka.bootstrap_servers:
@@ -88,7 +88,7 @@ def stack_up(
     first_time = not (settings.state_dir / stack.CREDENTIALS_FILE).exists()
     stack.up(
         settings.state_dir,
-        _argilla_starter(settings) if start_argilla else None,
+        argilla_starter(settings) if start_argilla else None,
         broker=not settings.kafka.bootstrap_servers,
     )
     info = stack.status(settings.state_dir)
@@ -101,24 +101,6 @@ def stack_up(
         )
     if start_argilla and first_time:
         _print_accounts(settings)
-
-
-def _argilla_starter(settings: Settings) -> Callable[[], list[Any]]:
-    def start() -> list[Any]:
-        from workers import argilla_local
-
-        typer.echo("starting Argilla (the first time installs it, about a minute) ...", err=True)
-        webhook = f"http://127.0.0.1:{settings.api.port}/v1/argilla/webhooks"
-        local = argilla_local.start(
-            settings.state_dir,
-            settings.argilla_venv,
-            webhook_url=webhook,
-            workspace=settings.argilla.workspace,
-            database_url=settings.argilla.database_url,
-        )
-        return local.services
-
-    return start
 
 
 def _print_accounts(settings: Settings) -> None:

@@ -197,9 +197,9 @@ def run(
     local_argilla = argilla and not settings.argilla.url
     starter = None
     if local_argilla:
-        from workers.cli import _argilla_starter
+        from workers.argilla_local import starter as argilla_starter
 
-        starter = _argilla_starter(settings)
+        starter = argilla_starter(settings)
     state = stack.up(settings.state_dir, starter, broker=not settings.kafka.bootstrap_servers)
     servers = settings.kafka.bootstrap_servers or state.services["broker"].address or ""
     print(f"broker       {servers}", file=out)

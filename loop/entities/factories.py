@@ -7,10 +7,10 @@ from pathlib import Path
 from loop.entities.base import EntityExtractor, ExtractorFactory
 from loop.errors import ModelError
 
-DEFAULT_KIND = "spacy-ner"
+DEFAULT_KIND = "minilm-tagger"
 """The extractor trained when a task names none; chosen by measurement (docs/entities.md)."""
 
-KINDS = ("spacy-ner", "minilm-tagger", "patterns", "gazetteer")
+KINDS = ("minilm-tagger", "spacy-ner", "patterns", "gazetteer")
 
 
 def factory_for(kind: str) -> ExtractorFactory:
