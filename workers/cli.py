@@ -533,6 +533,24 @@ def bench_learning_curve(
     typer.echo(json.dumps(final))
 
 
+@bench_app.command(
+    "ner-compare",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def bench_ner_compare(ctx: typer.Context) -> None:
+    """Entity extractors compared on the same data and time budget (WNUT-17 by default).
+
+    Passes its options to bench/ner_compare.py: --train, --test, --candidates, --train-size,
+    --time-budget, --batch-size, --seed, --json (`alloop bench ner-compare --help` lists them).
+    See docs/entities.md.
+    """
+    from bench import ner_compare
+
+    _settings()
+    ner_compare.main(list(ctx.args))
+
+
 @bench_app.command("argilla")
 def bench_argilla(
     sizes: Annotated[
