@@ -551,6 +551,27 @@ def bench_ner_compare(ctx: typer.Context) -> None:
     ner_compare.main(list(ctx.args))
 
 
+@bench_app.command("label-latency")
+def bench_label_latency(
+    sizes: Annotated[str, typer.Option(help="Comma-separated label counts.")] = "200,1000",
+) -> None:
+    """Seconds from the oracle's last answer until /v1/classify serves a version trained on it.
+
+    Runs the real path on a private stack: broker, Argilla, labeler, API webhooks, trainer
+    (one head-only round of all N labels), registry, API reload. The last line printed is a
+    JSON object.
+    """
+    from bench import label_latency
+
+    _settings()
+    result = label_latency.run([int(n) for n in sizes.split(",") if n.strip()])
+    for n, r in result["results"].items():
+        typer.echo(
+            f"{n:>6} labels: served {r['seconds']} s after the last answer (round {r['round_seconds']} s)"
+        )
+    typer.echo(json.dumps(result))
+
+
 @bench_app.command("argilla")
 def bench_argilla(
     sizes: Annotated[
