@@ -21,8 +21,8 @@ from kafka.admin import NewTopic
 from kafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from loop.errors import ConfigError
-from loop.messages import Message, encode
+from loop.errors import ConfigError, MessageError
+from loop.messages import M, Message, decode, encode
 from loop.settings import KafkaSettings, Settings, Topics
 
 logger = logging.getLogger(__name__)
@@ -70,6 +70,22 @@ def dead_letter(record: Any, reason: str, worker: str) -> Output:
     ]
     key = record.key.decode("utf-8", "replace") if record.key is not None else None
     return Output(Topics.dlq(record.topic), key, record.value or b"", headers)
+
+
+def decode_all(records: Sequence[Any], model: type[M], worker: str) -> tuple[list[M], list[Output]]:
+    """Decode every record as ``model``; a record that does not decode becomes a dead letter
+    with the reason (logged with its topic, partition and offset)."""
+    decoded: list[M] = []
+    dead: list[Output] = []
+    for record in records:
+        try:
+            decoded.append(decode(record.value, model))
+        except MessageError as exc:
+            logger.warning(
+                "dead letter %s/%d/%d: %s", record.topic, record.partition, record.offset, exc
+            )
+            dead.append(dead_letter(record, str(exc), worker))
+    return decoded, dead
 
 
 def header(record: Any, name: str) -> str | None:

@@ -24,15 +24,15 @@ import argilla as rg
 import httpx
 
 from loop.budget import Offer, Pending, plan
-from loop.errors import ConfigError, MessageError
-from loop.messages import Candidate, decode
+from loop.errors import ConfigError
+from loop.messages import Candidate
 from loop.settings import Settings
 from workers.argilla_labels import LABEL_QUESTION, TEXT_FIELD, poll
 from workers.bus import (
     LoopStats,
     Output,
     StopFlag,
-    dead_letter,
+    decode_all,
     ensure_topics,
     make_consumer,
     make_producer,
@@ -210,17 +210,9 @@ class Labeler:
     removed: int = 0
 
     def handle(self, records: list[Any]) -> list[Output]:
-        outputs: list[Output] = []
+        decoded, outputs = decode_all(records, Candidate, self.worker_id)
         by_task: dict[str, dict[str, Candidate]] = {}
-        for record in records:
-            try:
-                candidate = decode(record.value, Candidate)
-            except MessageError as exc:
-                logger.warning(
-                    "dead letter %s/%d/%d: %s", record.topic, record.partition, record.offset, exc
-                )
-                outputs.append(dead_letter(record, str(exc), self.worker_id))
-                continue
+        for candidate in decoded:
             by_task.setdefault(candidate.task, {})[candidate.id] = candidate  # last one wins
         for task, candidates in by_task.items():
             self._place(task, list(candidates.values()))

@@ -20,8 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from loop.errors import MessageError
-from loop.messages import Candidate, Document, TaggedDocument, decode
+from loop.messages import Candidate, Document, TaggedDocument
 from loop.selection import Scored, SelectionConfig, select
 from loop.serving import ModelWatcher, ServedModel
 from loop.settings import Settings
@@ -30,6 +29,7 @@ from workers.bus import (
     Output,
     StopFlag,
     dead_letter,
+    decode_all,
     ensure_topics,
     make_consumer,
     make_producer,
@@ -172,16 +172,7 @@ class Scorer:
 
     def handle(self, records: list[Any]) -> list[Output]:
         topics = self.settings.kafka.topics
-        outputs: list[Output] = []
-        documents: list[Document] = []
-        for record in records:
-            try:
-                documents.append(decode(record.value, Document))
-            except MessageError as exc:
-                logger.warning(
-                    "dead letter %s/%d/%d: %s", record.topic, record.partition, record.offset, exc
-                )
-                outputs.append(dead_letter(record, str(exc), self.worker_id))
+        documents, outputs = decode_all(records, Document, self.worker_id)
         served = self.watcher.served
         headers = [("alloop.worker", self.worker_id.encode())]
         embeddings: npt.NDArray[np.float32] | None = None

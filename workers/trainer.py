@@ -17,22 +17,21 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from loop.errors import MessageError
 from loop.labels import LabelStore
-from loop.messages import LabelEvent, ModelEvent, decode
+from loop.messages import LabelEvent, ModelEvent
 from loop.settings import Settings
 from workers.bus import (
     LoopStats,
     Output,
     StopFlag,
-    dead_letter,
+    decode_all,
     ensure_topics,
     make_consumer,
     make_producer,
@@ -104,19 +103,9 @@ class LabelIntake:
     store: LabelStore
     worker_id: str
     added: int = 0
-    seen: list[str] = field(default_factory=list)
 
     def handle(self, records: list[Any]) -> list[Output]:
-        outputs: list[Output] = []
-        events: list[LabelEvent] = []
-        for record in records:
-            try:
-                events.append(decode(record.value, LabelEvent))
-            except MessageError as exc:
-                logger.warning(
-                    "dead letter %s/%d/%d: %s", record.topic, record.partition, record.offset, exc
-                )
-                outputs.append(dead_letter(record, str(exc), self.worker_id))
+        events, outputs = decode_all(records, LabelEvent, self.worker_id)
         added = self.store.add(events)  # fsynced before the offsets are committed
         self.added += added
         if events:

@@ -95,119 +95,6 @@ def env(broker: str, tmp_path: Path) -> Env:
     return Env(broker=broker, home=tmp_path / "home", registry=tmp_path / "registry")
 
 
-class ScorerProcess:
-    """A real ``alloop worker scorer`` process; its log is kept for assertions."""
-
-    def __init__(self, env: Env, name: str, log: Path) -> None:
-        self.env = env
-        self.name = name
-        self.log = log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, wait_assigned: bool = True) -> ScorerProcess:
-        command = [
-            sys.executable,
-            "-m",
-            "workers.cli",
-            "worker",
-            "scorer",
-            "--worker-id",
-            self.name,
-        ]
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                command,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-                env={**os.environ, **self.env.vars()},
-            )
-        if wait_assigned:
-            self.wait_for("assigned partitions")
-        return self
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def wait_for(self, marker: str, timeout: float = 120, count: int = 1) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.text().count(marker) >= count:
-                return
-            if self.process is not None and self.process.poll() is not None:
-                raise AssertionError(f"scorer {self.name} exited:\n{self.text()[-3000:]}")
-            time.sleep(0.1)
-        raise AssertionError(
-            f"scorer {self.name}: no {marker!r} in {timeout}s:\n{self.text()[-3000:]}"
-        )
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def stop(self) -> int:
-        assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
-
-
-@pytest.fixture
-def scorers(env: Env, tmp_path: Path) -> Iterator[Callable[[str], ScorerProcess]]:
-    """Make scorer processes; every one still running is stopped after the test."""
-    made: list[ScorerProcess] = []
-
-    def make(name: str) -> ScorerProcess:
-        proc = ScorerProcess(env, name, tmp_path / f"{name}.log")
-        made.append(proc)
-        return proc
-
-    yield make
-    for proc in made:
-        if proc.process is not None and proc.process.poll() is None:
-            proc.process.kill()
-            proc.process.wait()
-
-
-def read_topic(
-    broker: str,
-    topic: str,
-    until: Callable[[list[Any]], bool],
-    timeout: float = 120,
-    settle: float = 0.0,
-) -> list[Any]:
-    """Read ``topic`` from the start until ``until(records)``; then ``settle`` more seconds so
-    that late duplicates would be seen too."""
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=broker,
-        group_id=f"reader-{uuid.uuid4().hex}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        session_timeout_ms=6000,
-        heartbeat_interval_ms=1000,
-    )
-    records: list[Any] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline and not until(records):
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-        settle_end = time.monotonic() + settle
-        while time.monotonic() < settle_end:
-            for batch in consumer.poll(timeout_ms=200).values():
-                records.extend(batch)
-    finally:
-        consumer.close()
-    return records
-
-
 class WorkerProcess:
     """A real ``alloop worker <name>`` process with this test's settings; log kept."""
 
@@ -251,6 +138,77 @@ class WorkerProcess:
         return self.process.returncode
 
 
+class ScorerProcess(WorkerProcess):
+    """A real ``alloop worker scorer`` process named ``name``."""
+
+    def __init__(self, env: Env, name: str, log: Path) -> None:
+        super().__init__(env, ["worker", "scorer", "--worker-id", name], log, {})
+        self.name = name
+
+    def start(self, wait_assigned: bool = True) -> ScorerProcess:
+        super().start()
+        if wait_assigned:
+            self.wait_for("assigned partitions")
+        return self
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+
+def _kill_all(made: list[WorkerProcess]) -> None:
+    for proc in made:
+        if proc.process is not None and proc.process.poll() is None:
+            proc.process.kill()
+            proc.process.wait()
+
+
+@pytest.fixture
+def scorers(env: Env, tmp_path: Path) -> Iterator[Callable[[str], ScorerProcess]]:
+    """Make scorer processes; every one still running is stopped after the test."""
+    made: list[WorkerProcess] = []
+
+    def make(name: str) -> ScorerProcess:
+        proc = ScorerProcess(env, name, tmp_path / f"{name}.log")
+        made.append(proc)
+        return proc
+
+    yield make
+    _kill_all(made)
+
+
+def read_topic(
+    broker: str,
+    topic: str,
+    until: Callable[[list[Any]], bool],
+    timeout: float = 120,
+    settle: float = 0.0,
+) -> list[Any]:
+    """Read ``topic`` from the start until ``until(records)``; then ``settle`` more seconds so
+    that late duplicates would be seen too."""
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=broker,
+        group_id=f"reader-{uuid.uuid4().hex}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+    )
+    records: list[Any] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and not until(records):
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+        settle_end = time.monotonic() + settle
+        while time.monotonic() < settle_end:
+            for batch in consumer.poll(timeout_ms=200).values():
+                records.extend(batch)
+    finally:
+        consumer.close()
+    return records
+
+
 @pytest.fixture
 def workers(env: Env, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     """``workers(["worker", "trainer"], log_name, **extra_env)``; all killed after the test."""
@@ -262,7 +220,4 @@ def workers(env: Env, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
         return proc
 
     yield make
-    for proc in made:
-        if proc.process is not None and proc.process.poll() is None:
-            proc.process.kill()
-            proc.process.wait()
+    _kill_all(made)
