@@ -22,8 +22,9 @@ from api.deps import require_key
 from api.labels_out import KafkaLabelSink
 from api.limits import BodyLimitMiddleware
 from api.metrics import ApiMetrics, MetricsMiddleware
-from api.routers import argilla, classify, evaluations, health, metrics, models
+from api.routers import argilla, classify, entities, evaluations, health, metrics, models
 from api.state import AppState
+from loop.entities.serving import EntityTagger, ExtractorWatcher, load_patterns
 from loop.registry import ModelRegistry
 from loop.serving import ModelWatcher
 from loop.settings import Settings
@@ -40,6 +41,7 @@ Send an API key as `X-API-Key: <key>` or `Authorization: Bearer <key>` to every 
 
 TAGS = [
     {"name": "classify", "description": "Label texts with the served model."},
+    {"name": "entities", "description": "Entities in texts, alone or with the classes."},
     {"name": "models", "description": "Model versions, promotion and rollback."},
     {"name": "evaluations", "description": "Evaluations, deltas, improvement curves, the queue."},
     {"name": "argilla", "description": "Answers from Argilla's webhooks (signed, no key)."},
@@ -99,12 +101,18 @@ def create_app(settings: Settings) -> FastAPI:
     """Build the API for ``settings``. The model is loaded when the app starts, not here."""
     registry = ModelRegistry(settings.registry_path)
     app_metrics = ApiMetrics()
+    task = settings.entities
     state = AppState(
         settings=settings,
         registry=registry,
         watcher=ModelWatcher(registry),
         metrics=app_metrics,
         keys=KeyChecker(settings.api.keys),
+        entities=EntityTagger(
+            ExtractorWatcher(ModelRegistry(settings.entity_registry_path)),
+            load_patterns(task.gazetteers) if task.enabled and task.patterns else None,
+            tuple(task.types),
+        ),
     )
     app = FastAPI(
         title="alloop",
@@ -120,6 +128,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app_metrics)
     app.include_router(classify.router, dependencies=[Depends(require_key)])
+    app.include_router(entities.router, dependencies=[Depends(require_key)])
     app.include_router(models.router, dependencies=[Depends(require_key)])
     app.include_router(evaluations.router, dependencies=[Depends(require_key)])
     app.include_router(argilla.router)  # signed by Argilla instead of an API key

@@ -55,6 +55,13 @@ class NoModelServed(ApiError):
     code = "no_model"
 
 
+class NoEntityModel(ApiError):
+    """No entity extractor is promoted and the task's patterns are off."""
+
+    status_code = 503
+    code = "no_entity_model"
+
+
 class BatchTooLarge(ApiError):
     """More documents in one request than ``max_batch``."""
 

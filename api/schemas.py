@@ -127,6 +127,52 @@ class ClassifyResponse(BaseModel):
     results: list[Classification]
 
 
+# -------------------------------------------------------------------------------- entities
+
+
+class EntityOut(BaseModel):
+    """An entity in a text: ``text[start:end]``, its type and the extractor's confidence."""
+
+    label: str = Field(description="The entity type, e.g. `FOREX`")
+    start: int = Field(description="Offset of the first character (Unicode code points)")
+    end: int = Field(description="Offset one past the last character")
+    text: str = Field(description="The surface form, exactly `text[start:end]`")
+    score: float = Field(description="Confidence in [0, 1]")
+
+
+class DocumentEntities(BaseModel):
+    """The entities of one document."""
+
+    id: str = Field(description="The id given, or `h-` and a hash of the text")
+    entities: list[EntityOut]
+
+
+class EntitiesResponse(BaseModel):
+    """One result per document, in request order, all from one extractor version."""
+
+    entity_version: str = Field(
+        description="The entity model version that answered, or `patterns` while the task's "
+        "patterns serve alone (before the first version is promoted)"
+    )
+    results: list[DocumentEntities]
+
+
+class Prediction(Classification):
+    """The classes and the entities of one document."""
+
+    entities: list[EntityOut]
+
+
+class PredictResponse(BaseModel):
+    """Classes and entities per document, in request order."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    model_version: str
+    entity_version: str
+    results: list[Prediction]
+
+
 # ---------------------------------------------------------------------------------- models
 
 
@@ -208,6 +254,11 @@ class WebhookAccepted(BaseModel):
     delivery: str = Field(description="The delivery's webhook-id")
     event: str = Field(description="Argilla's event type, e.g. response.created")
     labels: int = Field(description="Label events written to the labels topic (0 or 1)")
+    rejected: list[str] = Field(
+        default_factory=list,
+        description="Entity spans of the answer that did not fit the text, each with the "
+        "reason; they are not trained on, and the rest of the answer is kept",
+    )
 
 
 class QueueState(BaseModel):

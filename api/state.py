@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from api.auth import KeyChecker
 from api.labels_out import KafkaLabelSink, LabelSink
 from api.metrics import ApiMetrics
+from loop.entities.serving import EntityTagger
 from loop.errors import AlloopError
 from loop.registry import ModelRegistry
 from loop.serving import ModelWatcher
@@ -27,6 +28,7 @@ class AppState:
     metrics: ApiMetrics
     keys: KeyChecker
     sink: LabelSink | None = field(default=None)
+    entities: EntityTagger | None = field(default=None)
 
     def labels_sink(self) -> LabelSink:
         """Where webhook label events go: the labels topic unless a test set another sink."""
@@ -36,6 +38,8 @@ class AppState:
 
     def refresh(self) -> bool:
         """Load the promoted version if it changed (blocking: call from a thread)."""
+        if self.entities is not None and self.entities.watcher is not None:
+            self.entities.watcher.refresh()
         changed = self.watcher.refresh()
         if changed:
             self.metrics.reloads.inc()

@@ -13,11 +13,13 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from loop.entities.evaluation import EntityEvaluation
 from loop.errors import AlloopError, InputError
 from loop.evaluation import Evaluation
 from loop.registry import ModelRegistry
 
 OVERALL = ("macro_f1", "micro_f1", "accuracy")
+ENTITY_OVERALL = ("macro_f1", "micro_f1", "unseen_recall")
 PER_LABEL = ("f1", "precision", "recall")
 
 
@@ -35,8 +37,11 @@ class Curve(BaseModel):
     points: list[CurvePoint]
 
 
-def evaluations(registry: ModelRegistry) -> list[tuple[str, int, Evaluation]]:
-    """(version, training labels, evaluation) of every evaluated version, oldest first."""
+def evaluations(
+    registry: ModelRegistry,
+) -> list[tuple[str, int, Evaluation | EntityEvaluation]]:
+    """(version, training labels, evaluation) of every evaluated version, oldest first; the
+    entity registry's versions carry entity evaluations."""
     found = []
     for version in registry.versions():
         try:
@@ -46,7 +51,12 @@ def evaluations(registry: ModelRegistry) -> list[tuple[str, int, Evaluation]]:
         raw = (card.metrics or {}).get("evaluation")
         if raw is None:
             continue
-        found.append((version, int(card.counts.get("train", 0)), Evaluation.model_validate(raw)))
+        evaluation: Evaluation | EntityEvaluation = (
+            EntityEvaluation.model_validate(raw)
+            if raw.get("task") == "entities"
+            else Evaluation.model_validate(raw)
+        )
+        found.append((version, int(card.counts.get("train", 0)), evaluation))
     return found
 
 
@@ -57,9 +67,10 @@ def curves(
     promotion = registry.promotion()
     promoted_ever = set(promotion.history) | ({promotion.version} if promotion.version else set())
     points = evaluations(registry)
+    entities = any(isinstance(e, EntityEvaluation) for _, _, e in points)
     result = []
     for metric in metrics:
-        known = PER_LABEL if label is not None else OVERALL
+        known = PER_LABEL if label is not None else ENTITY_OVERALL if entities else OVERALL
         if metric not in known:
             raise InputError(f"unknown metric {metric!r}; choose from {', '.join(known)}")
         series = []

@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 from loop.errors import MessageError
-from loop.messages import LabelEvent, decode
+from loop.messages import EntityMention, LabelEvent, decode
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,19 @@ class ResolvedLabel:
     answers: int
     origin: str | None
     labelled_at: datetime | None = None  # the latest answer's time
+    spans: tuple[EntityMention, ...] | None = None  # the agreed entities (entity tasks)
+
+
+Vote = str | tuple[tuple[int, int, str], ...]
+
+
+def _vote(answer: LabelEvent) -> Vote | None:
+    """What an answer says, comparable between annotators: the class, or the set of spans."""
+    if answer.status != "submitted":
+        return None
+    if answer.spans is not None:
+        return tuple(sorted((m.start, m.end, m.label) for m in answer.spans))
+    return answer.label
 
 
 def _newer(old: LabelEvent, new: LabelEvent) -> bool:
@@ -90,16 +103,20 @@ class LabelStore:
 
     def add(self, events: Iterable[LabelEvent]) -> int:
         """Record answers; return how many changed the store (re-deliveries do not)."""
+        return len(self.add_new(events))
+
+    def add_new(self, events: Iterable[LabelEvent]) -> list[LabelEvent]:
+        """Record answers; return those that changed the store (re-deliveries do not)."""
         fresh = [event for event in events if self._keep(event)]
         if not fresh:
-            return 0
+            return []
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("ab") as handle:
             for event in fresh:
                 handle.write(event.model_dump_json(by_alias=True).encode("utf-8") + b"\n")
             handle.flush()
             os.fsync(handle.fileno())
-        return len(fresh)
+        return fresh
 
     def __len__(self) -> int:
         return len(self._answers)
@@ -127,30 +144,37 @@ class LabelStore:
         first = answers[0]
         origin = next((a.origin for a in answers if a.origin), None)
         latest = max(a.labelled_at for a in answers)
-        submitted = [a for a in answers if a.status == "submitted" and a.label is not None]
+        votes_of = {a.response_id: _vote(a) for a in answers}
+        submitted = [a for a in answers if votes_of[a.response_id] is not None]
         if not submitted:
             status = "discarded" if any(a.status == "discarded" for a in answers) else "waiting"
             return ResolvedLabel(
                 first.id, first.text, first.task, None, status, None, len(answers), origin, latest
             )
-        counts = Counter(a.label for a in submitted)
-        (label, votes), *rest = counts.most_common()
+        counts = Counter(votes_of[a.response_id] for a in submitted)
+        (winner, votes), *rest = counts.most_common()
         agreement = votes / len(submitted)
         tied = bool(rest) and rest[0][1] == votes
+        agreed = not tied and agreement >= self.min_agreement
         if len(submitted) < self.min_submitted:
-            status, label_or_none = "waiting", None
-        elif tied or agreement < self.min_agreement:
-            status, label_or_none = "disputed", None
+            status = "waiting"
         else:
-            status, label_or_none = "labelled", label
+            status = "labelled" if agreed else "disputed"
+        spans: tuple[EntityMention, ...] | None = None
+        label: str | None = None
+        if status == "labelled":
+            chosen = next(a for a in submitted if votes_of[a.response_id] == winner)
+            label = chosen.label
+            spans = tuple(chosen.spans) if chosen.spans is not None else None
         return ResolvedLabel(
             first.id,
             first.text,
             first.task,
-            label_or_none,
+            label,
             status,
             round(agreement, 4),
             len(answers),
             origin,
             latest,
+            spans,
         )

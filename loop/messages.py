@@ -63,6 +63,21 @@ class Document(Message):
         return self.id
 
 
+class EntityMention(BaseModel):
+    """An entity span on the wire: ``text[start:end]`` of its document, typed ``label``.
+
+    Offsets are Python string indices (Unicode code points), end exclusive.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    label: str = Field(min_length=1)
+    start: int = Field(ge=0)
+    end: int = Field(gt=0)
+    text: str
+    score: float = Field(default=1.0, ge=0, le=1)
+
+
 class TaggedDocument(Message):
     """A document with what the model made of it, on ``docs.tagged``.
 
@@ -79,6 +94,8 @@ class TaggedDocument(Message):
     score: float | None = None
     probabilities: dict[str, float] = Field(default_factory=dict)
     model_version: str | None = None
+    entities: list[EntityMention] = Field(default_factory=list)
+    entity_version: str | None = None  # the extractor that found them ("patterns" before any)
     source: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 
@@ -99,6 +116,7 @@ class Candidate(Message):
     score: float
     reason: Literal["uncertain", "rare", "unseen", "random", "cold-start"]
     probabilities: dict[str, float] = Field(default_factory=dict)
+    spans: list[EntityMention] = Field(default_factory=list)  # suggested entities
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     @property
@@ -114,6 +132,8 @@ class LabelEvent(Message):
     text: str
     task: str = "classification"
     label: str | None = None
+    spans: list[EntityMention] | None = None  # an entity answer (task of an entity dataset)
+    rejected: list[str] = Field(default_factory=list)  # why spans of the answer were dropped
     status: Literal["submitted", "discarded"] = "submitted"
     response_id: str
     annotator: str | None = None
@@ -131,9 +151,10 @@ class LabelEvent(Message):
 
     def same_answer(self, other: LabelEvent) -> bool:
         """Whether ``other`` says the same thing (who relayed it does not matter)."""
-        return (self.response_id, self.label, self.status, self.labelled_at) == (
+        return (self.response_id, self.label, self.spans, self.status, self.labelled_at) == (
             other.response_id,
             other.label,
+            other.spans,
             other.status,
             other.labelled_at,
         )

@@ -7,9 +7,30 @@ more than ``max_label_f1_drop``. The first version passes when it has a test set
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from loop.evaluation import Evaluation
+
+class _LabelScores(Protocol):
+    @property
+    def f1(self) -> float: ...
+
+    @property
+    def support(self) -> int: ...
+
+
+class Scored(Protocol):
+    """What the gate reads from an evaluation (classification or entities)."""
+
+    @property
+    def test_size(self) -> int: ...
+
+    @property
+    def macro_f1(self) -> float: ...
+
+    @property
+    def per_label(self) -> Mapping[str, _LabelScores]: ...
 
 
 @dataclass(frozen=True)
@@ -30,7 +51,7 @@ class Verdict:
     reasons: list[str] = field(default_factory=list)
 
 
-def judge(head: Evaluation, base: Evaluation | None, gate: Gate) -> Verdict:
+def judge(head: Scored, base: Scored | None, gate: Gate) -> Verdict:
     """Whether ``head`` may replace ``base`` (None: nothing is promoted yet), and why."""
     if head.test_size < gate.min_test_size:
         return Verdict(

@@ -17,13 +17,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel
 
 from loop.errors import AlloopError
 from loop.evaluation import Evaluation, Prediction, evaluate
 from loop.labels import ResolvedLabel
 from loop.models.base import Classifier, ClassifierConfig, ClassifierFactory
 from loop.models.factories import load_version
-from loop.promotion import Gate, judge
+from loop.promotion import Gate, Verdict, judge
 from loop.registry import ModelRegistry
 from loop.split import split
 
@@ -92,6 +93,36 @@ def rounds_so_far(registry: ModelRegistry) -> int:
     return count
 
 
+def settle(
+    registry: ModelRegistry,
+    result: RoundResult,
+    version: str,
+    head: tuple[BaseModel, Sequence[BaseModel]],
+    base: tuple[BaseModel | None, Sequence[BaseModel]],
+    verdict: Verdict,
+) -> None:
+    """The end of every round, whatever the task: record the new version's evaluation and
+    per-document predictions beside those of the promoted version on the same test set (what
+    deltas compare), then promote it if it passed the gate."""
+    result.version = version
+    registry.attach_metrics(
+        version,
+        {
+            "evaluation": head[0].model_dump(),
+            "predictions": [row.model_dump() for row in head[1]],
+            "base": {
+                "version": result.promoted_before,
+                "evaluation": base[0].model_dump() if base[0] is not None else None,
+                "predictions": [row.model_dump() for row in base[1]],
+            },
+            "gate": {"passed": verdict.passed, "reasons": verdict.reasons},
+        },
+    )
+    if verdict.passed:
+        registry.promote(version)
+        result.promoted = True
+
+
 def run_round(
     labelled: Sequence[ResolvedLabel],
     registry: ModelRegistry,
@@ -154,24 +185,10 @@ def run_round(
         parent=result.promoted_before,
         notes="head refit on the frozen body" if result.head_only else "full fine-tune",
     )
-    result.version = card.version
     head = head.model_copy(update={"version": card.version, "train_size": len(train)})
-    registry.attach_metrics(
-        card.version,
-        {
-            "evaluation": head.model_dump(),
-            "predictions": [p.model_dump() for p in head_predictions],
-            "base": {
-                "version": result.promoted_before,
-                "evaluation": base.model_dump() if base else None,
-                "predictions": [p.model_dump() for p in base_predictions],
-            },
-            "gate": {"passed": verdict.passed, "reasons": verdict.reasons},
-        },
+    settle(
+        registry, result, card.version, (head, head_predictions), (base, base_predictions), verdict
     )
-    if verdict.passed:
-        registry.promote(card.version)
-        result.promoted = True
     logger.info(
         "round %d: %s trained on %d, macro-F1 %.3f on %d test docs (promoted %s: %s); %s",
         result.round,

@@ -1,11 +1,12 @@
-"""The model that serves now: loaded from the registry's promoted version, reloaded when the
-pointer moves. Shared by the scorer and the API."""
+"""What serves now: the promoted version of a registry, loaded, and reloaded when the pointer
+moves. Shared by the scorer and the API, for the classifier and the entity extractor."""
 
 from __future__ import annotations
 
 import logging
 import threading
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from loop.errors import AlloopError
 from loop.models.base import Classifier
@@ -13,6 +14,8 @@ from loop.models.factories import load_version
 from loop.registry import ModelRegistry
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -23,26 +26,33 @@ class ServedModel:
     classifier: Classifier
 
 
-class ModelWatcher:
-    """Holds the promoted model and swaps it when the registry's pointer changes.
+class Watcher(Generic[T]):
+    """Holds what the promoted version loads into and swaps it when the pointer changes.
 
     :meth:`refresh` is cheap when nothing changed (one small file read). A version that fails
-    to load is logged and skipped; the model that served before keeps serving.
+    to load is logged and skipped; what served before keeps serving.
     """
 
-    @property
-    def version(self) -> str | None:
-        served = self._served
-        return served.version if served else None
+    what = "model"
+    """What the logs call it."""
 
     def __init__(self, registry: ModelRegistry) -> None:
         self._registry = registry
-        self._served: ServedModel | None = None
+        self._served: T | None = None
+        self._held: str | None = None
         self._failed: str | None = None
         self._lock = threading.Lock()
 
+    def load(self, version: str) -> T:
+        """Load ``version`` from the registry; raise :class:`AlloopError` when it cannot."""
+        raise NotImplementedError
+
     @property
-    def served(self) -> ServedModel | None:
+    def version(self) -> str | None:
+        return self._held
+
+    @property
+    def served(self) -> T | None:
         return self._served
 
     def refresh(self) -> bool:
@@ -55,20 +65,27 @@ class ModelWatcher:
                 return False
             if wanted != self._failed:
                 self._failed = None  # the pointer moved on: a later promotion retries it
-            held = self._served.version if self._served else None
+            held = self._held
             if wanted == held or (wanted is not None and wanted == self._failed):
                 return False
             if wanted is None:
-                logger.warning("no version is promoted any more; serving nothing")
-                self._served = None
+                logger.warning("no %s version is promoted any more; serving nothing", self.what)
+                self._served, self._held = None, None
                 return True
             try:
-                classifier = load_version(self._registry, wanted)
+                loaded = self.load(wanted)
             except AlloopError as exc:
-                logger.error("cannot load model %s, keeping %s: %s", wanted, held, exc)
+                logger.error("cannot load %s %s, keeping %s: %s", self.what, wanted, held, exc)
                 self._failed = wanted
                 return False
             self._failed = None
-            self._served = ServedModel(version=wanted, classifier=classifier)
-            logger.info("now serving model %s (was %s)", wanted, held)
+            self._served, self._held = loaded, wanted
+            logger.info("now serving %s %s (was %s)", self.what, wanted, held)
             return True
+
+
+class ModelWatcher(Watcher[ServedModel]):
+    """The promoted classifier."""
+
+    def load(self, version: str) -> ServedModel:
+        return ServedModel(version=version, classifier=load_version(self._registry, version))

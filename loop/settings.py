@@ -76,6 +76,32 @@ class TrainerSettings(BaseModel):
     num_iterations: int = Field(default=5, ge=1, description="SetFit pairs per example")
 
 
+class EntitySettings(BaseModel):
+    """The entity task: tagging, selection and training of the entity extractor."""
+
+    enabled: bool = Field(default=False, description="Tag entities and route them to people")
+    task: str = Field(default="entities", description="Task name (Argilla dataset suffix)")
+    types: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["STOCK", "CRYPTO", "FOREX"]
+    )
+    patterns: bool = Field(default=True, description="Financial patterns: cold start, unseen")
+    gazetteers: Path | None = Field(default=None, description="JSON gazetteers for the patterns")
+    model_kind: str = Field(default="minilm-tagger", description="minilm-tagger or spacy-ner")
+    candidates_per_round: int = Field(default=10, ge=0)
+    uncertain_below: float = Field(default=0.8, gt=0, le=1, description="Span score to doubt")
+    rare_below: int = Field(default=5, ge=0, description="Labelled spans that make a type rare")
+    epochs: int = Field(default=10, ge=1)
+    time_budget_s: float | None = Field(default=240.0, gt=0)
+    min_new_labels: int = Field(default=10, ge=1, description="New answers that start a round")
+
+    @field_validator("types", mode="before")
+    @classmethod
+    def _split_types(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+
 class ApiSettings(BaseModel):
     """The HTTP API."""
 
@@ -137,6 +163,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     argilla: ArgillaSettings = ArgillaSettings()
     trainer: TrainerSettings = TrainerSettings()
+    entities: EntitySettings = EntitySettings()
 
     @property
     def state_dir(self) -> Path:
@@ -156,3 +183,13 @@ class Settings(BaseSettings):
     @property
     def registry_path(self) -> Path:
         return self.registry_dir or self.home / "registry"
+
+    @property
+    def entity_tasks(self) -> tuple[str, ...]:
+        """Tasks whose Argilla datasets ask for entity spans."""
+        return (self.entities.task,) if self.entities.enabled else ()
+
+    @property
+    def entity_registry_path(self) -> Path:
+        """The entity extractor's versions: a registry of their own beside the classifier's."""
+        return self.registry_path / "entities"

@@ -3,8 +3,12 @@
 It signs in with the annotator account's API key and uses only Argilla's HTTP API, the way
 the Argilla UI does: list the datasets it may work on, search its own queue for records still
 pending for it, and submit a response with the gold label of each record it finds in the gold
-file (matched by document id, else by the text's content id). Records it has no gold label for
-are left for people. It is for tests, demos and benchmarks: the loop cannot tell it from a
+file (matched by document id, else by the text's content id). In entity datasets it submits
+the gold spans instead, read from each gold document's ``metadata.entities`` (a list of
+``{"label", "start", "end"}``; an empty list means the text has none). Records it has no gold
+answer for are left for people, unless ``accept_suggestions`` is set: then an entity record
+with no gold spans is answered with its suggested spans, the way a person accepts correct
+pre-annotations (the demo uses this, as the tweets have no gold entities). It is for tests, demos and benchmarks: the loop cannot tell it from a
 person.
 """
 
@@ -20,7 +24,7 @@ import httpx
 
 from loop.ids import content_id
 from loop.messages import Document
-from workers.argilla_labels import LABEL_QUESTION, TEXT_FIELD
+from workers.argilla_labels import LABEL_QUESTION, SPAN_QUESTION, TEXT_FIELD
 
 logger = logging.getLogger(__name__)
 
@@ -36,25 +40,43 @@ PENDING_FOR_ME = {
 }
 
 
+Spans = list[dict[str, Any]]
+
+
 class Gold:
-    """Gold labels by document id and by content id of the text."""
+    """Gold labels and gold entity spans, by document id and by content id of the text."""
 
     def __init__(self, documents: Iterable[Document]) -> None:
         self.by_id: dict[str, str] = {}
         self.by_text: dict[str, str] = {}
+        self.spans_by_id: dict[str, Spans] = {}
+        self.spans_by_text: dict[str, Spans] = {}
         for doc in documents:
+            entities = doc.metadata.get("entities")
+            if isinstance(entities, list):
+                spans = [
+                    {"label": str(e["label"]), "start": int(e["start"]), "end": int(e["end"])}
+                    for e in entities
+                ]
+                self.spans_by_id[doc.id] = spans
+                self.spans_by_text[content_id(doc.text)] = spans
             if doc.label is None:
                 continue
             self.by_id[doc.id] = doc.label
             self.by_text[content_id(doc.text)] = doc.label
 
     def __len__(self) -> int:
-        return len(self.by_id)
+        return max(len(self.by_id), len(self.spans_by_id))
 
     def label_of(self, external_id: str | None, text: str) -> str | None:
         if external_id and external_id in self.by_id:
             return self.by_id[external_id]
         return self.by_text.get(content_id(text))
+
+    def spans_of(self, external_id: str | None, text: str) -> Spans | None:
+        if external_id and external_id in self.spans_by_id:
+            return self.spans_by_id[external_id]
+        return self.spans_by_text.get(content_id(text))
 
 
 @dataclass
@@ -65,6 +87,19 @@ class Tally:
     unknown: int = 0
     failed: int = 0
     by_label: dict[str, int] = field(default_factory=dict)
+
+
+def suggested_spans(record: dict[str, Any]) -> Spans:
+    """The spans suggested on a record's span question (none: an empty answer). Entity
+    datasets have one question, so the suggestion whose value is a list is the span one."""
+    for suggestion in record.get("suggestions") or []:
+        value = suggestion.get("value")
+        if isinstance(value, list):
+            return [
+                {"label": str(v["label"]), "start": int(v["start"]), "end": int(v["end"])}
+                for v in value
+            ]
+    return []
 
 
 class Oracle:
@@ -80,8 +115,12 @@ class Oracle:
         rate: float = 0.0,
         client: httpx.Client | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        accept_suggestions: bool = False,
+        task: str | None = None,
     ) -> None:
         self.gold = gold
+        self.accept_suggestions = accept_suggestions
+        self.task = task
         self.prefix = prefix
         self.rate = rate
         self._sleep = sleep
@@ -98,8 +137,10 @@ class Oracle:
         return answer.json()
 
     def datasets(self) -> list[dict[str, Any]]:
-        """The annotator's datasets that belong to alloop."""
+        """The annotator's datasets that belong to alloop (only the task's, if one is set)."""
         items = self._json("GET", "/api/v1/me/datasets")["items"]
+        if self.task is not None:
+            return [d for d in items if d["name"] == f"{self.prefix}-{self.task}"]
         return [d for d in items if str(d["name"]).startswith(f"{self.prefix}-")]
 
     def pending(self, dataset_id: str, skip: set[str]) -> list[dict[str, Any]]:
@@ -111,7 +152,7 @@ class Oracle:
             page = self._json(
                 "POST",
                 f"/api/v1/me/datasets/{dataset_id}/records/search",
-                params={"offset": offset, "limit": PAGE},
+                params={"offset": offset, "limit": PAGE, "include": "suggestions"},
                 json=body,
             )
             records = [item["record"] for item in page["items"]]
@@ -120,18 +161,26 @@ class Oracle:
             if found or len(records) < PAGE:
                 return found
 
-    def answer(self, record: dict[str, Any], label: str) -> None:
+    def answer(self, record: dict[str, Any], label: str | Spans) -> None:
+        """Submit a class (a label question) or a list of spans (the span question)."""
+        question = SPAN_QUESTION if isinstance(label, list) else LABEL_QUESTION
         self._json(
             "POST",
             f"/api/v1/records/{record['id']}/responses",
-            json={"values": {LABEL_QUESTION: {"value": label}}, "status": "submitted"},
+            json={"values": {question: {"value": label}}, "status": "submitted"},
         )
+
+    def asks_for_spans(self, dataset_id: str) -> bool:
+        """Whether a dataset's question is alloop's span question."""
+        questions = self._json("GET", f"/api/v1/datasets/{dataset_id}/questions")["items"]
+        return any(q["name"] == SPAN_QUESTION for q in questions)
 
     def run(self, limit: int | None = None, on_answer: Callable[[], None] | None = None) -> Tally:
         """Answer what is pending now, until nothing is left or ``limit`` answers were given."""
         tally = Tally()
         skip: set[str] = set()
         for dataset in self.datasets():
+            spans = self.asks_for_spans(str(dataset["id"]))
             while limit is None or tally.submitted < limit:
                 records = self.pending(str(dataset["id"]), skip)
                 if not records:
@@ -141,7 +190,14 @@ class Oracle:
                         break
                     skip.add(str(record["id"]))
                     text = str(record.get("fields", {}).get(TEXT_FIELD, ""))
-                    label = self.gold.label_of(record.get("external_id"), text)
+                    external_id = record.get("external_id")
+                    label: str | Spans | None = (
+                        self.gold.spans_of(external_id, text)
+                        if spans
+                        else self.gold.label_of(external_id, text)
+                    )
+                    if label is None and spans and self.accept_suggestions:
+                        label = suggested_spans(record)
                     if label is None:
                         tally.unknown += 1
                         continue
@@ -157,7 +213,8 @@ class Oracle:
                         )
                         continue
                     tally.submitted += 1
-                    tally.by_label[label] = tally.by_label.get(label, 0) + 1
+                    name = "entities" if isinstance(label, list) else label
+                    tally.by_label[name] = tally.by_label.get(name, 0) + 1
                     if on_answer is not None:
                         on_answer()
                     if self.rate > 0:

@@ -7,19 +7,24 @@ seeing an answer twice changes nothing.
 
 Conventions of alloop's Argilla datasets (the labeler creates them): the record's
 ``external_id`` is the document id, its field ``text`` holds the text, the question ``label``
-holds the class, and the metadata ``task``, ``reason`` and ``model_version`` say which task it
+holds the class (classification datasets) or the span question ``spans`` the entities (entity
+datasets; each span is checked against the text, see :mod:`loop.entities.answers`), and the
+metadata ``task``, ``reason`` and ``model_version`` say which task it
 belongs to, why it was selected and which version made the suggestion.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
+from loop.entities.answers import check_answer
 from loop.errors import InputError
-from loop.messages import LabelEvent
+from loop.messages import EntityMention, LabelEvent
 
 LABEL_QUESTION = "label"
+SPAN_QUESTION = "spans"
 TEXT_FIELD = "text"
 ANSWER_EVENTS = frozenset({"response.created", "response.updated"})
 # Argilla's response statuses: a draft is work in progress, not an answer.
@@ -51,6 +56,7 @@ def label_event(
     annotator: str | None,
     updated_at: str | datetime,
     prefix: str,
+    entity_tasks: Collection[str] = (),
 ) -> LabelEvent | None:
     """The label event for one answer, or None for a draft. Raises InputError when the
     record is not one of alloop's (no document id, no text) or the answer is unreadable."""
@@ -62,8 +68,16 @@ def label_event(
     text = _get(record, "fields", TEXT_FIELD)
     metadata = record.get("metadata") or {}
     label: str | None = None
-    if status == "submitted":
-        value = (values or {}).get(LABEL_QUESTION, {}).get("value")
+    spans: list[EntityMention] | None = None
+    rejected: list[str] = []
+    answers = values or {}
+    task = task_of(dataset_name, metadata, prefix)
+    if SPAN_QUESTION in answers or task in entity_tasks:  # an entity dataset
+        spans, rejected = check_answer(str(text), (answers[SPAN_QUESTION] or {}).get("value"))
+        if status != "submitted":
+            spans, rejected = None, []
+    elif status == "submitted":
+        value = (answers.get(LABEL_QUESTION) or {}).get("value")
         if not isinstance(value, str) or not value:
             raise InputError(
                 f"response {response_id} on document {doc_id} has no '{LABEL_QUESTION}' value "
@@ -73,8 +87,10 @@ def label_event(
     return LabelEvent(
         id=str(doc_id),
         text=str(text),
-        task=task_of(dataset_name, metadata, prefix),
+        task=task,
         label=label,
+        spans=spans,
+        rejected=rejected,
         status="submitted" if status == "submitted" else "discarded",
         response_id=str(response_id),
         annotator=annotator,
@@ -84,7 +100,9 @@ def label_event(
     )
 
 
-def from_webhook(payload: dict[str, Any], prefix: str) -> LabelEvent | None:
+def from_webhook(
+    payload: dict[str, Any], prefix: str, entity_tasks: Collection[str] = ()
+) -> LabelEvent | None:
     """The label event in a webhook delivery, or None when it carries no answer.
 
     ``response.created`` / ``response.updated`` carry one answer. ``record.completed`` only
@@ -107,6 +125,7 @@ def from_webhook(payload: dict[str, Any], prefix: str) -> LabelEvent | None:
         annotator=(data.get("user") or {}).get("username"),
         updated_at=_get(data, "updated_at"),
         prefix=prefix,
+        entity_tasks=entity_tasks,
     )
 
 
@@ -122,7 +141,11 @@ ANSWERED = {
 
 
 def poll(
-    http: Any, prefix: str, workspace_id: str | None = None, page: int = 200
+    http: Any,
+    prefix: str,
+    workspace_id: str | None = None,
+    page: int = 200,
+    entity_tasks: Collection[str] = (),
 ) -> list[LabelEvent]:
     """Every submitted or discarded answer in alloop's datasets, read through Argilla's HTTP
     API (``http`` is an ``httpx.Client`` with the owner's key). The catch-up for deliveries
@@ -158,6 +181,7 @@ def poll(
                         annotator=str(response.get("user_id")),
                         updated_at=response["updated_at"],
                         prefix=prefix,
+                        entity_tasks=entity_tasks,
                     )
                     if event is not None:
                         events.append(event)

@@ -372,12 +372,21 @@ def annotate(
     follow: Annotated[
         bool, typer.Option(help="Keep looking for new pending records until Ctrl-C.")
     ] = False,
+    accept_suggestions: Annotated[
+        bool,
+        typer.Option(
+            help="Entity records with no gold spans: submit the suggested spans, as a person "
+            "accepting the pre-annotations would."
+        ),
+    ] = False,
 ) -> None:
     """Answer pending Argilla records with gold labels, as the annotator account.
 
     For tests, demos and benchmarks: signs in with ALLOOP_ARGILLA__ANNOTATOR_API_KEY (else the
     local stack's annotator), finds the records pending for it in alloop's datasets and submits
-    the gold label of each record found in the gold file (by document id, else by text).
+    the gold label of each record found in the gold file (by document id, else by text). In
+    entity datasets it submits the gold spans, read from each gold document's
+    metadata.entities (a list of {"label", "start", "end"}).
     """
     from loop.messages import Document
     from loop.readers import Columns, parse_label_map, read_documents
@@ -387,7 +396,7 @@ def annotate(
     settings = _settings()
     columns = Columns(label_names=parse_label_map(label_map))
     gold = Gold(d for d in read_documents(oracle, columns) if isinstance(d, Document))
-    if not gold:
+    if not gold and not accept_suggestions:
         fail(f"{oracle}: no labelled documents in it")
     url, _ = connect(settings)
     key = settings.argilla.annotator_api_key
@@ -397,7 +406,14 @@ def annotate(
         key_text = argilla_credentials(settings.state_dir, "annotator")[1]
     else:
         key_text = key.get_secret_value()
-    bot = Oracle(url, key_text, gold, prefix=settings.argilla.dataset_prefix, rate=rate)
+    bot = Oracle(
+        url,
+        key_text,
+        gold,
+        prefix=settings.argilla.dataset_prefix,
+        rate=rate,
+        accept_suggestions=accept_suggestions,
+    )
     total = 0
     try:
         while True:
@@ -450,6 +466,14 @@ def demo(
     oracle_labels: Annotated[
         int, typer.Option(help="Records the oracle annotator answers (0: leave them to people).")
     ] = 60,
+    entities: Annotated[
+        bool,
+        typer.Option(help="Run the entity task too (STOCK, CRYPTO, FOREX from the patterns)."),
+    ] = True,
+    entity_labels: Annotated[
+        int,
+        typer.Option(help="Entity records the oracle answers by accepting their suggestions."),
+    ] = 20,
 ) -> None:
     """Run the whole loop on the local stack with real financial tweets.
 
@@ -457,8 +481,11 @@ def demo(
     starts a scorer, the API, the labeler and the trainer, streams the other tweets through and
     prints throughput and a sample of tagged documents. The uncertain ones wait in Argilla
     (address and annotator account printed); the oracle annotator answers --oracle-labels of
-    them, the trainer makes a new version, and its evaluation and delta are printed. Everything
-    keeps running for you to label more (alloop stack down stops it).
+    them, the trainer makes a new version, and its evaluation and delta are printed. With
+    --entities (the default) every tweet is also tagged with STOCK, CRYPTO and FOREX entities,
+    unseen and doubtful ones wait in a second Argilla dataset, the oracle accepts the suggested
+    spans of --entity-labels of them in two halves, and the two entity versions and their delta
+    are printed. Everything keeps running for you to label more (alloop stack down stops it).
     """
     from workers import demo as demo_module
 
@@ -472,19 +499,27 @@ def demo(
         retrain=retrain,
         argilla=argilla,
         oracle_labels=oracle_labels,
+        entities=entities,
+        entity_labels=entity_labels,
     )
 
 
 @bench_app.command("learning-curve")
 def bench_learning_curve(
-    train: Annotated[Path, typer.Option(help="Labelled training pool (.jsonl or .csv).")],
+    train: Annotated[
+        Path, typer.Option(help="Labelled training pool (.jsonl or .csv; ner: CoNLL or .jsonl).")
+    ],
     test: Annotated[Path, typer.Option(help="Labelled test set, same format.")],
     task: Annotated[
-        str, typer.Option(help="classification (ner comes with entity extraction).")
+        str, typer.Option(help="classification, or ner (entity extraction).")
     ] = "classification",
     strategy: Annotated[
-        str, typer.Option(help="breaking-ties, entropy or least-confidence.")
-    ] = "breaking-ties",
+        str | None,
+        typer.Option(
+            help="breaking-ties, entropy or least-confidence (classification; the default is "
+            "breaking-ties); entity-uncertainty (ner)."
+        ),
+    ] = None,
     baseline: Annotated[str, typer.Option(help="The strategy to beat.")] = "random",
     seeds: Annotated[int, typer.Option(help="Simulated runs per strategy.")] = 3,
     budget: Annotated[int, typer.Option(help="Labels per run.")] = 1000,
@@ -493,41 +528,72 @@ def bench_learning_curve(
     label_map: Annotated[
         str | None, typer.Option(help="Rename raw labels, e.g. '0=Bearish,1=Bullish,2=Neutral'.")
     ] = None,
+    epochs: Annotated[int, typer.Option(help="ner: training passes per round (at most).")] = 10,
+    time_budget: Annotated[
+        float, typer.Option(help="ner: seconds of training per round (at most).")
+    ] = 120.0,
     json_out: Annotated[
         Path, typer.Option("--json", help="Where to write the JSON (the PNG goes beside it).")
     ] = Path("bench/results/learning-curve.json"),
 ) -> None:
     """Active learning against a baseline, with simulated annotators (gold labels).
 
-    Each round selects --step documents with the same selection code as the scorer and trains
-    the trainer's head-only model on all labels so far; macro-F1 on --test after each round,
-    mean and spread over --seeds runs. Writes a PNG and a JSON; the last line printed is a
-    JSON object with the area under each curve, the labels each needs to reach 95 % of the
-    full-data score, and the full-data score.
+    classification: each round selects --step documents with the same selection code as the
+    scorer and trains the trainer's head-only model on all labels so far; macro-F1 on --test.
+    The last line printed is a JSON object with the area under each curve, the labels each
+    needs to reach 95 % of the full-data score, and the full-data score.
+
+    ner: each round trains the entity extractor on all sentences labelled so far and selects
+    the next --step with the scorer's entity selection (unseen forms, rare types, doubt);
+    strict span F1 and unseen-entity recall on --test. The last line has the areas, the labels
+    each needs to reach 90 % of the full-data F1, and unseen recall along the curves.
+
+    Both write a PNG and a JSON (mean and spread over --seeds runs).
     """
+    _settings()
+    if task == "ner":
+        from bench import ner_curve
+
+        chosen = strategy or "entity-uncertainty"
+        summary = ner_curve.run(
+            train,
+            test,
+            strategy=chosen,
+            baseline=baseline,
+            seeds=seeds,
+            budget=budget,
+            step=step,
+            epochs=epochs,
+            time_budget_s=time_budget,
+            out=json_out.with_suffix(""),
+        )
+        typer.echo(ner_curve.report(summary, chosen, baseline))
+        typer.echo(f"picture: {summary['png']}")
+        typer.echo(json.dumps(ner_curve.final_line(summary, chosen, baseline)))
+        return
+    if task != "classification":
+        fail(f"--task {task}: choose classification or ner")
     from bench import learning_curve
     from loop.readers import Columns, parse_label_map
 
-    _settings()
-    if task != "classification":
-        fail(f"--task {task}: only classification is available so far")
+    chosen = strategy or "breaking-ties"
     columns = Columns(label=label_column, label_names=parse_label_map(label_map))
     summary = learning_curve.run(
         train,
         test,
         columns=columns,
-        strategy=strategy,
+        strategy=chosen,
         baseline=baseline,
         seeds=seeds,
         budget=budget,
         step=step,
         out=json_out.with_suffix(""),
     )
-    typer.echo(learning_curve.report(summary, strategy, baseline))
+    typer.echo(learning_curve.report(summary, chosen, baseline))
     typer.echo(f"picture: {summary['png']}")
     final = {
         "full_data_macro_f1": summary["full_data_macro_f1"],
-        strategy: {k: summary[strategy][k] for k in ("area", "labels_to_95pct_full")},
+        chosen: {k: summary[chosen][k] for k in ("area", "labels_to_95pct_full")},
         baseline: {k: summary[baseline][k] for k in ("area", "labels_to_95pct_full")},
     }
     typer.echo(json.dumps(final))

@@ -190,6 +190,8 @@ def run(
     retrain: bool = False,
     argilla: bool = True,
     oracle_labels: int = 60,
+    entities: bool = True,
+    entity_labels: int = 20,
 ) -> None:
     out = sys.stdout
     if not (dataset / "sent_train.csv").is_file():
@@ -230,6 +232,11 @@ def run(
     topics = settings.kafka.topics
     ensure_topics(servers, [topics.raw, topics.tagged, topics.dlq(topics.raw)], topics.partitions)
     env = {"ALLOOP_HOME": str(settings.home), "ALLOOP_KAFKA__BOOTSTRAP_SERVERS": servers}
+    if entities:
+        # STOCK, CRYPTO, FOREX from the shipped patterns; a round after every few answers.
+        env["ALLOOP_ENTITIES__ENABLED"] = "true"
+        if "ALLOOP_ENTITIES__MIN_NEW_LABELS" not in os.environ:
+            env["ALLOOP_ENTITIES__MIN_NEW_LABELS"] = str(max(entity_labels // 2, 1))
     if settings.registry_dir:
         env["ALLOOP_REGISTRY_DIR"] = str(settings.registry_dir)
     print("starting the scorer and the API ...", file=out, flush=True)
@@ -257,6 +264,8 @@ def run(
     show(result, stream, out)
     if argilla:
         label_loop(settings, api.url or "", key, dataset, oracle_labels, out)
+    if argilla and entities:
+        entity_loop(settings, api.url or "", key, entity_labels, out)
     print(f"\nAPI          {api.url}  (docs: {api.url}/docs)", file=out)
     print(f"API key      {key}  (kept in {settings.state_dir / 'api_key'})", file=out)
     print(
@@ -376,3 +385,87 @@ def label_loop(
             )
     except (httpx.HTTPError, KeyError, ValueError) as exc:
         print(f"(could not read the evaluation: {exc})", file=out)
+
+
+def entity_loop(settings: Settings, api_url: str, key: str, answers: int, out: TextIO) -> None:
+    """The entity queue: what reached it and why; the oracle accepts the suggested spans of
+    ``answers`` records in two halves, so that two versions and a delta between them appear."""
+    from workers.annotate import Gold, Oracle
+    from workers.labeler import connect
+
+    url, _ = connect(settings)
+    credentials = (
+        stack.ArgillaCredentials.load(settings.state_dir) if not settings.argilla.url else None
+    )
+    task = settings.entities.task
+    print(
+        f"\nentities     dataset {settings.argilla.dataset_prefix}-{task} in Argilla: spans "
+        f"of {', '.join(settings.entities.types)}, pre-annotated by the patterns",
+        file=out,
+    )
+    headers = {"X-API-Key": key}
+    probe = "AUDJPY breaks out while $TSLA slides and Bitcoin holds"
+    tagged = httpx.post(
+        f"{api_url}/v1/entities", headers=headers, json={"text": probe}, timeout=30
+    ).json()
+    found = ", ".join(
+        f"{e['text']} {e['label']}" for e in tagged.get("results", [{}])[0].get("entities", [])
+    )
+    print(f"tagging      {probe!r}: {found} ({tagged.get('entity_version')})", file=out)
+    if answers <= 0 or credentials is None:
+        return
+    registry = ModelRegistry(settings.entity_registry_path)
+    bot = Oracle(
+        url,
+        credentials.annotator_api_key,
+        Gold([]),
+        prefix=settings.argilla.dataset_prefix,
+        rate=5,
+        accept_suggestions=True,
+        task=task,
+    )
+    try:
+        for half in (answers - answers // 2, answers // 2):
+            before = registry.latest()
+            total, deadline = 0, time.monotonic() + 300
+            while total < half and time.monotonic() < deadline:
+                total += bot.run(half - total).submitted
+                if total < half:
+                    time.sleep(2)
+            print(
+                f"answered     {total} entity records (accepting the suggested spans); "
+                "waiting for the trainer ...",
+                file=out,
+                flush=True,
+            )
+            deadline = time.monotonic() + 600
+            while registry.latest() == before and time.monotonic() < deadline:
+                time.sleep(2)
+            version = registry.latest()
+            if version == before:
+                print("no new entity version yet: see the trainer's log", file=out)
+                return
+            card = registry.card(str(version))
+            print(
+                f"entity model {version}: trained on {card.counts.get('train')} documents, "
+                f"{'promoted' if registry.promoted() == version else 'not promoted'}",
+                file=out,
+            )
+    finally:
+        bot.close()
+    try:
+        delta = httpx.get(
+            f"{api_url}/v1/evaluations/deltas",
+            headers=headers,
+            params={"task": task},
+            timeout=30,
+        ).json()
+        m = delta["micro_f1"]
+        print(
+            f"delta        {delta['base']} -> {delta['head']}: span micro-F1 {m['delta']:+.3f} "
+            f"[{m['ci_low']:+.3f}, {m['ci_high']:+.3f}] ({api_url}/v1/evaluations/deltas"
+            f"?task={task})",
+            file=out,
+        )
+    except (httpx.HTTPError, KeyError, ValueError) as exc:
+        print(f"(could not read the entity delta: {exc})", file=out)

@@ -27,7 +27,7 @@ from loop.budget import Offer, Pending, plan
 from loop.errors import ConfigError
 from loop.messages import Candidate
 from loop.settings import Settings
-from workers.argilla_labels import LABEL_QUESTION, TEXT_FIELD, poll
+from workers.argilla_labels import LABEL_QUESTION, SPAN_QUESTION, TEXT_FIELD, poll
 from workers.bus import (
     LoopStats,
     Output,
@@ -60,12 +60,38 @@ GUIDELINES = (
 )
 
 
-def dataset_settings(labels: Sequence[str], min_submitted: int, dimensions: int | None) -> Any:
-    """The Argilla settings of a classification dataset."""
+ENTITY_GUIDELINES = (
+    "Mark every entity of the listed types in the text, and only those. Records come from "
+    "the model being unsure (reason: uncertain), from a surface form nobody has labelled yet, "
+    "such as a new currency pair or coin (unseen), from a type with few examples (rare), or "
+    "from a random sample (random). The pre-annotations are the model's or the patterns' "
+    "spans: accept, correct or remove them. Submit with no span when the text has none."
+)
+
+
+def dataset_settings(
+    labels: Sequence[str],
+    min_submitted: int,
+    dimensions: int | None,
+    entity_types: Sequence[str] | None = None,
+) -> Any:
+    """The Argilla settings of a classification dataset (a label question) or, given
+    ``entity_types``, of an entity dataset (a span question on the text)."""
+    question: Any = (
+        rg.SpanQuestion(
+            name=SPAN_QUESTION,
+            field=TEXT_FIELD,
+            labels=list(entity_types),
+            title="Entities",
+            allow_overlapping=False,
+        )
+        if entity_types
+        else rg.LabelQuestion(name=LABEL_QUESTION, title="Label", labels=list(labels))
+    )
     return rg.Settings(
-        guidelines=GUIDELINES,
+        guidelines=ENTITY_GUIDELINES if entity_types else GUIDELINES,
         fields=[rg.TextField(name=TEXT_FIELD, title="Text", use_markdown=False)],
-        questions=[rg.LabelQuestion(name=LABEL_QUESTION, title="Label", labels=list(labels))],
+        questions=[question],
         metadata=[
             rg.FloatMetadataProperty(name="score", title="Selection score"),
             *(rg.TermsMetadataProperty(name=name) for name in METADATA_TERMS),
@@ -78,7 +104,16 @@ def dataset_settings(labels: Sequence[str], min_submitted: int, dimensions: int 
 def record_for(candidate: Candidate, vector: list[float] | None) -> Any:
     """The Argilla record for a candidate; its id is the document id."""
     suggestions = []
-    if candidate.probabilities:
+    if candidate.spans:
+        suggestions.append(
+            rg.Suggestion(
+                question_name=SPAN_QUESTION,
+                value=[{"label": m.label, "start": m.start, "end": m.end} for m in candidate.spans],
+                score=[round(float(m.score), 6) for m in candidate.spans],
+                agent=candidate.model_version or "unknown",
+            )
+        )
+    elif candidate.probabilities:
         label, score = max(candidate.probabilities.items(), key=lambda item: item[1])
         suggestions.append(
             rg.Suggestion(
@@ -137,6 +172,7 @@ class ArgillaQueue:
     min_submitted: int
     vector_dimensions: int | None
     http: Any = None  # an httpx.Client on Argilla's API with the same key
+    entity_types: dict[str, list[str]] = field(default_factory=dict)  # entity task -> types
     _datasets: dict[str, Any] = field(default_factory=dict)
 
     def dataset(self, task: str) -> Any:
@@ -148,6 +184,13 @@ class ArgillaQueue:
             rg.Workspace(name=self.workspace, client=self.client).create()
             logger.info("created Argilla workspace %s", self.workspace)
         dataset = self.client.datasets(name=name, workspace=self.workspace)
+        types = self.entity_types.get(task)
+        if dataset is None and types:
+            settings = dataset_settings([], self.min_submitted, self.vector_dimensions, types)
+            dataset = rg.Dataset(
+                name=name, workspace=self.workspace, settings=settings, client=self.client
+            ).create()
+            logger.info("created Argilla dataset %s with entity types %s", name, types)
         if dataset is None:
             if not self.labels:
                 raise ConfigError(
@@ -290,6 +333,7 @@ def run(
         labels=labels_for(settings),
         min_submitted=settings.argilla.min_submitted,
         vector_dimensions=Embedder.dimensions if vectors else None,
+        entity_types={task: list(settings.entities.types) for task in settings.entity_tasks},
     )
     labeler = Labeler(queue, settings.argilla.budget, worker_id, embed)
     topics = settings.kafka.topics
@@ -320,7 +364,7 @@ def run(
             return
         last_poll = time.monotonic()
         try:
-            events = poll(http, settings.argilla.dataset_prefix)
+            events = poll(http, settings.argilla.dataset_prefix, entity_tasks=settings.entity_tasks)
         except httpx.HTTPError as exc:
             logger.warning("the answers poll failed, retrying later: %s", exc)
             return

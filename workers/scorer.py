@@ -14,12 +14,14 @@ import socket
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from loop.entities.selection import EntityScored, EntitySelectionConfig, select_entities
+from loop.entities.serving import EntityTagger, ExtractorWatcher, load_patterns, mention
 from loop.messages import Candidate, Document, TaggedDocument
 from loop.selection import Scored, SelectionConfig, select
 from loop.serving import ModelWatcher, ServedModel
@@ -84,6 +86,21 @@ def tag(
     return tagged, embeddings
 
 
+@dataclass
+class RoundClock:
+    """Counts documents and says when ``round_size`` more have arrived."""
+
+    round_size: int
+    since: int = 0
+
+    def due(self, added: int) -> bool:
+        self.since += added
+        if self.since < self.round_size:
+            return False
+        self.since = 0
+        return True
+
+
 class CandidateRounds:
     """A bounded window of tagged documents and, every ``round_size`` of them, a selection
     round (:func:`loop.selection.select`) whose picks become candidates for people."""
@@ -96,10 +113,9 @@ class CandidateRounds:
         labelled: Callable[[str | None], dict[str, int]],
     ) -> None:
         self.config = config
-        self.round_size = round_size
+        self.clock = RoundClock(round_size)
         self.labelled = labelled
         self.window: deque[tuple[TaggedDocument, Scored]] = deque(maxlen=window_size)
-        self.since_round = 0
 
     def add(
         self, tagged: Sequence[TaggedDocument], embeddings: npt.NDArray[np.float32] | None
@@ -109,11 +125,7 @@ class CandidateRounds:
                 embeddings[i] if embeddings is not None and len(embeddings) == len(tagged) else None
             )
             self.window.append((doc, Scored(doc.id, doc.text, doc.probabilities, vector)))
-        self.since_round += len(tagged)
-        if self.since_round < self.round_size or not self.window:
-            return []
-        self.since_round = 0
-        return self.round()
+        return self.round() if self.clock.due(len(tagged)) and self.window else []
 
     def round(self) -> list[Candidate]:
         """Select from the window; the picked documents leave it."""
@@ -151,6 +163,73 @@ class CandidateRounds:
         return out
 
 
+class EntityRounds:
+    """The entity task's window and selection rounds (:mod:`loop.entities.selection`):
+    unseen surface forms, rare types and doubtful documents become candidates whose
+    suggestions are the model's spans and the pattern matches."""
+
+    def __init__(
+        self,
+        task: str,
+        tagger: EntityTagger,
+        config: EntitySelectionConfig,
+        window_size: int,
+        round_size: int,
+    ) -> None:
+        self.task = task
+        self.tagger = tagger
+        self.config = config
+        self.clock = RoundClock(round_size)
+        self.window: deque[tuple[TaggedDocument, EntityScored]] = deque(maxlen=window_size)
+        self.rounds = 0
+
+    def add(
+        self, tagged: Sequence[TaggedDocument], scanned: Sequence[EntityScored]
+    ) -> list[Candidate]:
+        self.window.extend(zip(tagged, scanned, strict=True))
+        return self.round() if self.clock.due(len(tagged)) and self.window else []
+
+    def round(self) -> list[Candidate]:
+        """Select from the window; the picked documents leave it."""
+        entries = list(self.window)
+        served = self.tagger.served
+        seen = served.seen if served else frozenset()
+        per_type = {t: (served.per_type.get(t, 0) if served else 0) for t in self.tagger.types}
+        self.rounds += 1
+        config = replace(self.config, seed=self.config.seed + self.rounds)
+        picks = select_entities([s for _, s in entries], config, seen, per_type)
+        by_id = {doc.id: doc for doc, _ in entries}
+        chosen = {p.id for p in picks}
+        self.window = deque(
+            (e for e in entries if e[0].id not in chosen), maxlen=self.window.maxlen
+        )
+        version = self.tagger.version
+        out = [
+            Candidate(
+                id=pick.id,
+                text=by_id[pick.id].text,
+                task=self.task,
+                model_version=version,
+                strategy=pick.strategy,
+                score=pick.score,
+                reason=pick.reason,  # type: ignore[arg-type]
+                spans=[mention(s) for s in pick.suggestions],
+                metadata={**by_id[pick.id].metadata, "unseen": list(pick.unseen)}
+                if pick.unseen
+                else by_id[pick.id].metadata,
+            )
+            for pick in picks
+        ]
+        if out:
+            logger.info(
+                "entity round: %d candidates (%s) from a window of %d",
+                len(out),
+                ", ".join(f"{r} {n}" for r, n in Counter(p.reason for p in picks).items()),
+                len(entries),
+            )
+        return out
+
+
 @dataclass
 class Scorer:
     """Turns a batch of raw records into tagged outputs and dead letters."""
@@ -159,6 +238,8 @@ class Scorer:
     watcher: ModelWatcher
     worker_id: str
     rounds: CandidateRounds | None = None
+    entities: EntityTagger | None = None
+    entity_rounds: EntityRounds | None = None
 
     def __post_init__(self) -> None:
         config = self.settings.scorer
@@ -169,6 +250,43 @@ class Scorer:
                 config.round_size,
                 labelled_counts(self.settings),
             )
+        task = self.settings.entities
+        if self.entities is None and task.enabled:
+            self.entities = entity_tagger(self.settings)
+        if self.entity_rounds is None and self.entities is not None and config.candidates:
+            self.entity_rounds = EntityRounds(
+                task.task,
+                self.entities,
+                EntitySelectionConfig(
+                    batch_size=task.candidates_per_round,
+                    uncertain_below=task.uncertain_below,
+                    rare_below=task.rare_below,
+                    random_fraction=config.random_fraction,
+                ),
+                config.window_size,
+                config.round_size,
+            )
+
+    def refresh(self) -> None:
+        """Pick up newly promoted versions (between batches only)."""
+        self.watcher.refresh()
+        if self.entities is not None and self.entities.watcher is not None:
+            self.entities.watcher.refresh()
+
+    def tag_entities(
+        self, tagged: list[TaggedDocument]
+    ) -> tuple[list[TaggedDocument], list[EntityScored]]:
+        """Add the entities to tagged documents; with what selection needs to know."""
+        if self.entities is None or not tagged:
+            return tagged, []
+        scanned = self.entities.scan(
+            [t.id for t in tagged], [t.text for t in tagged], self.settings.scorer.batch_size
+        )
+        version = self.entities.version
+        return [
+            t.model_copy(update={"entities": self.entities.tags(s), "entity_version": version})
+            for t, s in zip(tagged, scanned, strict=True)
+        ], scanned
 
     def handle(self, records: list[Any]) -> list[Output]:
         topics = self.settings.kafka.topics
@@ -188,14 +306,29 @@ class Scorer:
                 except Exception as single:
                     record = by_id.get(doc.id, records[0])
                     outputs.append(dead_letter(record, f"scoring failed: {single}", self.worker_id))
+        tagged, scanned = self.tag_entities(tagged)
         outputs.extend(Output.of(topics.tagged, t, headers) for t in tagged)
         if self.rounds is not None:
             picked = self.rounds.add(tagged, embeddings)
+            outputs.extend(Output.of(topics.candidates, c, headers) for c in picked)
+        if self.entity_rounds is not None and scanned:
+            picked = self.entity_rounds.add(tagged, scanned)
             outputs.extend(Output.of(topics.candidates, c, headers) for c in picked)
         return outputs
 
 
 UNKNOWN_COUNT = 1_000_000
+
+
+def entity_tagger(settings: Settings) -> EntityTagger:
+    """The entity task's tagger: the entity registry's promoted version, and the patterns."""
+    from loop.registry import ModelRegistry
+
+    task = settings.entities
+    watcher = ExtractorWatcher(ModelRegistry(settings.entity_registry_path))
+    watcher.refresh()
+    patterns = load_patterns(task.gazetteers) if task.patterns else None
+    return EntityTagger(watcher, patterns, tuple(task.types))
 
 
 def selection_config(settings: Settings) -> SelectionConfig:
@@ -257,15 +390,16 @@ def run(settings: Settings, servers: str, worker_id: str | None = None) -> LoopS
     def between_batches() -> None:
         nonlocal last_check
         if time.monotonic() - last_check >= settings.scorer.reload_check_s:
-            watcher.refresh()
+            scorer.refresh()
             last_check = time.monotonic()
 
     logger.info(
-        "scorer %s consuming %s in group %s, model %s",
+        "scorer %s consuming %s in group %s, model %s, entities %s",
         worker_id,
         topics.raw,
         settings.scorer.group_id,
         watcher.version or "none",
+        scorer.entities.version if scorer.entities else "off",
     )
     stats = LoopStats()
     try:

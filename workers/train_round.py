@@ -1,16 +1,21 @@
-"""One training round in its own process: ``python -m workers.train_round``.
+"""One training round in its own process: ``python -m workers.train_round [--task NAME]``.
 
 The trainer worker starts it each time enough labels arrived, so that a round's memory (torch,
 the model, the datasets) goes back to the system when it ends and a crash in training cannot
 take the trainer down. It reads the settings from the environment, the labels from the label
-store, runs :func:`loop.rounds.run_round` and prints the result as one JSON line.
+store, runs :func:`loop.rounds.run_round` (or, for the entity task,
+:func:`loop.entities.rounds.run_entity_round`) and prints the result as one JSON line.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 
+from loop.entities.base import ExtractorConfig
+from loop.entities.factories import factory_for as extractor_factory
+from loop.entities.rounds import EntityRoundConfig, run_entity_round
 from loop.labels import LabelStore
 from loop.memory import tune_malloc
 from loop.models.base import ClassifierConfig
@@ -32,21 +37,49 @@ def round_config(settings: Settings) -> RoundConfig:
     )
 
 
-def main() -> int:
+def entity_round_config(settings: Settings) -> EntityRoundConfig:
+    trainer, task = settings.trainer, settings.entities
+    return EntityRoundConfig(
+        types=tuple(task.types),
+        test_fraction=trainer.test_fraction,
+        gate=Gate(trainer.max_macro_f1_drop, trainer.max_label_f1_drop),
+        extractor=ExtractorConfig(epochs=task.epochs, time_budget_s=task.time_budget_s),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m workers.train_round",
+        description="Run one training round on the label store and print its result as JSON.",
+    )
+    parser.add_argument(
+        "--task",
+        help="the task to train (default: ALLOOP_TRAINER__TASK; the entity task's name "
+        "trains the entity extractor)",
+    )
+    args = parser.parse_args(argv)
     settings = Settings()
     logs.configure(settings.log_level)
     tune_malloc()
     store = LabelStore(
         settings.labels_path, settings.argilla.min_submitted, settings.argilla.min_agreement
     )
-    registry = ModelRegistry(settings.registry_path)
-    result = run_round(
-        store.labelled(settings.trainer.task),
-        registry,
-        factory_for(settings.trainer.model_kind),
-        round_config(settings),
-    )
-    print(json.dumps(result.to_dict()), flush=True)
+    task = args.task or settings.trainer.task
+    if task in settings.entity_tasks:
+        result = run_entity_round(
+            store.labelled(task),
+            ModelRegistry(settings.entity_registry_path),
+            extractor_factory(settings.entities.model_kind),
+            entity_round_config(settings),
+        )
+    else:
+        result = run_round(
+            store.labelled(task),
+            ModelRegistry(settings.registry_path),
+            factory_for(settings.trainer.model_kind),
+            round_config(settings),
+        )
+    print(json.dumps({"task": task, **result.to_dict()}), flush=True)
     return 0
 
 

@@ -5,7 +5,8 @@ offset is committed, so a crash loses no answer and a replay adds none twice. Wh
 labels have arrived (``trainer.min_new_labels``), or some have waited ``trainer.max_wait_s``,
 a training round runs in a fresh process (``python -m workers.train_round``): it trains on
 all agreed labels, evaluates on the frozen test set, registers the version and promotes it
-when it passes the gate. Scorers and the API pick up a promotion by themselves; the trainer
+when it passes the gate. Each task (the classifier's, and the entity task when enabled)
+counts its own new labels and has its own rounds. Scorers and the API pick up a promotion by themselves; the trainer
 also announces each round's outcome on the ``models`` topic.
 """
 
@@ -17,7 +18,8 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,22 +53,24 @@ class TrainerStatus(BaseModel):
     promoted: bool = False
     skipped: str | None = None
     error: str | None = None
+    task: str = "classification"
 
     @staticmethod
-    def path(home: Path) -> Path:
-        return home / "trainer" / "status.json"
+    def path(home: Path, task: str = "classification") -> Path:
+        name = "status.json" if task == "classification" else f"status-{task}.json"
+        return home / "trainer" / name
 
     def save(self, home: Path) -> None:
-        path = self.path(home)
+        path = self.path(home, self.task)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(self.model_dump_json())
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, home: Path) -> TrainerStatus | None:
+    def load(cls, home: Path, task: str = "classification") -> TrainerStatus | None:
         try:
-            return cls.model_validate_json(cls.path(home).read_text())
+            return cls.model_validate_json(cls.path(home, task).read_text())
         except (OSError, ValueError):
             return None
 
@@ -103,11 +107,17 @@ class LabelIntake:
     store: LabelStore
     worker_id: str
     added: int = 0
+    per_task: Counter[str] = field(default_factory=Counter)
 
     def handle(self, records: list[Any]) -> list[Output]:
         events, outputs = decode_all(records, LabelEvent, self.worker_id)
-        added = self.store.add(events)  # fsynced before the offsets are committed
+        fresh = self.store.add_new(events)  # fsynced before the offsets are committed
+        added = len(fresh)
         self.added += added
+        self.per_task.update(event.task for event in fresh)
+        for event in fresh:
+            for reason in event.rejected:
+                logger.warning("document %s: span rejected, not trained on: %s", event.id, reason)
         if events:
             logger.info(
                 "%d label event(s), %d new, store holds %d", len(events), added, len(self.store)
@@ -115,11 +125,13 @@ class LabelIntake:
         return outputs
 
 
-def run_round(settings: Settings, timeout_s: float = 3600) -> dict[str, Any]:
+def run_round(
+    settings: Settings, timeout_s: float = 3600, task: str | None = None
+) -> dict[str, Any]:
     """Run one training round in a fresh process; return what it printed (a JSON object)."""
     started = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "workers.train_round"],
+        [sys.executable, "-m", "workers.train_round", *(["--task", task] if task else [])],
         capture_output=True,
         text=True,
         timeout=timeout_s,
@@ -162,29 +174,42 @@ def run(settings: Settings, servers: str, worker_id: str = "trainer") -> LoopSta
         settings.labels_path, settings.argilla.min_submitted, settings.argilla.min_agreement
     )
     intake = LabelIntake(store, worker_id)
-    policy = RetrainPolicy(settings.trainer.min_new_labels, settings.trainer.max_wait_s)
+    policies = {
+        settings.trainer.task: RetrainPolicy(
+            settings.trainer.min_new_labels, settings.trainer.max_wait_s
+        ),
+        **{
+            task: RetrainPolicy(settings.entities.min_new_labels, settings.trainer.max_wait_s)
+            for task in settings.entity_tasks
+        },
+    }
     stop = StopFlag().install()
     consumer = make_consumer(servers, settings.kafka, [topics.labels], settings.trainer.group_id)
     producer = make_producer(servers, settings.kafka)
-    counted = 0
+    counted: Counter[str] = Counter()
 
     def between_batches() -> None:
-        nonlocal counted
-        policy.saw(intake.added - counted, time.monotonic())
-        counted = intake.added
-        if not policy.due(time.monotonic()):
-            return
-        logger.info("retraining: %d new label(s) since the last round", policy.new_labels)
-        policy.reset()
+        now = time.monotonic()
+        for task, policy in policies.items():
+            policy.saw(intake.per_task[task] - counted[task], now)
+            counted[task] = intake.per_task[task]
+        for task, policy in policies.items():
+            if policy.due(time.monotonic()):
+                logger.info("retraining %s: %d new label(s)", task, policy.new_labels)
+                policy.reset()
+                train(task)
+
+    def train(task: str) -> None:
         started = time.monotonic()
         try:
-            result = run_round(settings)
+            result = run_round(settings, task=task)
         except (RuntimeError, subprocess.TimeoutExpired) as exc:
             logger.error("%s; the next label retries", exc)
             TrainerStatus(
                 finished_at=datetime.now(UTC),
                 duration_s=round(time.monotonic() - started, 1),
                 error=str(exc)[-500:],
+                task=task,
             ).save(settings.home)
             return
         TrainerStatus(
@@ -193,6 +218,7 @@ def run(settings: Settings, servers: str, worker_id: str = "trainer") -> LoopSta
             version=result.get("version"),
             promoted=bool(result.get("promoted")),
             skipped=result.get("skipped"),
+            task=task,
         ).save(settings.home)
         logger.info("round: %s", json.dumps(result))
         events = model_events(result)

@@ -70,7 +70,9 @@ async def receive(request: Request, state: State) -> WebhookAccepted:
     if not isinstance(payload, dict):
         raise InputError("the delivery is not a JSON object")
     event_type = str(payload.get("type"))
-    event = from_webhook(payload, state.settings.argilla.dataset_prefix)
+    event = from_webhook(
+        payload, state.settings.argilla.dataset_prefix, state.settings.entity_tasks
+    )
     if event is None:
         logger.debug("webhook %s (%s): nothing to record", delivery, event_type)
         return WebhookAccepted(delivery=delivery, event=event_type, labels=0)
@@ -80,12 +82,21 @@ async def receive(request: Request, state: State) -> WebhookAccepted:
         logger.error("webhook %s: cannot write the label event: %s", delivery, exc)
         raise LabelsUnavailable(f"the label event could not be written: {exc}") from exc
     state.metrics.labels_received.labels(status=event.status).inc()
+    for reason in event.rejected:
+        logger.warning(
+            "webhook %s: document %s: rejected %s (the rest of the answer is kept)",
+            delivery,
+            event.id,
+            reason,
+        )
     logger.info(
         "webhook %s: %s %s on document %s (response %s)",
         delivery,
         event.status,
-        event.label,
+        event.label if event.spans is None else f"{len(event.spans)} span(s)",
         event.id,
         event.response_id,
     )
-    return WebhookAccepted(delivery=delivery, event=event_type, labels=1)
+    return WebhookAccepted(
+        delivery=delivery, event=event_type, labels=1, rejected=list(event.rejected)
+    )

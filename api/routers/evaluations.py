@@ -11,15 +11,22 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 
-from api.deps import Registry, State
+from api.deps import State
 from api.errors import ApiError
 from api.schemas import QueueState
 from loop.curves import OVERALL, PER_LABEL, Curve, curves, render
 from loop.deltas import Delta, compare
+from loop.entities.evaluation import (
+    EntityDelta,
+    EntityEvaluation,
+    EntityPrediction,
+    compare_entities,
+)
 from loop.errors import VersionNotFound
 from loop.evaluation import Evaluation, Prediction
 from loop.labels import LabelStore
 from loop.registry import ModelRegistry
+from loop.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +55,25 @@ def _evaluated(registry: ModelRegistry) -> list[str]:
     return [v for v in registry.versions() if "evaluation" in (registry.card(v).metrics or {})]
 
 
+TASK_DOC = "`classification` (default), or the entity task's name (`entities`)"
+
+
+def _registry(state_registry: ModelRegistry, settings: Settings, task: str) -> ModelRegistry:
+    """The registry of ``task``: the classifier's, or the entity extractor's."""
+    if task == settings.entities.task:
+        return ModelRegistry(settings.entity_registry_path)
+    if task != "classification":
+        raise UnknownTask(
+            f"unknown task {task!r}: choose classification or {settings.entities.task}"
+        )
+    return state_registry
+
+
+class UnknownTask(ApiError):
+    status_code = 422
+    code = "unknown_task"
+
+
 @router.get(
     "/v1/evaluations/deltas",
     summary="What changed between two versions",
@@ -58,11 +84,13 @@ def _evaluated(registry: ModelRegistry) -> list[str]:
     "promoted then), else the evaluated version before it.",
 )
 def deltas(
-    registry: Registry,
+    state: State,
     base: Annotated[str | None, Query(description="e.g. v0002")] = None,
     head: Annotated[str | None, Query(description="e.g. v0003")] = None,
     confidence: Annotated[float, Query(gt=0.5, lt=1)] = 0.95,
-) -> Delta:
+    task: Annotated[str, Query(description=TASK_DOC)] = "classification",
+) -> Delta | EntityDelta:
+    registry = _registry(state.registry, state.settings, task)
     evaluated = _evaluated(registry)
     if head is None:
         if not evaluated:
@@ -79,6 +107,17 @@ def deltas(
         base_rows = head_metrics["base"]["predictions"]  # scored on head's own test set
     else:
         base_rows = _metrics(registry, base)["predictions"]
+    if head_metrics["evaluation"].get("task") == "entities":
+        head_eval = EntityEvaluation.model_validate(head_metrics["evaluation"])
+        return compare_entities(
+            [EntityPrediction.model_validate(r) for r in base_rows],
+            [EntityPrediction.model_validate(r) for r in head_metrics["predictions"]],
+            head_eval.types,
+            base_version=base,
+            head_version=head,
+            seen_forms=registry.card(head).counts.get("train_forms") or [],
+            confidence=confidence,
+        )
     labels = Evaluation.model_validate(head_metrics["evaluation"]).labels
     return compare(
         [Prediction.model_validate(r) for r in base_rows],
@@ -97,10 +136,18 @@ def deltas(
     "averages; the confusion matrix (raw and normalised per gold label); how many test labels "
     "came from random sampling and how many from active selection.",
 )
-def evaluation(registry: Registry, version: str) -> Evaluation:
+def evaluation(
+    state: State,
+    version: str,
+    task: Annotated[str, Query(description=TASK_DOC)] = "classification",
+) -> Evaluation | EntityEvaluation:
+    registry = _registry(state.registry, state.settings, task)
     if version not in registry.versions():
-        raise VersionNotFound(f"no model version {version!r}")
-    return Evaluation.model_validate(_metrics(registry, version)["evaluation"])
+        raise VersionNotFound(f"no {task} model version {version!r}")
+    raw = _metrics(registry, version)["evaluation"]
+    if raw.get("task") == "entities":
+        return EntityEvaluation.model_validate(raw)
+    return Evaluation.model_validate(raw)
 
 
 @router.get(
@@ -112,12 +159,16 @@ def evaluation(registry: Registry, version: str) -> Evaluation:
     responses={200: {"content": {"image/png": {}, "image/svg+xml": {}}}},
 )
 def improvement_curves(
-    registry: Registry,
+    state: State,
     metric: Annotated[list[str] | None, Query(description="Repeat for several")] = None,
-    label: Annotated[str | None, Query(description="One label's curves")] = None,
+    label: Annotated[str | None, Query(description="One label's (or entity type's) curves")] = None,
     format: Annotated[Literal["json", "png", "svg"], Query()] = "json",
+    task: Annotated[str, Query(description=TASK_DOC)] = "classification",
 ) -> Any:
-    chosen = metric or (["macro_f1", "accuracy"] if label is None else ["f1"])
+    registry = _registry(state.registry, state.settings, task)
+    entities = registry.root != state.registry.root
+    overall = ["macro_f1", "unseen_recall"] if entities else ["macro_f1", "accuracy"]
+    chosen = metric or (overall if label is None else ["f1"])
     found: list[Curve] = curves(registry, chosen, label)
     if format == "json":
         return found

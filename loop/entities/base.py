@@ -93,6 +93,9 @@ class ExtractorConfig:
     """Entity types to learn; empty means every type found in the training examples."""
     epochs: int = 10
     """Passes over the training examples (an upper bound when ``time_budget_s`` is set)."""
+    min_steps: int = 60
+    """Optimisation steps at least (transformer tagger): a few dozen labelled sentences get
+    more passes than ``epochs``, still within ``time_budget_s``."""
     batch_size: int = 16
     """Examples per optimisation step."""
     learning_rate: float = 1e-4
@@ -147,6 +150,26 @@ class EntityExtractor(Protocol):
     def save(self, path: Path) -> None:
         """Write the extractor to a new folder ``path`` in its library's own format."""
         ...
+
+
+def analyse(
+    extractor: EntityExtractor, texts: Sequence[str], batch_size: int = 32
+) -> list[tuple[list[Span], list[Span]]]:
+    """Predicted spans and near misses of each text, in one pass when the extractor offers
+    one (``analyse``), else through :meth:`~EntityExtractor.predict` and
+    :meth:`~EntityExtractor.near_misses`."""
+    one_pass = getattr(extractor, "analyse", None)
+    if callable(one_pass):
+        result: list[tuple[list[Span], list[Span]]] = one_pass(texts, batch_size)
+        return result
+    predicted = extractor.predict(texts, batch_size)
+    missed = extractor.near_misses(texts, batch_size)
+    return list(zip(predicted, missed, strict=True))
+
+
+def surface_form(text: str) -> str:
+    """How surface forms are compared for "seen before": case-folded, inner spaces single."""
+    return " ".join(text.casefold().split())
 
 
 class ExtractorFactory(Protocol):

@@ -183,6 +183,21 @@ class PatternExtractor:
     def predict(self, texts: Sequence[str], batch_size: int = 32) -> list[list[Span]]:
         return [[s for s in self.matches(t) if s.score >= self.threshold] for t in texts]
 
+    def analyse(
+        self, texts: Sequence[str], batch_size: int = 32
+    ) -> list[tuple[list[Span], list[Span]]]:
+        """Matches at or above the threshold, and those below it, of each text."""
+        split = []
+        for text in texts:
+            found = self.matches(text)
+            split.append(
+                (
+                    [s for s in found if s.score >= self.threshold],
+                    [s for s in found if s.score < self.threshold],
+                )
+            )
+        return split
+
     def near_misses(self, texts: Sequence[str], batch_size: int = 32) -> list[list[Span]]:
         return [[s for s in self.matches(t) if s.score < self.threshold] for t in texts]
 

@@ -77,7 +77,10 @@ class SpacyExtractor:
                 results.append(found)
         return results
 
-    def _split(self, texts: Sequence[str], batch_size: int) -> list[tuple[list[Span], list[Span]]]:
+    def analyse(
+        self, texts: Sequence[str], batch_size: int = 32
+    ) -> list[tuple[list[Span], list[Span]]]:
+        """Predicted spans and near misses of each text, in one pass of the pipeline."""
         split: list[tuple[list[Span], list[Span]]] = []
         for found in self.scored_spans(texts, batch_size):
             spans: list[Span] = []
@@ -92,10 +95,10 @@ class SpacyExtractor:
         return split
 
     def predict(self, texts: Sequence[str], batch_size: int = 32) -> list[list[Span]]:
-        return [spans for spans, _ in self._split(texts, batch_size)]
+        return [spans for spans, _ in self.analyse(texts, batch_size)]
 
     def near_misses(self, texts: Sequence[str], batch_size: int = 32) -> list[list[Span]]:
-        return [misses for _, misses in self._split(texts, batch_size)]
+        return [misses for _, misses in self.analyse(texts, batch_size)]
 
     def save(self, path: Path) -> None:
         ensure_empty_folder(path)

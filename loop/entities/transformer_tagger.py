@@ -95,7 +95,10 @@ class TransformerTagger:
             scores.append(TokenScores(keys, rows.astype(np.float32)))
         return scores
 
-    def _decode(self, texts: Sequence[str], batch_size: int) -> list[tuple[list[Span], list[Span]]]:
+    def analyse(
+        self, texts: Sequence[str], batch_size: int = 32
+    ) -> list[tuple[list[Span], list[Span]]]:
+        """Predicted spans and near misses of each text, in one pass of the model."""
         return [
             decode(
                 text,
@@ -108,10 +111,10 @@ class TransformerTagger:
         ]
 
     def predict(self, texts: Sequence[str], batch_size: int = 32) -> list[list[Span]]:
-        return [spans for spans, _ in self._decode(texts, batch_size)]
+        return [spans for spans, _ in self.analyse(texts, batch_size)]
 
     def near_misses(self, texts: Sequence[str], batch_size: int = 32) -> list[list[Span]]:
-        return [misses for _, misses in self._decode(texts, batch_size)]
+        return [misses for _, misses in self.analyse(texts, batch_size)]
 
     def save(self, path: Path) -> None:
         ensure_empty_folder(path)
@@ -188,7 +191,9 @@ class TransformerTaggerFactory:
             )
         ]
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
-        steps = config.epochs * ((len(rows) + config.batch_size - 1) // config.batch_size)
+        batches = (len(rows) + config.batch_size - 1) // config.batch_size
+        epochs = max(config.epochs, -(-config.min_steps // batches))
+        steps = epochs * batches
         budget = config.time_budget_s
         began = time.monotonic()
 
@@ -204,7 +209,7 @@ class TransformerTaggerFactory:
         order = random.Random(config.seed)
         model.train()
         out_of_time = False
-        for epoch in range(config.epochs):
+        for epoch in range(epochs):
             order.shuffle(rows)
             total = 0.0
             for first in range(0, len(rows), config.batch_size):

@@ -94,6 +94,8 @@ def test_openapi_docs_describe_every_endpoint(client: TestClient) -> None:
     }
     assert set(operations) == {
         ("POST", "/v1/classify"),
+        ("POST", "/v1/entities"),
+        ("POST", "/v1/predict"),
         ("GET", "/v1/models"),
         ("GET", "/v1/models/{version}"),
         ("POST", "/v1/models/{version}/promote"),

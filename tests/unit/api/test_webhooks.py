@@ -92,7 +92,12 @@ def test_a_signed_answer_becomes_a_label_event(tmp_path: Path) -> None:
     with make_client(tmp_path, sink) as client:
         answer = deliver(client, response_payload())
     assert answer.status_code == 200, answer.text
-    assert answer.json() == {"delivery": "msg_1", "event": "response.created", "labels": 1}
+    assert answer.json() == {
+        "delivery": "msg_1",
+        "event": "response.created",
+        "labels": 1,
+        "rejected": [],
+    }
     [event] = sink.events
     assert (event.id, event.label, event.status) == ("doc-42", "Bullish", "submitted")
     assert event.response_id == "8a0c9c8e-0000-4000-8000-000000000001"
@@ -190,3 +195,36 @@ def test_answers_in_datasets_that_are_not_alloops_are_ignored(tmp_path: Path) ->
         answer = deliver(client, payload)
     assert answer.status_code == 200 and answer.json()["labels"] == 0
     assert sink.events == []
+
+
+def test_a_span_answer_keeps_its_valid_spans_and_names_the_rejected_one(tmp_path: Path) -> None:
+    text = "AUDJPY 🚀 and $TSLA"
+    payload = response_payload()
+    payload["data"]["values"] = {
+        "spans": {
+            "value": [
+                {"label": "FOREX", "start": 0, "end": 6},
+                {"label": "STOCK", "start": text.index("$TSLA"), "end": len(text)},
+                {"label": "STOCK", "start": 3, "end": 99},
+            ]
+        }
+    }
+    payload["data"]["record"]["fields"]["text"] = text
+    payload["data"]["record"]["metadata"]["task"] = "entities"
+    payload["data"]["record"]["dataset"]["name"] = "alloop-entities"
+    sink = Sink()
+    with make_client(tmp_path, sink) as client:
+        answer = deliver(client, payload)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["labels"] == 1
+    assert answer.json()["rejected"] == [
+        "span 2 {'label': 'STOCK', 'start': 3, 'end': 99}: offsets outside a text of "
+        f"{len(text)} characters"
+    ]
+    (event,) = sink.events
+    assert event.task == "entities" and event.label is None
+    assert [(m.label, m.text) for m in event.spans or []] == [
+        ("FOREX", "AUDJPY"),
+        ("STOCK", "$TSLA"),
+    ]
+    assert event.rejected == answer.json()["rejected"]

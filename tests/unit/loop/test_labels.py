@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from loop.labels import LabelStore
-from loop.messages import LabelEvent
+from loop.messages import EntityMention, LabelEvent
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -109,3 +109,36 @@ def test_the_same_answer_seen_by_webhook_and_by_poll_is_kept_once(tmp_path: Path
     by_poll = LabelEvent.model_validate({**by_poll.model_dump(), "labelled_at": naive})
     assert store.add([by_webhook]) == 1
     assert store.add([by_poll]) == 0
+
+
+def spans_answer(doc: str, response: str, *spans: tuple[int, int, str]) -> LabelEvent:
+    text = "AUDJPY and USDJPY"
+    return LabelEvent(
+        id=doc,
+        text=text,
+        task="entities",
+        spans=[EntityMention(label=lb, start=s, end=e, text=text[s:e]) for s, e, lb in spans],
+        response_id=response,
+        labelled_at=T0,
+    )
+
+
+def test_entity_answers_agree_on_the_whole_set_of_spans(tmp_path: Path) -> None:
+    store = LabelStore(tmp_path / "labels.jsonl", min_submitted=2)
+    store.add(
+        [
+            spans_answer("d1", "r1", (0, 6, "FOREX"), (11, 17, "FOREX")),
+            spans_answer("d1", "r2", (11, 17, "FOREX"), (0, 6, "FOREX")),
+            spans_answer("d2", "r3", (0, 6, "FOREX")),
+            spans_answer("d2", "r4", (0, 6, "STOCK")),
+            spans_answer("d3", "r5"),
+            spans_answer("d3", "r6"),
+        ]
+    )
+    resolved = {r.id: r for r in LabelStore(store.path, min_submitted=2).resolve("entities")}
+    assert resolved["d1"].status == "labelled" and resolved["d1"].agreement == 1.0
+    assert [m.text for m in resolved["d1"].spans or ()] == ["AUDJPY", "USDJPY"]
+    assert resolved["d2"].status == "disputed" and resolved["d2"].spans is None
+    assert resolved["d3"].status == "labelled" and resolved["d3"].spans == (), (
+        "no entity is an answer"
+    )

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from loop.budget import Pending
-from loop.messages import Candidate, encode
+from loop.messages import Candidate, EntityMention, encode
 from workers.labeler import Labeler, record_for
 
 
@@ -98,3 +98,30 @@ def test_a_record_carries_the_suggestion_and_selection_metadata() -> None:
     assert record.metadata["strategy"] == "least-confidence"
     assert record.id == "d9"
     assert record.vectors["embedding"] == [0.1, 0.2]
+
+
+def test_an_entity_candidate_suggests_its_spans_with_their_scores() -> None:
+    text = "AUDJPY 🚀 and $TSLA"
+    spans = [
+        EntityMention(label="FOREX", start=0, end=6, text="AUDJPY", score=0.9),
+        EntityMention(label="STOCK", start=14, end=19, text="$TSLA", score=0.95),
+    ]
+    entity = Candidate(
+        id="e1",
+        text=text,
+        task="entities",
+        model_version="patterns",
+        strategy="entity-uncertainty",
+        score=0.9,
+        reason="unseen",
+        spans=spans,
+    )
+    record = record_for(entity, None)
+    [suggestion] = list(record.suggestions)
+    assert suggestion.question_name == "spans" and suggestion.agent == "patterns"
+    assert suggestion.value == [
+        {"label": "FOREX", "start": 0, "end": 6},
+        {"label": "STOCK", "start": 14, "end": 19},
+    ]
+    assert suggestion.score == [0.9, 0.95]
+    assert record.metadata["task"] == "entities" and record.metadata["reason"] == "unseen"

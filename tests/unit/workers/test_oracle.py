@@ -25,6 +25,8 @@ class FakeArgilla:
         if path == "/api/v1/me/datasets":
             items = [{"id": "ds1", "name": "alloop-classification"}, {"id": "ds2", "name": "other"}]
             return httpx.Response(200, json={"items": items})
+        if path == "/api/v1/datasets/ds1/questions":
+            return httpx.Response(200, json={"items": [{"name": "label"}]})
         if path == "/api/v1/me/datasets/ds1/records/search":
             offset = int(request.url.params["offset"])
             limit = int(request.url.params["limit"])

@@ -7,11 +7,11 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from loop.messages import Document, TaggedDocument, decode, encode
+from loop.messages import Candidate, Document, TaggedDocument, decode, encode
 from loop.models.base import ClassifierConfig
 from loop.registry import ModelRegistry
 from loop.serving import ModelWatcher, ServedModel
-from loop.settings import Settings
+from loop.settings import EntitySettings, ScorerSettings, Settings
 from loop.testing import KeywordFactory
 from workers.scorer import Scorer
 
@@ -147,3 +147,33 @@ def test_no_candidates_when_switched_off(tmp_path: Path) -> None:
     scorer = Scorer(settings, watcher_with_model(tmp_path), "w1")
     outputs = scorer.handle([record(0, encode(Document(id="d", text="x y")), "d")])
     assert [o.topic for o in outputs] == ["docs.tagged"]
+
+
+def test_entities_are_tagged_and_an_unseen_pair_becomes_a_candidate(tmp_path: Path) -> None:
+    settings = Settings(
+        home=tmp_path / "home",
+        scorer=ScorerSettings(round_size=3, random_fraction=0.0),
+        entities=EntitySettings(enabled=True),
+    )
+    scorer = Scorer(settings, watcher_with_model(tmp_path / "registry"), "w1")
+    texts = ["stocks soar", "AUDJPY breaks out 🚀", "shares rally on $AAPL"]
+    records = [
+        record(i, encode(Document(id=f"d{i}", text=text)), f"d{i}") for i, text in enumerate(texts)
+    ]
+    outputs = scorer.handle(records)
+    tagged = {
+        t.id: t
+        for t in (decode(o.value, TaggedDocument) for o in outputs if o.topic == "docs.tagged")
+    }
+    assert tagged["d0"].entities == []
+    assert [(e.label, e.text, e.start) for e in tagged["d1"].entities] == [("FOREX", "AUDJPY", 0)]
+    assert tagged["d1"].entity_version == "patterns", "the patterns serve before any version"
+    entity_candidates = [
+        c
+        for c in (decode(o.value, Candidate) for o in outputs if o.topic == "candidates")
+        if c.task == "entities"
+    ]
+    assert {(c.id, c.reason) for c in entity_candidates} == {("d1", "unseen"), ("d2", "unseen")}
+    pair = next(c for c in entity_candidates if c.id == "d1")
+    assert [(s.label, s.text) for s in pair.spans] == [("FOREX", "AUDJPY")]
+    assert pair.metadata["unseen"] == ["audjpy"]

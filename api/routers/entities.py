@@ -1,0 +1,111 @@
+"""POST /v1/entities and POST /v1/predict: entities alone, or with the classes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import ApiConfig, Metrics, Served, State
+from api.errors import NoEntityModel
+from api.routers.classify import INFERENCE_BATCH_SIZE, check_limits, to_results
+from api.schemas import (
+    ClassifyRequest,
+    DocumentEntities,
+    DocumentIn,
+    EntitiesResponse,
+    EntityOut,
+    Prediction,
+    PredictResponse,
+    error_responses,
+)
+from api.state import AppState
+from loop.ids import content_id
+
+router = APIRouter(tags=["entities"])
+
+ERRORS = {
+    401: "Missing or wrong API key",
+    413: "Too many documents, or the body is too large",
+    422: "Invalid body: not JSON, empty text, text too long",
+    503: "No entity model is promoted and the patterns are off (or no classifier, for predict)",
+}
+
+
+def find_entities(
+    state: AppState, documents: Sequence[DocumentIn]
+) -> tuple[str, list[list[EntityOut]]]:
+    """The entity version and the entities of each document (blocking: run in a thread)."""
+    tagger = state.entities
+    version = tagger.version if tagger is not None else None
+    if tagger is None or version is None:
+        raise NoEntityModel(
+            "no entity model is served: no entity version is promoted and the task's patterns "
+            "are off (ALLOOP_ENTITIES__ENABLED, ALLOOP_ENTITIES__PATTERNS)"
+        )
+    ids = [doc.id or content_id(doc.text) for doc in documents]
+    scanned = tagger.scan(ids, [doc.text for doc in documents], INFERENCE_BATCH_SIZE)
+    found = [[EntityOut(**m.model_dump()) for m in tagger.tags(item)] for item in scanned]
+    return version, found
+
+
+@router.post(
+    "/v1/entities",
+    summary="Find the entities in one text or a batch",
+    description=(
+        'The same body as `/v1/classify`: `{"text": "..."}` or `{"documents": [...]}`. Each '
+        "entity has its type, character offsets into the text (Unicode code points, end "
+        "exclusive), its surface form and a confidence. Before the first entity version is "
+        "promoted, the task's patterns answer (`entity_version: patterns`)."
+    ),
+    responses=error_responses(ERRORS),
+)
+async def entities(
+    body: ClassifyRequest, state: State, limits: ApiConfig, metrics: Metrics
+) -> EntitiesResponse:
+    documents = body.as_documents()
+    check_limits(documents, limits)
+    started = time.perf_counter()
+    version, found = await run_in_threadpool(find_entities, state, documents)
+    metrics.inference_seconds.observe(time.perf_counter() - started)
+    return EntitiesResponse(
+        entity_version=version,
+        results=[
+            DocumentEntities(id=doc.id or content_id(doc.text), entities=spans)
+            for doc, spans in zip(documents, found, strict=True)
+        ],
+    )
+
+
+@router.post(
+    "/v1/predict",
+    summary="Classes and entities of one text or a batch",
+    description=(
+        "`/v1/classify` and `/v1/entities` in one call: each result has the label, its "
+        "probabilities and the entities, and names both versions that answered."
+    ),
+    responses=error_responses(ERRORS),
+)
+async def predict(
+    body: ClassifyRequest, served: Served, state: State, limits: ApiConfig, metrics: Metrics
+) -> PredictResponse:
+    documents = body.as_documents()
+    check_limits(documents, limits)
+    started = time.perf_counter()
+    probs = await run_in_threadpool(
+        served.classifier.predict_proba, [doc.text for doc in documents], INFERENCE_BATCH_SIZE
+    )
+    version, found = await run_in_threadpool(find_entities, state, documents)
+    metrics.inference_seconds.observe(time.perf_counter() - started)
+    metrics.documents.labels(model_version=served.version).inc(len(documents))
+    classes = to_results(documents, probs, served)
+    return PredictResponse(
+        model_version=served.version,
+        entity_version=version,
+        results=[
+            Prediction(**c.model_dump(), entities=spans)
+            for c, spans in zip(classes, found, strict=True)
+        ],
+    )

@@ -1,0 +1,134 @@
+"""The entity extractor that serves now, and what the scorer and the API make of a text.
+
+The promoted version of the entity registry serves. Before any version exists, the task's
+patterns do (cold start): their matches are the tags and the pre-annotations people accept or
+correct. Patterns also keep running beside a trained model, because a pattern hit whose text
+was never labelled is how an unseen currency pair or coin reaches people.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from loop.entities.base import EntityExtractor, Span, analyse
+from loop.entities.factories import load_extractor
+from loop.entities.patterns import Gazetteers, PatternExtractor
+from loop.entities.selection import EntityScored
+from loop.errors import ConfigError
+from loop.messages import EntityMention
+from loop.serving import Watcher
+
+PATTERNS_VERSION = "patterns"
+"""The version name tags carry while the patterns serve alone."""
+
+
+@dataclass(frozen=True)
+class ServedExtractor:
+    """A loaded extractor, its version and what it was taught."""
+
+    version: str
+    extractor: EntityExtractor
+    seen: frozenset[str] = frozenset()
+    """Surface forms of every labelled span behind this version (see ``surface_form``)."""
+    per_type: dict[str, int] = field(default_factory=dict)
+    """Labelled spans per type behind this version."""
+
+
+class ExtractorWatcher(Watcher[ServedExtractor]):
+    """The promoted entity extractor, reloaded when the entity registry's pointer moves."""
+
+    what = "entity model"
+
+    def load(self, version: str) -> ServedExtractor:
+        card = self._registry.card(version)
+        extractor = load_extractor(card.kind, self._registry.model_path(version))
+        forms = card.counts.get("forms") or []
+        per_type = card.counts.get("per_type") or {}
+        return ServedExtractor(
+            version=version,
+            extractor=extractor,
+            seen=frozenset(str(f) for f in forms),
+            per_type={str(k): int(v) for k, v in per_type.items()},
+        )
+
+
+def load_patterns(gazetteers: Path | None) -> PatternExtractor:
+    """The financial patterns, with the task's own gazetteers when a JSON file is given."""
+    if gazetteers is None:
+        return PatternExtractor()
+    try:
+        data = json.loads(gazetteers.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the gazetteers {gazetteers}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{gazetteers} must hold a JSON object (traded, currencies, crypto)")
+    return PatternExtractor(Gazetteers.from_dict(data))
+
+
+def mention(span: Span) -> EntityMention:
+    return EntityMention(
+        label=span.label,
+        start=span.start,
+        end=span.end,
+        text=span.text,
+        score=round(min(1.0, max(0.0, float(span.score))), 6),
+    )
+
+
+@dataclass
+class EntityTagger:
+    """Tags texts with the served extractor, or with the patterns before any version."""
+
+    watcher: ExtractorWatcher | None
+    patterns: PatternExtractor | None
+    types: Sequence[str] = ()
+
+    @property
+    def version(self) -> str | None:
+        served = self.watcher.served if self.watcher else None
+        if served is not None:
+            return served.version
+        return PATTERNS_VERSION if self.patterns is not None else None
+
+    @property
+    def served(self) -> ServedExtractor | None:
+        return self.watcher.served if self.watcher else None
+
+    def scan(
+        self, ids: Sequence[str], texts: Sequence[str], batch_size: int = 32
+    ) -> list[EntityScored]:
+        """What the extractor and the patterns find in each text."""
+        served = self.served
+        wanted = set(self.types)
+        analysed = (
+            analyse(served.extractor, texts, batch_size)
+            if served is not None
+            else [([], []) for _ in texts]
+        )
+        matched = (
+            [self.patterns.matches(text) for text in texts]
+            if self.patterns is not None
+            else [[] for _ in texts]
+        )
+
+        def keep(spans: Sequence[Span]) -> tuple[Span, ...]:
+            return tuple(s for s in spans if not wanted or s.label in wanted)
+
+        # The model's types are what it was trained on; the patterns answer for the task's.
+        return [
+            EntityScored(doc_id, text, tuple(spans), tuple(near), keep(matches))
+            for doc_id, text, (spans, near), matches in zip(
+                ids, texts, analysed, matched, strict=True
+            )
+        ]
+
+    def tags(self, scanned: EntityScored) -> list[EntityMention]:
+        """The entities a document is tagged with: the model's, or the confident pattern
+        matches while no model serves."""
+        if self.served is not None:
+            return [mention(s) for s in scanned.spans]
+        threshold = self.patterns.threshold if self.patterns is not None else 1.0
+        return [mention(s) for s in scanned.matches if s.score >= threshold]
