@@ -127,9 +127,9 @@ def run(
     seeds: int = 3,
     budget: int = 1000,
     step: int = 200,
-    epochs: int = 10,
-    time_budget_s: float = 120.0,
-    full_time_budget_s: float = 600.0,
+    epochs: int = 5,
+    time_budget_s: float = 900.0,
+    full_time_budget_s: float = 3600.0,
     out: Path = Path("bench/results/ner-curve"),
 ) -> dict[str, Any]:
     pool = read_examples(train)

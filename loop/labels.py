@@ -121,6 +121,10 @@ class LabelStore:
     def __len__(self) -> int:
         return len(self._answers)
 
+    def get(self, response_id: str) -> LabelEvent | None:
+        """The answer held for an Argilla response id, if any."""
+        return self._answers.get(response_id)
+
     def answers(self) -> Iterator[LabelEvent]:
         """Every answer held, the latest per response id."""
         return iter(self._answers.values())

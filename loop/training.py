@@ -7,9 +7,38 @@ from collections import Counter
 from collections.abc import Sequence
 
 from loop.errors import ModelError
-from loop.messages import Document
+from loop.labels import LabelStore
+from loop.messages import Document, LabelEvent
 from loop.models.base import ClassifierConfig, ClassifierFactory
 from loop.registry import ModelCard, ModelRegistry
+from loop.split import split
+
+SEED = "seed"
+"""The origin (and response-id prefix) of labels that came from a seed file."""
+
+
+def seed_labels(documents: Sequence[Document], store: LabelStore, task: str) -> int:
+    """Put a seed file's labelled documents into the label store, so that every training
+    round keeps them (the trainer trains on the store); one answer per document, keyed
+    ``seed:<id>``, so seeding twice adds nothing. Returns how many were new."""
+    fresh = []
+    for doc in documents:
+        held = store.get(f"{SEED}:{doc.id}")
+        if doc.label is None or (held is not None and held.label == doc.label):
+            continue
+        fresh.append(
+            LabelEvent(
+                id=doc.id,
+                text=doc.text,
+                task=task,
+                label=doc.label,
+                response_id=f"{SEED}:{doc.id}",
+                annotator=SEED,
+                origin=SEED,
+            )
+        )
+    return store.add(fresh)
+
 
 logger = logging.getLogger(__name__)
 
@@ -22,9 +51,16 @@ def train_and_publish(
     *,
     promote: bool = False,
     notes: str | None = None,
+    test_fraction: float | None = None,
 ) -> ModelCard:
-    """Train on every labelled document and publish the result; optionally promote it."""
+    """Train on every labelled document and publish the result; optionally promote it.
+
+    With ``test_fraction``, the documents that the frozen split puts in the test set are held
+    out (use it when the same documents are seeded into the label store, so that no version
+    is later scored on documents it trained on)."""
     labelled = [doc for doc in documents if doc.label is not None]
+    if test_fraction is not None:
+        labelled = split(labelled, test_fraction)[0]
     if not labelled:
         raise ModelError("no labelled documents to train on")
     texts = [doc.text for doc in labelled]

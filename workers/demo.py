@@ -212,15 +212,25 @@ def run(
     stream = [d for d in docs if d.id not in seed_ids][:limit]
     registry = ModelRegistry(settings.registry_path)
     if retrain or registry.promoted() is None:
+        from loop.labels import LabelStore
         from loop.models.base import ClassifierConfig
         from loop.models.setfit_classifier import SetFitFactory
-        from loop.training import train_and_publish
+        from loop.training import seed_labels, train_and_publish
 
+        # The seed labels go into the label store too, so the trainer's rounds build on them;
+        # the share the frozen split reserves for testing is held out of the seed model.
+        seed_labels(seed, LabelStore(settings.labels_path), settings.trainer.task)
         print(f"training a seed model on {len(seed)} labelled tweets ...", file=out, flush=True)
         started = time.monotonic()
         config = ClassifierConfig(num_iterations=iterations)
         card = train_and_publish(
-            seed, SetFitFactory(), registry, config, promote=True, notes="demo seed model"
+            seed,
+            SetFitFactory(),
+            registry,
+            config,
+            promote=True,
+            notes="demo seed model",
+            test_fraction=settings.trainer.test_fraction,
         )
         print(f"model        {card.version} trained in {time.monotonic() - started:.0f}s", file=out)
     else:

@@ -56,11 +56,15 @@ class TransformerTagger:
         return list(self._types)
 
     def token_scores(self, texts: Sequence[str], batch_size: int = 32) -> list[TokenScores]:
-        """Per-token offsets and tag probabilities of each text (windows merged)."""
-        results: list[TokenScores] = []
-        for first in range(0, len(texts), batch_size):
-            results += self._score_batch(list(texts[first : first + batch_size]))
-        return results
+        """Per-token offsets and tag probabilities of each text (windows merged). Texts are
+        batched by length, so a batch pads little; results come back in input order."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        results: list[TokenScores | None] = [None] * len(texts)
+        for first in range(0, len(order), batch_size):
+            chunk = order[first : first + batch_size]
+            for i, scores in zip(chunk, self._score_batch([texts[i] for i in chunk]), strict=True):
+                results[i] = scores
+        return [r for r in results if r is not None]
 
     def _score_batch(self, texts: list[str]) -> list[TokenScores]:
         if not texts:

@@ -1,0 +1,39 @@
+"""Seed files: their labels join the label store, and the seed model holds out the test share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from loop.labels import LabelStore
+from loop.messages import Document
+from loop.registry import ModelRegistry
+from loop.split import in_test
+from loop.testing import KeywordFactory
+from loop.training import seed_labels, train_and_publish
+
+
+def docs() -> list[Document]:
+    words = {"up": "stocks soar", "down": "market crash"}
+    return [
+        Document(id=f"s{i}", text=f"{words[label]} {i}", label=label)
+        for i, label in enumerate(["up", "down"] * 20)
+    ]
+
+
+def test_seed_labels_join_the_store_once_and_count_as_seed(tmp_path: Path) -> None:
+    store = LabelStore(tmp_path / "labels.jsonl")
+    unlabelled = Document(id="u1", text="no label here")
+    assert seed_labels([*docs(), unlabelled], store, "classification") == 40
+    assert seed_labels(docs(), store, "classification") == 0, "seeding twice adds nothing"
+    resolved = LabelStore(store.path).labelled("classification")
+    assert len(resolved) == 40 and {r.origin for r in resolved} == {"seed"}
+
+
+def test_the_seed_model_holds_out_what_the_frozen_split_tests_on(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path / "registry")
+    held_out = [d for d in docs() if in_test(d.id)]
+    assert held_out, "the fixture needs documents in the test share"
+    card = train_and_publish(docs(), KeywordFactory(), registry, test_fraction=0.2)
+    assert card.counts["train"] == 40 - len(held_out)
+    everything = train_and_publish(docs(), KeywordFactory(), registry)
+    assert everything.counts["train"] == 40
