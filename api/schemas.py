@@ -262,8 +262,15 @@ class WebhookAccepted(BaseModel):
 
 
 class QueueState(BaseModel):
-    """Where the labels are: in the store, trained on or not, and the last round."""
+    """Where the labels of one task are: waiting in Argilla, in the store, trained on or not,
+    and the last round."""
 
+    task: str = "classification"
+    pending_in_argilla: int | None = Field(
+        default=None,
+        description="Records of the task's Argilla dataset nobody has completed yet; null "
+        "when Argilla could not be asked",
+    )
     answers: int = Field(description="Answers in the label store (one per Argilla response)")
     documents: dict[str, int] = Field(
         description="Documents by status: labelled, discarded, disputed, waiting"

@@ -139,6 +139,9 @@ class ArgillaSettings(BaseModel):
     labeler_group_id: str = "alloop-labeler"
     venv: Path | None = None
     database_url: str | None = None
+    job_workers: int = Field(
+        default=2, ge=1, le=16, description="Local Argilla: worker processes sending webhooks"
+    )
 
     @field_validator("labels", mode="before")
     @classmethod

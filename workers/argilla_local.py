@@ -230,8 +230,10 @@ def start(
     webhook_url: str | None = None,
     workspace: str = "alloop",
     database_url: str | None = None,
+    job_workers: int = 2,
 ) -> LocalArgilla:
-    """Start Redis, the Argilla server and its worker, and prepare Argilla for alloop."""
+    """Start Redis, the Argilla server and its worker (a pool of ``job_workers`` processes:
+    they send the webhooks), and prepare Argilla for alloop."""
     python = ensure_venv(venv)
     started: list[Service] = []
     try:
@@ -266,7 +268,10 @@ def start(
             Service(name="argilla", pid=server.pid, command=command, log=str(log), url=url)
         )
         worker_log = state_dir / "logs" / "argilla-worker.log"
-        worker_command = [str(python), "-m", "alloop_argilla_sql", "worker", "--num-workers", "1"]
+        worker_command = [
+            *(str(python), "-m", "alloop_argilla_sql", "worker"),
+            *("--num-workers", str(job_workers)),
+        ]
         worker = spawn("argilla-worker", worker_command, worker_log, env)
         started.append(
             Service(
@@ -317,6 +322,7 @@ def starter(settings: Settings) -> Callable[[], list[Service]]:
             webhook_url=f"http://127.0.0.1:{settings.api.port}/v1/argilla/webhooks",
             workspace=settings.argilla.workspace,
             database_url=settings.argilla.database_url,
+            job_workers=settings.argilla.job_workers,
         )
         return local.services
 

@@ -184,32 +184,65 @@ def improvement_curves(
     description="Answers in the label store (labelled, discarded, disputed, waiting), labels "
     "not yet in any version, and the last training round (when, how long, what it made).",
 )
-def queue(state: State) -> QueueState:
+def queue(
+    state: State, task: Annotated[str, Query(description=TASK_DOC)] = "classification"
+) -> QueueState:
     settings = state.settings
+    registry = _registry(state.registry, settings, task)
     store = LabelStore(
         settings.labels_path, settings.argilla.min_submitted, settings.argilla.min_agreement
     )
     by_status: dict[str, int] = {}
-    resolved = store.resolve()
-    for item in resolved:
+    for item in store.resolve(task):
         by_status[item.status] = by_status.get(item.status, 0) + 1
-    latest = state.registry.latest()
+    latest = registry.latest()
     trained = 0
     if latest is not None:
-        counts = state.registry.card(latest).counts
+        counts = registry.card(latest).counts
         trained = int(counts.get("train", 0)) + int(counts.get("test", 0))
     from workers.trainer import TrainerStatus
 
-    status = TrainerStatus.load(settings.home)
+    status = TrainerStatus.load(settings.home, task)
     return QueueState(
-        answers=len(store),
+        task=task,
+        pending_in_argilla=pending_in_argilla(settings, task),
+        answers=sum(1 for answer in store.answers() if answer.task == task),
         documents=by_status,
         labelled=by_status.get("labelled", 0),
         not_yet_trained=max(0, by_status.get("labelled", 0) - trained),
         latest_version=latest,
-        promoted_version=state.registry.promoted(),
+        promoted_version=registry.promoted(),
         last_round_at=status.finished_at if status else None,
         last_round_seconds=status.duration_s if status else None,
         last_round_version=status.version if status else None,
         last_round_promoted=status.promoted if status else None,
     )
+
+
+def pending_in_argilla(settings: Settings, task: str) -> int | None:
+    """Records of the task's dataset that nobody has completed, asked of Argilla (3 s at
+    most); None when it cannot be asked."""
+    import httpx
+
+    from loop.errors import AlloopError
+    from workers.labeler import PENDING_RECORDS, connect
+
+    name = f"{settings.argilla.dataset_prefix}-{task}"
+    try:
+        url, key = connect(settings)
+        with httpx.Client(
+            base_url=url.rstrip("/"), headers={"X-Argilla-Api-Key": key}, timeout=3
+        ) as http:
+            datasets = http.get("/api/v1/me/datasets").raise_for_status().json()["items"]
+            found = next((d for d in datasets if d["name"] == name), None)
+            if found is None:
+                return 0
+            page = http.post(
+                f"/api/v1/datasets/{found['id']}/records/search",
+                params={"limit": 1},
+                json={"filters": PENDING_RECORDS},
+            ).raise_for_status()
+            return int(page.json()["total"])
+    except (AlloopError, httpx.HTTPError, KeyError, ValueError) as exc:
+        logger.info("cannot ask Argilla how many records are pending: %s", exc)
+        return None

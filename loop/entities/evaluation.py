@@ -140,14 +140,16 @@ def _unseen(
 
 
 def _averages(table: npt.NDArray[np.int64]) -> tuple[Averages, Averages]:
-    """Micro and macro averages from per-type [tp, fp, fn] totals (rounded once, at the end)."""
+    """Micro and macro averages from per-type [tp, fp, fn] totals (rounded once, at the end);
+    the macro average is over the types that occur in the test set or in the predictions."""
 
     def exact(tp: float, fp: float, fn: float) -> tuple[float, float, float]:
         precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
         return precision, recall, _ratio(2 * precision * recall, precision + recall)
 
     micro = exact(*(float(v) for v in table.sum(axis=0)))
-    rows = [exact(*(float(v) for v in row)) for row in table] or [(0.0, 0.0, 0.0)]
+    # Types the test set never shows (no gold span, none predicted) say nothing either way.
+    rows = [exact(*(float(v) for v in row)) for row in table if row.sum() > 0] or [(0.0,) * 3]
     macro = [sum(values) / len(rows) for values in zip(*rows, strict=True)]
 
     def averages(values: Sequence[float]) -> Averages:
@@ -291,7 +293,11 @@ def compare_entities(
         unseen_recall = np.divide(
             found[:, 0], found[:, 1], out=np.zeros(len(sets)), where=found[:, 1] > 0
         )
-        macro = per_type.mean(axis=1) if types else np.zeros(len(sets))
+        present = totals.sum(axis=2) > 0  # types seen in each set's gold or predictions
+        counted = present.sum(axis=1)
+        macro = np.divide(
+            (per_type * present).sum(axis=1), counted, out=np.zeros(len(sets)), where=counted > 0
+        )
         return {"per_type": per_type, "micro": micro_f1, "macro": macro, "unseen": unseen_recall}
 
     b_stats, h_stats = statistics(b_counts, b_unseen), statistics(h_counts, h_unseen)

@@ -72,6 +72,9 @@ def test_per_type_scores_confusion_and_unseen_recall_by_hand() -> None:
     assert ev.unseen_per_type["FOREX"].support == 1
     assert ev.test_origins == {"random": 1, "unknown": 1, "unseen": 1}
     assert ev.metric("f1", "STOCK") == 0.6667 and ev.metric("micro_f1") == 0.5
+    absent = evaluate_entities(rows(), [*TYPES, "PRODUCT"])
+    assert absent.per_type["PRODUCT"].support == 0
+    assert absent.macro.f1 == ev.macro.f1, "a type the test set never shows does not count"
 
 
 def test_predictions_round_trip_through_json() -> None:
