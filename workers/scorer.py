@@ -275,18 +275,35 @@ class Scorer:
 
     def tag_entities(
         self, tagged: list[TaggedDocument]
-    ) -> tuple[list[TaggedDocument], list[EntityScored]]:
-        """Add the entities to tagged documents; with what selection needs to know."""
+    ) -> tuple[list[TaggedDocument], list[EntityScored], dict[str, str]]:
+        """Add the entities to tagged documents; with what selection needs to know, and why
+        each document that could not be tagged failed (it goes to the dead-letter topic)."""
         if self.entities is None or not tagged:
-            return tagged, []
-        scanned = self.entities.scan(
-            [t.id for t in tagged], [t.text for t in tagged], self.settings.scorer.batch_size
+            return tagged, [], {}
+        tagger = self.entities
+        size = self.settings.scorer.batch_size
+        failed: dict[str, str] = {}
+        try:
+            scanned = tagger.scan([t.id for t in tagged], [t.text for t in tagged], size)
+            kept = tagged
+        except Exception as exc:  # isolate the document that breaks the extractor
+            logger.exception("entity tagging failed (%s); tagging one by one", exc)
+            kept, scanned = [], []
+            for doc in tagged:
+                try:
+                    scanned.extend(tagger.scan([doc.id], [doc.text], 1))
+                    kept.append(doc)
+                except Exception as single:
+                    failed[doc.id] = f"entity tagging failed: {single}"
+        version = tagger.version
+        return (
+            [
+                t.model_copy(update={"entities": tagger.tags(s), "entity_version": version})
+                for t, s in zip(kept, scanned, strict=True)
+            ],
+            scanned,
+            failed,
         )
-        version = self.entities.version
-        return [
-            t.model_copy(update={"entities": self.entities.tags(s), "entity_version": version})
-            for t, s in zip(tagged, scanned, strict=True)
-        ], scanned
 
     def handle(self, records: list[Any]) -> list[Output]:
         topics = self.settings.kafka.topics
@@ -299,14 +316,15 @@ class Scorer:
         except Exception as exc:  # a poison document must not stop the batch: isolate it
             logger.exception("batch scoring failed (%s); scoring one by one", exc)
             tagged = []
-            by_id = {r.key.decode() if r.key else None: r for r in records}
             for doc in documents:
                 try:
                     tagged.extend(tag([doc], served, 1)[0])
                 except Exception as single:
-                    record = by_id.get(doc.id, records[0])
+                    record = by_key(records, doc.id)
                     outputs.append(dead_letter(record, f"scoring failed: {single}", self.worker_id))
-        tagged, scanned = self.tag_entities(tagged)
+        tagged, scanned, failed = self.tag_entities(tagged)
+        for doc_id, reason in failed.items():
+            outputs.append(dead_letter(by_key(records, doc_id), reason, self.worker_id))
         outputs.extend(Output.of(topics.tagged, t, headers) for t in tagged)
         if self.rounds is not None:
             picked = self.rounds.add(tagged, embeddings)
@@ -318,6 +336,11 @@ class Scorer:
 
 
 UNKNOWN_COUNT = 1_000_000
+
+
+def by_key(records: Sequence[Any], doc_id: str) -> Any:
+    """The consumed record of a document (its Kafka key is the document id)."""
+    return next((r for r in records if r.key is not None and r.key.decode() == doc_id), records[0])
 
 
 def entity_tagger(settings: Settings) -> EntityTagger:

@@ -7,6 +7,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
+from loop.entities.serving import ServedExtractor
 from loop.messages import Candidate, Document, TaggedDocument, decode, encode
 from loop.models.base import ClassifierConfig
 from loop.registry import ModelRegistry
@@ -177,3 +178,44 @@ def test_entities_are_tagged_and_an_unseen_pair_becomes_a_candidate(tmp_path: Pa
     pair = next(c for c in entity_candidates if c.id == "d1")
     assert [(s.label, s.text) for s in pair.spans] == [("FOREX", "AUDJPY")]
     assert pair.metadata["unseen"] == ["audjpy"]
+
+
+class BrokenOn:
+    """An entity extractor that fails on one text, as a poison document would make it."""
+
+    types: ClassVar[list[str]] = ["FOREX"]
+
+    def __init__(self, poison: str) -> None:
+        self.poison = poison
+
+    def predict(self, texts: list[str], batch_size: int = 32) -> list[list[Any]]:
+        if self.poison in texts:
+            raise ValueError("tokenizer choked")
+        return [[] for _ in texts]
+
+    def near_misses(self, texts: list[str], batch_size: int = 32) -> list[list[Any]]:
+        return self.predict(texts, batch_size)
+
+    def save(self, path: Path) -> None:
+        raise NotImplementedError
+
+
+def test_a_document_that_breaks_the_entity_extractor_is_dead_lettered_alone(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(home=tmp_path / "home", entities=EntitySettings(enabled=True))
+    scorer = Scorer(settings, watcher_with_model(tmp_path / "registry"), "w1")
+    assert scorer.entities is not None
+    watcher = scorer.entities.watcher
+    assert watcher is not None
+    watcher._served = ServedExtractor("v0009", BrokenOn("poison text"))  # type: ignore[arg-type]
+    docs = [Document(id="ok", text="stocks soar"), Document(id="bad", text="poison text")]
+    outputs = scorer.handle([record(i, encode(d), d.id) for i, d in enumerate(docs)])
+    by_topic: dict[str, list[Any]] = {}
+    for out in outputs:
+        by_topic.setdefault(out.topic, []).append(out)
+    (dead,) = by_topic["docs.raw.dlq"]
+    assert dead.key == "bad"
+    assert dict(dead.headers)["alloop.error"].startswith(b"entity tagging failed: tokenizer")
+    (tagged,) = [decode(o.value, TaggedDocument) for o in by_topic["docs.tagged"]]
+    assert (tagged.id, tagged.entity_version) == ("ok", "v0009")
