@@ -281,3 +281,26 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, KafkaError):
         return f"Kafka error: {type(exc).__name__}: {exc}"
     return f"{type(exc).__name__}: {exc}"
+
+
+def announce(settings: Settings, events: Sequence[Message], timeout_s: float = 10.0) -> bool:
+    """Publish model events to ``kafka.topics.models``, best effort: a promotion made by hand
+    (CLI or API) is announced like a trainer's, but it has already happened, so a broker
+    that cannot be reached only costs the announcement (logged), never the promotion."""
+    if not events:
+        return True
+    topic = settings.kafka.topics.models
+    try:
+        servers = bootstrap_servers(settings)
+        ensure_topics(servers, [topic], settings.kafka.topics.partitions)
+        producer = make_producer(
+            servers, settings.kafka, request_timeout_ms=int(timeout_s * 1000), retries=1
+        )
+        try:
+            send_all(producer, [Output.of(topic, event) for event in events])
+        finally:
+            producer.close(timeout=timeout_s)
+    except Exception as exc:  # any broker trouble: the promotion stands, say what was lost
+        logger.warning("could not announce %d model event(s) on %s: %s", len(events), topic, exc)
+        return False
+    return True

@@ -12,6 +12,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from loop.errors import AlloopError
+from loop.messages import ModelEvent
 from loop.settings import Settings
 from workers import logs
 
@@ -301,9 +302,13 @@ def models_promote(version: Annotated[str, typer.Argument(help="The version to s
     """Make VERSION the served model; scorers and the API switch to it without a restart."""
     from loop.registry import ModelRegistry
 
-    registry = ModelRegistry(_settings().registry_path)
+    settings = _settings()
+    registry = ModelRegistry(settings.registry_path)
+    before = registry.promoted()
     promotion = registry.promote(version)
     typer.echo(f"promoted {promotion.version}")
+    if before != version:
+        _announce(settings, ModelEvent(event="promoted", version=version, previous=before))
 
 
 @models_app.command("rollback")
@@ -311,10 +316,27 @@ def models_rollback() -> None:
     """Serve the version that was promoted before the current one."""
     from loop.registry import ModelRegistry
 
-    registry = ModelRegistry(_settings().registry_path)
+    settings = _settings()
+    registry = ModelRegistry(settings.registry_path)
     before = registry.promoted()
     promotion = registry.rollback()
     typer.echo(f"rolled back from {before} to {promotion.version}")
+    if promotion.version is not None:
+        _announce(
+            settings, ModelEvent(event="rolled_back", version=promotion.version, previous=before)
+        )
+
+
+def _announce(settings: Settings, event: ModelEvent) -> None:
+    """Announce a promotion made by hand on the models topic, as the trainer does."""
+    from workers.bus import announce
+
+    if not announce(settings, [event]):
+        typer.echo(
+            f"note: the {event.event} event could not be put on "
+            f"{settings.kafka.topics.models} (is the broker up?); the change itself stands",
+            err=True,
+        )
 
 
 # workers and the API ----------------------------------------------------------------------

@@ -11,6 +11,7 @@ model loading never block the event loop.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Annotated
 
 from fastapi import APIRouter, Path
@@ -18,6 +19,7 @@ from fastapi import APIRouter, Path
 from api.deps import Registry, State
 from api.errors import ModelNotLoaded
 from api.schemas import ModelInfo, ModelList, PromotionState, error_responses
+from loop.messages import ModelEvent
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +72,21 @@ def rollback(registry: Registry, state: State) -> PromotionState:
     before = registry.promoted()
     promotion = registry.rollback()
     logger.info("rolled back from %s to %s through the API", before, promotion.version)
+    if promotion.version is not None:
+        _announce(
+            state, ModelEvent(event="rolled_back", version=promotion.version, previous=before)
+        )
     return _serving_now(state)
+
+
+def _announce(state: State, event: ModelEvent) -> None:
+    """Put the event on the models topic in the background: the answer does not wait for the
+    broker, and a broker that is down costs only the announcement (see workers.bus.announce)."""
+    from workers.bus import announce
+
+    threading.Thread(
+        target=announce, args=(state.settings, [event]), name="alloop-announce", daemon=True
+    ).start()
 
 
 @router.post(
@@ -81,6 +97,9 @@ def rollback(registry: Registry, state: State) -> PromotionState:
     responses=error_responses({**_401, **_404, **_500}),
 )
 def promote(version: Version, registry: Registry, state: State) -> PromotionState:
+    before = registry.promoted()
     promotion = registry.promote(version)
     logger.info("promoted %s through the API", promotion.version)
+    if before != version:
+        _announce(state, ModelEvent(event="promoted", version=version, previous=before))
     return _serving_now(state)

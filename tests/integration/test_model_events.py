@@ -1,0 +1,68 @@
+"""Promotions made by hand are announced on the models topic, as the trainer's are."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from loop.messages import ModelEvent, decode
+from loop.models.base import ClassifierConfig
+from loop.registry import ModelRegistry
+from loop.testing import KeywordFactory
+from tests.integration.conftest import Env, WorkerProcess, read_topic
+from workers.stack import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def test_cli_promotion_and_rollback_publish_model_events(env: Env) -> None:
+    registry = ModelRegistry(env.registry)
+    for words in (["soar", "crash"], ["rally", "plunge"]):
+        model = KeywordFactory().train(words, ["up", "down"], ClassifierConfig())
+        registry.publish(model.save, labels=model.labels, kind="keywords")
+    registry.promote("v0001")
+    topic = {"ALLOOP_KAFKA__TOPICS__MODELS": f"{env.prefix}.models"}
+
+    promoted = env.alloop("models", "promote", "v0002", extra=topic)
+    assert promoted.returncode == 0 and "promoted v0002" in promoted.stdout, promoted.stderr
+    rolled = env.alloop("models", "rollback", extra=topic)
+    assert rolled.returncode == 0 and "note:" not in rolled.stderr, rolled.stderr
+
+    events = [
+        decode(r.value, ModelEvent)
+        for r in read_topic(env.broker, f"{env.prefix}.models", lambda found: len(found) >= 2)
+    ]
+    # Keyed by version, so the two events may sit in different partitions: no order between.
+    assert {(e.event, e.version, e.previous) for e in events} == {
+        ("promoted", "v0002", "v0001"),
+        ("rolled_back", "v0001", "v0002"),
+    }
+    assert registry.promoted() == "v0001"
+
+
+def test_api_promotion_publishes_a_model_event(
+    env: Env, workers: Callable[..., WorkerProcess]
+) -> None:
+    registry = ModelRegistry(env.registry)
+    for words in (["soar", "crash"], ["rally", "plunge"]):
+        model = KeywordFactory().train(words, ["up", "down"], ClassifierConfig())
+        registry.publish(model.save, labels=model.labels, kind="keywords")
+    registry.promote("v0001")
+    port = free_port()
+    api = workers(
+        ["api"],
+        "api",
+        ALLOOP_API__PORT=str(port),
+        ALLOOP_API__KEYS="k",
+        ALLOOP_KAFKA__TOPICS__MODELS=f"{env.prefix}.models",
+    ).start()
+    api.wait_for("Application startup complete", timeout=120)
+    answer = httpx.post(
+        f"http://127.0.0.1:{port}/v1/models/v0002/promote", headers={"X-API-Key": "k"}, timeout=30
+    )
+    assert answer.status_code == 200 and answer.json()["served"] == "v0002", answer.text
+    (record,) = read_topic(env.broker, f"{env.prefix}.models", lambda found: bool(found), settle=2)
+    event = decode(record.value, ModelEvent)
+    assert (event.event, event.version, event.previous) == ("promoted", "v0002", "v0001")
