@@ -182,6 +182,10 @@ class EntityRounds:
         self.clock = RoundClock(round_size)
         self.window: deque[tuple[TaggedDocument, EntityScored]] = deque(maxlen=window_size)
         self.rounds = 0
+        # Forms already sent to people while this version serves: not "unseen" again until
+        # a version trained on their labels replaces it.
+        self.routed: set[str] = set()
+        self.routed_under: str | None = None
 
     def add(
         self, tagged: Sequence[TaggedDocument], scanned: Sequence[EntityScored]
@@ -193,17 +197,20 @@ class EntityRounds:
         """Select from the window; the picked documents leave it."""
         entries = list(self.window)
         served = self.tagger.served
-        seen = served.seen if served else frozenset()
+        version = self.tagger.version
+        if version != self.routed_under:
+            self.routed, self.routed_under = set(), version
+        seen = (served.seen if served else frozenset()) | self.routed
         per_type = {t: (served.per_type.get(t, 0) if served else 0) for t in self.tagger.types}
         self.rounds += 1
         config = replace(self.config, seed=self.config.seed + self.rounds)
         picks = select_entities([s for _, s in entries], config, seen, per_type)
+        self.routed.update(form for pick in picks for form in pick.unseen)
         by_id = {doc.id: doc for doc, _ in entries}
         chosen = {p.id for p in picks}
         self.window = deque(
             (e for e in entries if e[0].id not in chosen), maxlen=self.window.maxlen
         )
-        version = self.tagger.version
         out = [
             Candidate(
                 id=pick.id,

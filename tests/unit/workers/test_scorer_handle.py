@@ -219,3 +219,25 @@ def test_a_document_that_breaks_the_entity_extractor_is_dead_lettered_alone(
     assert dict(dead.headers)["alloop.error"].startswith(b"entity tagging failed: tokenizer")
     (tagged,) = [decode(o.value, TaggedDocument) for o in by_topic["docs.tagged"]]
     assert (tagged.id, tagged.entity_version) == ("ok", "v0009")
+
+
+def test_a_new_form_is_routed_once_until_a_version_learns_it(tmp_path: Path) -> None:
+    settings = Settings(
+        home=tmp_path / "home",
+        scorer=ScorerSettings(round_size=1, random_fraction=0.0),
+        entities=EntitySettings(enabled=True),
+    )
+    scorer = Scorer(settings, watcher_with_model(tmp_path / "registry"), "w1")
+
+    def entity_candidates(offset: int, text: str) -> list[Candidate]:
+        doc = Document(id=f"d{offset}", text=text)
+        outputs = scorer.handle([record(offset, encode(doc), doc.id)])
+        found = [decode(o.value, Candidate) for o in outputs if o.topic == "candidates"]
+        return [c for c in found if c.task == "entities"]
+
+    first = entity_candidates(0, "AUDJPY breaks out")
+    assert [(c.id, c.reason) for c in first] == [("d0", "unseen")]
+    again = entity_candidates(1, "AUDJPY again, higher")
+    assert all(c.reason != "unseen" for c in again), "the same new form is not routed twice"
+    other = entity_candidates(2, "NZDJPY joins in")
+    assert [(c.id, c.reason) for c in other] == [("d2", "unseen")]
