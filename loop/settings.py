@@ -92,6 +92,7 @@ class EntitySettings(BaseModel):
     rare_below: int = Field(default=5, ge=0, description="Labelled spans that make a type rare")
     epochs: int = Field(default=10, ge=1)
     time_budget_s: float | None = Field(default=240.0, gt=0)
+    quantize: bool = Field(default=False, description="Tag with int8 linear layers (faster)")
     min_new_labels: int = Field(default=10, ge=1, description="New answers that start a round")
 
     @field_validator("types", mode="before")

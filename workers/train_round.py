@@ -43,7 +43,9 @@ def entity_round_config(settings: Settings) -> EntityRoundConfig:
         types=tuple(task.types),
         test_fraction=trainer.test_fraction,
         gate=Gate(trainer.max_macro_f1_drop, trainer.max_label_f1_drop),
-        extractor=ExtractorConfig(epochs=task.epochs, time_budget_s=task.time_budget_s),
+        extractor=ExtractorConfig(
+            epochs=task.epochs, time_budget_s=task.time_budget_s, quantize=task.quantize
+        ),
     )
 
 

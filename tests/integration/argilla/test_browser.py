@@ -17,10 +17,19 @@ from tests.integration.argilla.test_loop import Loop
 from tests.integration.conftest import Env, WorkerProcess, read_topic
 from workers.argilla_local import LocalArgilla
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    # Checked before any fixture starts the broker or Argilla.
+    pytest.mark.skipif(
+        not (CHROMIUM and CHROMEDRIVER),
+        reason="Debian's chromium and chromium-driver are not installed (./dev installs them)",
+    ),
+]
+
 TEXT = "Tesla shares jump after record deliveries 🚀"
 
 
@@ -33,8 +42,7 @@ def ui_loop(env: Env, argilla: LocalArgilla, tmp_path: Path) -> Iterator[Loop]:
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[object]:
-    if not (CHROMIUM and CHROMEDRIVER):
-        pytest.skip("Debian's chromium and chromium-driver are not installed (./dev installs them)")
+    assert CHROMIUM and CHROMEDRIVER  # or the module is skipped
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

@@ -74,3 +74,30 @@ def test_save_and_load_give_the_same_predictions(
         for a, b in zip(old, new, strict=True):
             assert b.score == pytest.approx(a.score, abs=1e-4)
     assert loaded.types == extractor.types
+
+
+def test_the_quantized_tagger_keeps_exact_offsets_and_saves_float_weights(
+    trained: tuple[str, EntityExtractor, list[Example]], tmp_path: Path
+) -> None:
+    kind, extractor, examples = trained
+    if kind != "minilm-tagger":
+        pytest.skip("quantization is the MiniLM tagger's option")
+    from dataclasses import replace
+
+    from loop.entities.transformer_tagger import TransformerTagger
+
+    assert isinstance(extractor, TransformerTagger)
+    quantized = TransformerTagger(
+        extractor._model,
+        extractor._tokenizer,
+        extractor.types,
+        replace(extractor.config, quantize=True),
+    )
+    texts = [e.text for e in examples]
+    for text, spans in zip(texts, quantized.predict(texts), strict=True):
+        for span in spans:
+            assert text[span.start : span.end] == span.text
+    quantized.save(tmp_path / "q")
+    loaded = factory_for(kind).load(tmp_path / "q")
+    assert isinstance(loaded, TransformerTagger) and loaded.config.quantize
+    assert loaded._model.classifier.weight.dtype.is_floating_point, "saved weights are float"
