@@ -76,12 +76,11 @@ def test_save_and_load_give_the_same_predictions(
     assert loaded.types == extractor.types
 
 
+@pytest.mark.parametrize("trained", ["minilm-tagger"], indirect=True)
 def test_the_quantized_tagger_keeps_exact_offsets_and_saves_float_weights(
     trained: tuple[str, EntityExtractor, list[Example]], tmp_path: Path
 ) -> None:
     kind, extractor, examples = trained
-    if kind != "minilm-tagger":
-        pytest.skip("quantization is the MiniLM tagger's option")
     from dataclasses import replace
 
     from loop.entities.transformer_tagger import TransformerTagger
