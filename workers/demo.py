@@ -415,13 +415,16 @@ def entity_loop(settings: Settings, api_url: str, key: str, answers: int, out: T
     )
     headers = {"X-API-Key": key}
     probe = "AUDJPY breaks out while $TSLA slides and Bitcoin holds"
-    tagged = httpx.post(
-        f"{api_url}/v1/entities", headers=headers, json={"text": probe}, timeout=30
-    ).json()
-    found = ", ".join(
-        f"{e['text']} {e['label']}" for e in tagged.get("results", [{}])[0].get("entities", [])
-    )
-    print(f"tagging      {probe!r}: {found} ({tagged.get('entity_version')})", file=out)
+    try:
+        tagged = httpx.post(
+            f"{api_url}/v1/entities", headers=headers, json={"text": probe}, timeout=30
+        ).json()
+        found = ", ".join(
+            f"{e['text']} {e['label']}" for e in tagged.get("results", [{}])[0].get("entities", [])
+        )
+        print(f"tagging      {probe!r}: {found} ({tagged.get('entity_version')})", file=out)
+    except (httpx.HTTPError, ValueError, KeyError, IndexError) as exc:
+        print(f"(could not ask {api_url}/v1/entities: {exc})", file=out)
     if answers <= 0 or credentials is None:
         return
     registry = ModelRegistry(settings.entity_registry_path)
