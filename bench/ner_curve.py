@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.learning_curve import area
 from loop.entities.base import Example, ExtractorConfig, analyse, surface_form
 from loop.entities.conll import read_examples
 from loop.entities.factories import factory_for
@@ -108,13 +109,6 @@ def curve(
         rest = [i for i in window if i not in set(picked)]
         picked += rng.sample(rest, want - len(picked))
         labelled += picked
-
-
-def area(points: Sequence[tuple[int, float]], budget: int) -> float:
-    """Area under F1 against labels / budget (0 to 1), starting at (0, 0)."""
-    xs = [0.0] + [n / budget for n, _ in points]
-    ys = [0.0] + [f for _, f in points]
-    return float(np.trapezoid(ys, xs))
 
 
 def run(

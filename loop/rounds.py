@@ -93,6 +93,13 @@ def rounds_so_far(registry: ModelRegistry) -> int:
     return count
 
 
+def newest_label_at(labelled: Sequence[ResolvedLabel]) -> str | None:
+    """When the newest answer behind a version was given (ISO 8601), for the label-to-served
+    latency; None when no answer carries a time."""
+    stamps = [item.labelled_at for item in labelled if item.labelled_at is not None]
+    return max(stamps).isoformat() if stamps else None
+
+
 def settle(
     registry: ModelRegistry,
     result: RoundResult,
@@ -167,8 +174,7 @@ def run_round(
     verdict = judge(head, base, config.gate)
     result.reasons = verdict.reasons
 
-    stamps = [item.labelled_at for item in labelled if item.labelled_at is not None]
-    newest = max(stamps) if stamps else None
+    newest = newest_label_at(labelled)
     card = registry.publish(
         classifier.save,
         labels=classifier.labels,
@@ -180,7 +186,7 @@ def run_round(
             "round": result.round,
             "per_label": dict(sorted(classes.items())),
             "train_origins": dict(sorted(Counter(i.origin or "unknown" for i in train).items())),
-            "newest_label_at": newest.isoformat() if newest else None,
+            "newest_label_at": newest,
         },
         parent=result.promoted_before,
         notes="head refit on the frozen body" if result.head_only else "full fine-tune",

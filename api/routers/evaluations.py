@@ -166,7 +166,7 @@ def improvement_curves(
     task: Annotated[str, Query(description=TASK_DOC)] = "classification",
 ) -> Any:
     registry = _registry(state.registry, state.settings, task)
-    entities = registry.root != state.registry.root
+    entities = task == state.settings.entities.task
     overall = ["macro_f1", "unseen_recall"] if entities else ["macro_f1", "accuracy"]
     chosen = metric or (overall if label is None else ["f1"])
     found: list[Curve] = curves(registry, chosen, label)

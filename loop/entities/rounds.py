@@ -31,7 +31,7 @@ from loop.errors import AlloopError
 from loop.labels import ResolvedLabel
 from loop.promotion import Gate, judge
 from loop.registry import ModelRegistry
-from loop.rounds import RoundResult, rounds_so_far, settle
+from loop.rounds import RoundResult, newest_label_at, rounds_so_far, settle
 from loop.split import split
 
 logger = logging.getLogger(__name__)
@@ -120,8 +120,7 @@ def run_entity_round(
     verdict = judge(head, base, config.gate)
     result.reasons = verdict.reasons
 
-    stamps = [item.labelled_at for item in labelled if item.labelled_at is not None]
-    newest = max(stamps) if stamps else None
+    newest = newest_label_at(labelled)
     card = registry.publish(
         extractor.save,
         labels=types,
@@ -134,7 +133,7 @@ def run_entity_round(
             "round": result.round,
             "per_type": dict(sorted(per_type.items())),
             "train_origins": dict(sorted(Counter(i.origin or "unknown" for i in train).items())),
-            "newest_label_at": newest.isoformat() if newest else None,
+            "newest_label_at": newest,
             "forms": forms(items),
             "train_forms": train_forms,
         },
