@@ -39,16 +39,17 @@ def find_entities(
 ) -> tuple[str, list[list[EntityOut]]]:
     """The entity version and the entities of each document (blocking: run in a thread)."""
     tagger = state.entities
-    version = tagger.version if tagger is not None else None
-    if tagger is None or version is None:
+    version, found = (
+        tagger.tag([doc.text for doc in documents], INFERENCE_BATCH_SIZE)
+        if tagger is not None
+        else (None, [])
+    )
+    if version is None:
         raise NoEntityModel(
             "no entity model is served: no entity version is promoted and the task's patterns "
             "are off (ALLOOP_ENTITIES__ENABLED, ALLOOP_ENTITIES__PATTERNS)"
         )
-    ids = [doc.id or content_id(doc.text) for doc in documents]
-    scanned = tagger.scan(ids, [doc.text for doc in documents], INFERENCE_BATCH_SIZE)
-    found = [[EntityOut(**m.model_dump()) for m in tagger.tags(item)] for item in scanned]
-    return version, found
+    return version, [[EntityOut(**m.model_dump()) for m in spans] for spans in found]
 
 
 @router.post(

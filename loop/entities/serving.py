@@ -125,6 +125,29 @@ class EntityTagger:
             )
         ]
 
+    def tag(
+        self, texts: Sequence[str], batch_size: int = 32
+    ) -> tuple[str | None, list[list[EntityMention]]]:
+        """The version that answered and the entities of each text, for callers that need no
+        selection (the API). The patterns run only while no model serves, since only then are
+        they the tags; one extractor answers the whole call, even if a reload happens."""
+        served = self.served
+        if served is not None:
+            found = served.extractor.predict(texts, batch_size)
+            return served.version, [[mention(s) for s in spans] for spans in found]
+        if self.patterns is None:
+            return None, [[] for _ in texts]
+        matched = [self.patterns.matches(text) for text in texts]
+        wanted = set(self.types)
+        return PATTERNS_VERSION, [
+            [
+                mention(s)
+                for s in spans
+                if s.score >= self.patterns.threshold and (not wanted or s.label in wanted)
+            ]
+            for spans in matched
+        ]
+
     def tags(self, scanned: EntityScored) -> list[EntityMention]:
         """The entities a document is tagged with: the model's, or the confident pattern
         matches while no model serves."""
