@@ -215,12 +215,19 @@ def run(
         from loop.labels import LabelStore
         from loop.models.base import ClassifierConfig
         from loop.models.setfit_classifier import SetFitFactory
+        from loop.split import split
         from loop.training import seed_labels, train_and_publish
 
         # The seed labels go into the label store too, so the trainer's rounds build on them;
         # the share the frozen split reserves for testing is held out of the seed model.
         seed_labels(seed, LabelStore(settings.labels_path), settings.trainer.task)
-        print(f"training a seed model on {len(seed)} labelled tweets ...", file=out, flush=True)
+        held = len(split(seed, settings.trainer.test_fraction)[1])
+        print(
+            f"training a seed model on {len(seed) - held} labelled tweets "
+            f"({held} more wait in the label store's test set) ...",
+            file=out,
+            flush=True,
+        )
         started = time.monotonic()
         config = ClassifierConfig(num_iterations=iterations)
         card = train_and_publish(
