@@ -481,6 +481,13 @@ def entity_loop(settings: Settings, api_url: str, key: str, answers: int, out: T
             timeout=30,
         ).json()
         m = delta["micro_f1"]
+        if not delta["common_test_size"]:
+            print(
+                f"delta        {delta['base']} -> {delta['head']}: no test document scored by "
+                "both yet (the test set grows with the labels)",
+                file=out,
+            )
+            return
         print(
             f"delta        {delta['base']} -> {delta['head']}: span micro-F1 {m['delta']:+.3f} "
             f"[{m['ci_low']:+.3f}, {m['ci_high']:+.3f}] ({api_url}/v1/evaluations/deltas"
