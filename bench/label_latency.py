@@ -11,11 +11,7 @@ new version. Prints one line per size and, last, a JSON object.
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -23,81 +19,36 @@ from typing import Any
 import httpx
 from kafka import KafkaProducer
 
+from bench import live
+from bench.live import Loop, Stack, wait_for
 from loop.messages import Candidate, encode
 
 ROOT = Path(__file__).resolve().parents[1]
 TWEETS = ROOT.parent / "shared" / "datasets" / "twitter_financial_news_sentiment"
 
 
-def _spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "workers.cli", *argv],
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
-
-
-def _wait(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"timed out waiting for {what}")
-
-
-def measure(size: int, scratch: Path, broker: str, argilla: Any) -> dict[str, Any]:
+def measure(size: int, stack: Stack) -> dict[str, Any]:
     from workers.annotate import Gold, Oracle
-    from workers.argilla_setup import ensure_webhook, owner_client
     from workers.demo import read_tweets
-    from workers.stack import free_port
 
-    prefix = f"lat{size}-{secrets.token_hex(3)}"
-    home = scratch / prefix
-    port = free_port()
-    creds = argilla.credentials
-    with owner_client(argilla.url, creds.owner_api_key) as http:
-        secret = ensure_webhook(http, f"http://127.0.0.1:{port}/v1/argilla/webhooks")
-    env = {
-        "ALLOOP_HOME": str(home),
-        "ALLOOP_KAFKA__BOOTSTRAP_SERVERS": broker,
-        **{
-            f"ALLOOP_KAFKA__TOPICS__{t.upper()}": f"{prefix}.{t}"
-            for t in ("raw", "tagged", "candidates", "labels", "models")
+    loop = Loop.create(
+        stack,
+        f"lat{size}",
+        {
+            "ALLOOP_ARGILLA__LABELS": "Bearish,Bullish,Neutral",
+            "ALLOOP_ARGILLA__BUDGET": str(size + 10),
+            "ALLOOP_TRAINER__MIN_NEW_LABELS": str(size),
+            "ALLOOP_TRAINER__FULL_FINETUNE_EVERY": "0",
         },
-        "ALLOOP_ARGILLA__URL": argilla.url,
-        "ALLOOP_ARGILLA__API_KEY": creds.owner_api_key,
-        "ALLOOP_ARGILLA__DATASET_PREFIX": prefix,
-        "ALLOOP_ARGILLA__LABELS": "Bearish,Bullish,Neutral",
-        "ALLOOP_ARGILLA__BUDGET": str(size + 10),
-        "ALLOOP_ARGILLA__WEBHOOK_SECRET": secret,
-        "ALLOOP_ARGILLA__LABELER_GROUP_ID": f"{prefix}-labeler",
-        "ALLOOP_TRAINER__GROUP_ID": f"{prefix}-trainer",
-        "ALLOOP_TRAINER__MIN_NEW_LABELS": str(size),
-        "ALLOOP_TRAINER__FULL_FINETUNE_EVERY": "0",
-        "ALLOOP_API__PORT": str(port),
-        "ALLOOP_API__RELOAD_CHECK_S": "1",
-        "ALLOOP_KAFKA__SESSION_TIMEOUT_MS": "6000",
-        "ALLOOP_KAFKA__HEARTBEAT_INTERVAL_MS": "1000",
-    }
-    home.mkdir(parents=True)
-    processes = [
-        _spawn(["api"], env, home / "api.log"),
-        _spawn(["worker", "labeler", "--no-vectors"], env, home / "labeler.log"),
-        _spawn(["worker", "trainer"], env, home / "trainer.log"),
-    ]
+    )
+    home, port = loop.home, loop.port
+    loop.start("api", ["api"])
+    loop.start("labeler", ["worker", "labeler", "--no-vectors"])
+    loop.start("trainer", ["worker", "trainer"])
     try:
-        _wait(
-            lambda: "assigned partitions" in (home / "labeler.log").read_text(), 180, "the labeler"
-        )
-        _wait(
-            lambda: "assigned partitions" in (home / "trainer.log").read_text(), 180, "the trainer"
-        )
+        loop.wait_assigned("labeler", "trainer")
         tweets = read_tweets(TWEETS)[:size]
-        producer = KafkaProducer(bootstrap_servers=broker, acks="all")
+        producer = KafkaProducer(bootstrap_servers=stack.broker, acks="all")
         for i, tweet in enumerate(tweets):
             candidate = Candidate(
                 id=tweet.id,
@@ -106,17 +57,18 @@ def measure(size: int, scratch: Path, broker: str, argilla: Any) -> dict[str, An
                 score=1.0 - i / size,
                 reason="random",
             )
-            producer.send(f"{prefix}.candidates", key=tweet.id.encode(), value=encode(candidate))
+            producer.send(loop.topic("candidates"), key=tweet.id.encode(), value=encode(candidate))
         producer.flush()
         producer.close()
-        _wait(
-            lambda: (
-                f"{size} written" in (home / "labeler.log").read_text() or _written(home) >= size
-            ),
+        wait_for(
+            lambda: f"{size} written" in loop.log("labeler").read_text() or _written(home) >= size,
             300,
             "the queue",
         )
-        oracle = Oracle(argilla.url, creds.annotator_api_key, Gold(tweets), prefix=prefix)
+        credentials = stack.argilla.credentials
+        oracle = Oracle(
+            stack.argilla.url, credentials.annotator_api_key, Gold(tweets), prefix=loop.prefix
+        )
         answered = 0
         deadline = time.monotonic() + 600
         while answered < size and time.monotonic() < deadline:
@@ -137,7 +89,7 @@ def measure(size: int, scratch: Path, broker: str, argilla: Any) -> dict[str, An
                 return None
             return str(answer.json().get("model_version")) if answer.status_code == 200 else None
 
-        _wait(lambda: served() is not None, 900, "a served version")
+        wait_for(lambda: served() is not None, 900, "a served version")
         latency = time.monotonic() - last_answer
         status = json.loads((home / "trainer" / "status.json").read_text())
         return {
@@ -147,13 +99,7 @@ def measure(size: int, scratch: Path, broker: str, argilla: Any) -> dict[str, An
             "version": served(),
         }
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        loop.stop()
 
 
 def _written(home: Path) -> int:
@@ -164,19 +110,8 @@ def _written(home: Path) -> int:
 
 
 def run(sizes: list[int]) -> dict[str, Any]:
-    from workers import argilla_local
-    from workers.stack import start_broker, stop_service
-
-    with tempfile.TemporaryDirectory(prefix="alloop-latency-") as folder:
-        scratch = Path(folder)
-        broker = start_broker(scratch / "stack")
-        local = argilla_local.start(scratch / "argilla", ROOT / ".venv-argilla")
-        try:
-            results = {str(n): measure(n, scratch, broker.address or "", local) for n in sizes}
-        finally:
-            for service in reversed(local.services):
-                stop_service(service)
-            stop_service(broker)
+    with live.stack("alloop-latency-") as running:
+        results = {str(n): measure(n, running) for n in sizes}
     return {"sizes": sizes, "results": results}
 
 

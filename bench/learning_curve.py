@@ -220,12 +220,13 @@ def run(
         }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(summary, indent=2))
-    _plot(summary, strategy, baseline, out.with_suffix(".png"))
+    plot(summary, strategy, baseline, out.with_suffix(".png"))
     summary["png"] = str(out.with_suffix(".png"))
     return summary
 
 
-def _plot(summary: dict[str, Any], strategy: str, baseline: str, path: Path) -> None:
+def plot(summary: dict[str, Any], strategy: str, baseline: str, path: Path) -> None:
+    """Both curves (mean and spread over seeds) against the full-data score."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -251,8 +252,10 @@ def _plot(summary: dict[str, Any], strategy: str, baseline: str, path: Path) -> 
     axes.axhline(0.95 * full, color="gray", linestyle=":", linewidth=1, label="95 % of that")
     axes.set_xlabel("labels")
     axes.set_ylabel("macro-F1 on the test set")
+    mode = " (through the loop)" if summary.get("mode") == "end-to-end" else ""
     axes.set_title(
-        f"{Path(summary['train']).parent.name}: mean and spread over {summary['seeds']} seeds"
+        f"{Path(summary['train']).parent.name}{mode}: mean and spread over {summary['seeds']} "
+        "seed(s)"
     )
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right", fontsize=8)

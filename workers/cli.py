@@ -6,8 +6,10 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -580,6 +582,21 @@ def bench_learning_curve(
     json_out: Annotated[
         Path, typer.Option("--json", help="Where to write the JSON (the PNG goes beside it).")
     ] = Path("bench/results/learning-curve.json"),
+    end_to_end: Annotated[
+        bool,
+        typer.Option(
+            "--end-to-end",
+            help="classification: run the curve through the real loop (broker, scorer, "
+            "labeler, Argilla, oracle annotator, webhooks, trainer) instead of calling the "
+            "code directly; minutes per step, so use few --seeds.",
+        ),
+    ] = False,
+    window: Annotated[
+        int, typer.Option(help="--end-to-end: documents streamed per step (the scorer's window).")
+    ] = 1000,
+    model_kind: Annotated[
+        str, typer.Option(help="--end-to-end: the trainer's model (setfit; keywords for tests).")
+    ] = "setfit",
 ) -> None:
     """Active learning against a baseline, with simulated annotators (gold labels).
 
@@ -593,9 +610,16 @@ def bench_learning_curve(
     strict span F1 and unseen-entity recall on --test. The last line has the areas, the labels
     each needs to reach 90 % of the full-data F1, and unseen recall along the curves.
 
+    --end-to-end (classification): each strategy runs in a private loop on a local broker and
+    Argilla; per step --window documents are streamed, the scorer selects --step of them, the
+    oracle annotator answers them in Argilla and the trainer makes a version; every version is
+    then scored on --test. Same table, picture and last line. See docs/benchmarks.md.
+
     Both write a PNG and a JSON (mean and spread over --seeds runs).
     """
     _settings()
+    if end_to_end and task != "classification":
+        fail("--end-to-end runs the classification curve only")
     if task == "ner":
         from bench import ner_curve
 
@@ -624,7 +648,15 @@ def bench_learning_curve(
 
     chosen = strategy or "breaking-ties"
     columns = Columns(label=label_column, label_names=parse_label_map(label_map))
-    summary = learning_curve.run(
+    out = json_out.with_suffix("")
+    runner: Callable[..., dict[str, Any]] = learning_curve.run
+    if end_to_end:
+        from bench import learning_curve_e2e
+
+        runner = partial(learning_curve_e2e.run, window=window, model_kind=model_kind)
+        if json_out == Path("bench/results/learning-curve.json"):
+            out = Path("bench/results/learning-curve-e2e")
+    summary = runner(
         train,
         test,
         columns=columns,
@@ -633,7 +665,7 @@ def bench_learning_curve(
         seeds=seeds,
         budget=budget,
         step=step,
-        out=json_out.with_suffix(""),
+        out=out,
     )
     typer.echo(learning_curve.report(summary, chosen, baseline))
     typer.echo(f"picture: {summary['png']}")

@@ -1,0 +1,293 @@
+"""The learning curve through the real loop: broker, scorer, labeler, Argilla, the oracle
+annotator, webhooks, trainer and registry, as a user runs them.
+
+The simulation (:mod:`bench.learning_curve`) calls the selection and training code directly.
+This mode shows that the loop itself learns: for each strategy and seed, a private loop
+(its own topics, Argilla dataset and home) is started, and per step
+
+1. the next ``window`` documents of the training pool (shuffled by the seed, gold labels
+   removed) are streamed to the raw topic;
+2. the scorer tags them with the promoted version and, having seen ``window`` documents, runs
+   a selection round with the strategy: ``step`` candidates go to the labeler and Argilla;
+3. the oracle answers them in Argilla with the gold labels; the webhooks bring the answers
+   to the labels topic;
+4. the trainer, after ``step`` new labels, trains a new version in a fresh process on all
+   labels so far (its frozen split keeps 20 % of them for its own test set), gates it and
+   promotes it or not; the scorer picks up a promoted version before the next step.
+
+Afterwards every version the trainer made is scored on the benchmark's test file. The curve
+puts its macro-F1 against the number of labels people had given when it was trained; the
+served curve holds the version that was promoted at that point (the gate may keep an older
+one). The full-data score trains the same model kind the same way on the whole pool.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench import live
+from bench.learning_curve import area, labels_to_reach, plot, read_labelled
+from loop.evaluation import Prediction, evaluate
+from loop.messages import Document
+from loop.models.base import Classifier, ClassifierConfig
+from loop.readers import Columns
+
+
+@dataclass
+class Point:
+    """One step of one run: the version trained after ``labels`` answers."""
+
+    labels: int
+    version: str | None
+    promoted: bool
+    served: str | None
+    seconds: float
+
+
+def macro_f1(classifier: Classifier, test: Sequence[Document], names: Sequence[str]) -> float:
+    probs = classifier.predict_proba([d.text for d in test])
+    said = [classifier.labels[i] for i in probs.argmax(axis=1)]
+    rows = [
+        Prediction(id=d.id, gold=str(d.label), predicted=p) for d, p in zip(test, said, strict=True)
+    ]
+    return evaluate(rows, names).macro_f1
+
+
+def _rounds(log: Path, marker: str) -> list[str]:
+    """The payload after ``marker`` on every line of a worker's log that has it."""
+    if not log.is_file():
+        return []
+    return [line.split(marker, 1)[1] for line in log.read_text().splitlines() if marker in line]
+
+
+def _more_than(log: Path, marker: str, n: int) -> Callable[[], bool]:
+    return lambda: len(_rounds(log, marker)) > n
+
+
+def one_run(
+    stack: live.Stack,
+    pool: Sequence[Document],
+    names: Sequence[str],
+    *,
+    strategy: str,
+    seed: int,
+    budget: int,
+    step: int,
+    window: int,
+    model_kind: str,
+) -> tuple[list[Point], Path]:
+    """Drive one private loop to ``budget`` labels; the points and the registry folder."""
+    from kafka import KafkaProducer
+
+    from workers.annotate import Gold, Oracle
+    from workers.bus import ensure_topics
+    from workers.ingest import publish
+
+    steps = -(-budget // step)
+    order = np.random.default_rng(seed).permutation(len(pool))
+    window = min(window, len(pool) // steps)
+    loop = live.Loop.create(
+        stack,
+        f"e2e-{strategy}-{seed}",
+        {
+            "ALLOOP_ARGILLA__LABELS": ",".join(names),
+            "ALLOOP_ARGILLA__BUDGET": str(2 * step),
+            "ALLOOP_SCORER__STRATEGY": strategy,
+            "ALLOOP_SCORER__WINDOW_SIZE": str(window),
+            "ALLOOP_SCORER__ROUND_SIZE": str(window),
+            "ALLOOP_SCORER__CANDIDATES_PER_ROUND": str(step),
+            "ALLOOP_TRAINER__MIN_NEW_LABELS": str(step),
+            "ALLOOP_TRAINER__MAX_WAIT_S": "120",
+            "ALLOOP_TRAINER__FULL_FINETUNE_EVERY": "0",
+            "ALLOOP_TRAINER__MODEL_KIND": model_kind,
+        },
+    )
+    ensure_topics(stack.broker, [loop.topic("raw"), loop.topic("candidates")], 3)
+    loop.start("api", ["api"])
+    loop.start("scorer", ["worker", "scorer"])
+    loop.start("labeler", ["worker", "labeler", "--no-vectors"])
+    loop.start("trainer", ["worker", "trainer"])
+    oracle = Oracle(
+        stack.argilla.url,
+        stack.argilla.credentials.annotator_api_key,
+        Gold(pool),
+        prefix=loop.prefix,
+    )
+    producer = KafkaProducer(bootstrap_servers=stack.broker, acks="all")
+    points: list[Point] = []
+    answered = 0
+    try:
+        loop.wait_assigned("scorer", "labeler", "trainer")
+        served: str | None = None
+        for k in range(steps):
+            started = time.monotonic()
+            chunk = [pool[i] for i in order[k * window : (k + 1) * window]]
+            publish(
+                (d.model_copy(update={"label": None}) for d in chunk),
+                producer,
+                loop.topic("raw"),
+                progress=False,
+            )
+            live.wait_for(
+                _more_than(loop.log("scorer"), "selection round: ", k),
+                600,
+                f"selection round {k + 1}",
+                every=1,
+            )
+            picked = int(_rounds(loop.log("scorer"), "selection round: ")[k].split()[0])
+            wanted = min(picked, budget - answered)
+            given = 0
+            deadline = time.monotonic() + 300
+            while given < wanted and time.monotonic() < deadline:
+                given += oracle.run(wanted - given).submitted
+                if given < wanted:
+                    time.sleep(1)
+            answered += given
+            live.wait_for(
+                _more_than(loop.log("trainer"), "round: {", k),
+                900,
+                f"the trainer's round {k + 1}",
+                every=1,
+            )
+            result = json.loads("{" + _rounds(loop.log("trainer"), "round: {")[k])
+            if result.get("promoted"):
+                served = result["version"]
+                live.wait_for(
+                    _more_than(loop.log("scorer"), f"now serving model {served} ", 0),
+                    120,
+                    f"the scorer to serve {served}",
+                )
+            point = Point(
+                answered,
+                result.get("version"),
+                bool(result.get("promoted")),
+                served,
+                round(time.monotonic() - started, 1),
+            )
+            points.append(point)
+            print(
+                f"{strategy:16} seed {seed} step {k + 1}/{steps}: {answered} labels, "
+                f"{point.version or 'no version (' + str(result.get('skipped')) + ')'}"
+                f"{' promoted' if point.promoted else ''}, {point.seconds:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+    finally:
+        producer.close(timeout=10)
+        oracle.close()
+        loop.stop()
+    return points, loop.home / "registry"
+
+
+def run(
+    train: Path,
+    test: Path,
+    *,
+    columns: Columns = Columns(),
+    strategy: str = "breaking-ties",
+    baseline: str = "random",
+    seeds: int = 1,
+    budget: int = 500,
+    step: int = 100,
+    window: int = 1000,
+    model_kind: str = "setfit",
+    out: Path = Path("bench/results/learning-curve-e2e"),
+    stack: live.Stack | None = None,
+) -> dict[str, Any]:
+    """Both curves through the loop; on ``stack`` if given, else on a broker and a local
+    Argilla started for the run."""
+    from loop.models.factories import factory_for, load_version
+    from loop.registry import ModelRegistry
+
+    pool = read_labelled(train, columns)
+    testset = read_labelled(test, columns)
+    names = sorted({str(d.label) for d in pool} | {str(d.label) for d in testset})
+    started = time.monotonic()
+    runs: dict[str, list[tuple[list[Point], Path]]] = {strategy: [], baseline: []}
+    summary: dict[str, Any] = {
+        "mode": "end-to-end",
+        "train": str(train),
+        "test": str(test),
+        "labels": len(names),
+        "pool": len(pool),
+        "test_size": len(testset),
+        "budget": budget,
+        "step": step,
+        "window": window,
+        "seeds": seeds,
+        "model_kind": model_kind,
+    }
+    with nullcontext(stack) if stack is not None else live.stack("alloop-e2e-") as running:
+        for seed in range(seeds):
+            for name in (strategy, baseline):
+                runs[name].append(
+                    one_run(
+                        running,
+                        pool,
+                        names,
+                        strategy=name,
+                        seed=seed,
+                        budget=budget,
+                        step=step,
+                        window=window,
+                        model_kind=model_kind,
+                    )
+                )
+        summary["loop_seconds"] = round(time.monotonic() - started, 1)
+        factory = factory_for(model_kind)
+        full_model = factory.train(
+            [d.text for d in pool], [str(d.label) for d in pool], ClassifierConfig(freeze_body=True)
+        )
+        full = macro_f1(full_model, testset, names)
+        summary["full_data_macro_f1"] = round(full, 4)
+        print(f"full data: {len(pool)} labels, macro-F1 {full:.3f}", file=sys.stderr)
+        for name, results in runs.items():
+            scored: list[list[float]] = []
+            served_scored: list[list[float]] = []
+            details: list[dict[str, Any]] = []
+            for points, folder in results:
+                registry = ModelRegistry(folder)
+                f1 = {
+                    v: macro_f1(load_version(registry, v), testset, names)
+                    for v in registry.versions()
+                }
+                scored.append([f1.get(p.version, 0.0) if p.version else 0.0 for p in points])
+                served_scored.append([f1.get(p.served, 0.0) if p.served else 0.0 for p in points])
+                details.append(
+                    {
+                        "home": str(folder.parent),
+                        "points": [
+                            {**p.__dict__, "macro_f1": round(f1.get(p.version or "", 0.0), 4)}
+                            for p in points
+                        ],
+                    }
+                )
+            answered = np.array([[p.labels for p in points] for points, _ in results])
+            xs = [round(float(n)) for n in answered.mean(axis=0)]
+            matrix = np.array(scored)
+            mean = matrix.mean(axis=0)
+            mean_points = list(zip(xs, mean.tolist(), strict=True))
+            summary[name] = {
+                "labels": xs,
+                "macro_f1_mean": [round(v, 4) for v in mean],
+                "macro_f1_std": [round(v, 4) for v in matrix.std(axis=0)],
+                "served_macro_f1_mean": [round(v, 4) for v in np.array(served_scored).mean(axis=0)],
+                "area": round(area(mean_points, budget), 4),
+                "labels_to_95pct_full": labels_to_reach(mean_points, 0.95 * full),
+                "runs": details,
+            }
+    summary["seconds"] = round(time.monotonic() - started, 1)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(summary, indent=2))
+    plot(summary, strategy, baseline, out.with_suffix(".png"))
+    summary["png"] = str(out.with_suffix(".png"))
+    return summary

@@ -1,0 +1,145 @@
+"""The real stack for benchmarks: one broker and one local Argilla, and per run a private set
+of topics, an Argilla dataset prefix, a home folder and the loop's processes."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Stack:
+    """A running broker and local Argilla (``argilla`` is workers.argilla_local's handle)."""
+
+    scratch: Path
+    broker: str
+    argilla: Any
+
+
+@contextmanager
+def stack(prefix: str = "alloop-bench-") -> Iterator[Stack]:
+    """Start a broker and a local Argilla in a temporary folder; stop both at the end."""
+    import tempfile
+
+    from workers import argilla_local
+    from workers.stack import start_broker, stop_service
+
+    with tempfile.TemporaryDirectory(prefix=prefix) as folder:
+        scratch = Path(folder)
+        broker = start_broker(scratch / "stack")
+        try:
+            local = argilla_local.start(scratch / "argilla", ROOT / ".venv-argilla")
+        except BaseException:
+            stop_service(broker)
+            raise
+        try:
+            yield Stack(scratch, broker.address or "", local)
+        finally:
+            for service in reversed(local.services):
+                stop_service(service)
+            stop_service(broker)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(every)
+    raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@dataclass
+class Loop:
+    """One run's private loop: topics and Argilla datasets named after ``prefix``, its own
+    ALLOOP_HOME, and the processes started with :meth:`start` (stopped by :meth:`stop`)."""
+
+    stack: Stack
+    prefix: str
+    env: dict[str, str]
+    home: Path
+    port: int
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, stack: Stack, name: str, extra: dict[str, str] | None = None) -> Loop:
+        from workers.argilla_setup import ensure_webhook, owner_client
+        from workers.stack import free_port
+
+        prefix = f"{name}-{secrets.token_hex(3)}"
+        home = stack.scratch / prefix
+        home.mkdir(parents=True)
+        port = free_port()
+        credentials = stack.argilla.credentials
+        with owner_client(stack.argilla.url, credentials.owner_api_key) as http:
+            secret = ensure_webhook(http, f"http://127.0.0.1:{port}/v1/argilla/webhooks")
+        env = {
+            "ALLOOP_HOME": str(home),
+            "ALLOOP_KAFKA__BOOTSTRAP_SERVERS": stack.broker,
+            **{
+                f"ALLOOP_KAFKA__TOPICS__{t.upper()}": f"{prefix}.{t}"
+                for t in ("raw", "tagged", "candidates", "labels", "models")
+            },
+            "ALLOOP_ARGILLA__URL": stack.argilla.url,
+            "ALLOOP_ARGILLA__API_KEY": credentials.owner_api_key,
+            "ALLOOP_ARGILLA__DATASET_PREFIX": prefix,
+            "ALLOOP_ARGILLA__WEBHOOK_SECRET": secret,
+            "ALLOOP_ARGILLA__LABELER_GROUP_ID": f"{prefix}-labeler",
+            "ALLOOP_SCORER__GROUP_ID": f"{prefix}-scorer",
+            "ALLOOP_TRAINER__GROUP_ID": f"{prefix}-trainer",
+            "ALLOOP_API__PORT": str(port),
+            "ALLOOP_API__RELOAD_CHECK_S": "1",
+            "ALLOOP_SCORER__RELOAD_CHECK_S": "1",
+            "ALLOOP_KAFKA__SESSION_TIMEOUT_MS": "6000",
+            "ALLOOP_KAFKA__HEARTBEAT_INTERVAL_MS": "1000",
+            **(extra or {}),
+        }
+        return cls(stack, prefix, env, home, port)
+
+    def topic(self, name: str) -> str:
+        return f"{self.prefix}.{name}"
+
+    def log(self, name: str) -> Path:
+        return self.home / f"{name}.log"
+
+    def start(self, name: str, argv: list[str]) -> None:
+        """Run ``alloop ARGV`` in the background, its output in ``<home>/<name>.log``."""
+        with self.log(name).open("ab") as out:
+            self.processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "workers.cli", *argv],
+                    env={**os.environ, **self.env},
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    cwd=ROOT,
+                )
+            )
+
+    def wait_assigned(self, *names: str, timeout: float = 180) -> None:
+        """Wait until each named consumer process has joined its group."""
+        for name in names:
+            wait_for(_says(self.log(name), "assigned partitions"), timeout, f"the {name}")
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.processes.clear()
+
+
+def _says(log: Path, text: str) -> Callable[[], bool]:
+    return lambda: log.is_file() and text in log.read_text()

@@ -1,0 +1,71 @@
+"""`alloop bench learning-curve --end-to-end` on the real broker and Argilla: the curve comes
+from versions the trainer made out of answers that went through Argilla and the webhooks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench import learning_curve_e2e, live
+from loop.labels import LabelStore
+from loop.messages import Document
+from loop.models.factories import load_version
+from loop.readers import read_documents
+from loop.registry import ModelRegistry
+from workers.argilla_local import LocalArgilla
+from workers.demo import DEFAULT_DATASET, read_tweets
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def write(path: Path, docs: Sequence[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    return path
+
+
+def test_the_curve_runs_through_the_loop(
+    broker: str, argilla: LocalArgilla, tmp_path: Path
+) -> None:
+    tweets = [{"id": d.id, "text": d.text, "label": d.label} for d in read_tweets(DEFAULT_DATASET)]
+    train = write(tmp_path / "train.jsonl", tweets[:240])
+    test = write(tmp_path / "test.jsonl", tweets[-90:])
+
+    summary = learning_curve_e2e.run(
+        train,
+        test,
+        budget=20,
+        step=10,
+        window=60,
+        seeds=1,
+        model_kind="keywords",
+        out=tmp_path / "curve",
+        stack=live.Stack(tmp_path / "stack", broker, argilla),
+    )
+
+    pool = {str(d["id"]) for d in tweets[:240]}
+    testset = [d for d in read_documents(test) if isinstance(d, Document)]
+    names = ["Bearish", "Bullish", "Neutral"]
+    for name in ("breaking-ties", "random"):
+        (run,) = summary[name]["runs"]
+        points = run["points"]
+        assert [p["labels"] for p in points] == [10, 20]
+        assert [p["version"] for p in points] == ["v0001", "v0002"]
+        # The trainer's store holds the oracle's answers, each once, all from the pool.
+        store = LabelStore(Path(run["home"]) / "labels" / "labels.jsonl")
+        answered = {answer.id for answer in store.answers()}
+        assert len(answered) == len(store) == 20
+        assert answered <= pool
+        # Each point is that version's score on the test file, as scored here.
+        registry = ModelRegistry(Path(run["home"]) / "registry")
+        for point in points:
+            model = load_version(registry, point["version"])
+            expected = learning_curve_e2e.macro_f1(model, testset, names)
+            assert point["macro_f1"] == round(expected, 4)
+        assert summary[name]["macro_f1_mean"] == [p["macro_f1"] for p in points]
+    assert 0 < summary["full_data_macro_f1"] <= 1
+    assert (tmp_path / "curve.png").stat().st_size > 0
+    assert json.loads((tmp_path / "curve.json").read_text())["mode"] == "end-to-end"
