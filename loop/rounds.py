@@ -4,7 +4,9 @@ A round trains on every labelled document of the training split (never on the ne
 alone), scores the new version and the promoted one on the same frozen test set, registers
 the new version with its evaluation and its per-document predictions, and promotes it when
 it passes the gate. Most rounds refit only the head on the frozen sentence-transformer body
-(fast); every ``full_finetune_every``-th round fine-tunes the whole model.
+(fast); every ``full_finetune_every``-th round fine-tunes the whole model. A head-only round
+starts from the body of the last full fine-tune behind the promoted version, so that a
+fine-tune is not thrown away by the rounds that follow it.
 """
 
 from __future__ import annotations
@@ -100,6 +102,21 @@ def newest_label_at(labelled: Sequence[ResolvedLabel]) -> str | None:
     return max(stamps).isoformat() if stamps else None
 
 
+def body_of(registry: ModelRegistry, version: str | None, kind: str) -> str | None:
+    """The version whose fine-tuned body ``version`` uses: itself after a full fine-tune,
+    else what its own round started from. ``None``: the packaged encoder (no version, another
+    model kind, or a chain that began on the packaged encoder)."""
+    if version is None:
+        return None
+    card = registry.card(version)
+    if card.kind != kind:
+        return None
+    if card.training_args.get("freeze_body") is False:
+        return version
+    body = card.training_args.get("body_version")
+    return str(body) if body else None
+
+
 def settle(
     registry: ModelRegistry,
     result: RoundResult,
@@ -150,7 +167,12 @@ def run_round(
     result.round = rounds_so_far(registry) + 1
     every = config.full_finetune_every
     result.head_only = not (every > 0 and result.round % every == 0)
-    classifier_config = replace(config.classifier, freeze_body=result.head_only)
+    body = body_of(registry, result.promoted_before, factory.name) if result.head_only else None
+    classifier_config = replace(
+        config.classifier,
+        freeze_body=result.head_only,
+        body=str(registry.model_path(body)) if body else None,
+    )
 
     started = time.monotonic()
     classifier = factory.train(
@@ -179,7 +201,11 @@ def run_round(
         classifier.save,
         labels=classifier.labels,
         kind=factory.name,
-        training_args={**classifier_config.to_dict(), "test_fraction": config.test_fraction},
+        training_args={
+            **replace(classifier_config, body=None).to_dict(),
+            "body_version": body,
+            "test_fraction": config.test_fraction,
+        },
         counts={
             "train": len(train),
             "test": len(test),
@@ -189,7 +215,11 @@ def run_round(
             "newest_label_at": newest,
         },
         parent=result.promoted_before,
-        notes="head refit on the frozen body" if result.head_only else "full fine-tune",
+        notes=(
+            f"head refit on the frozen body of {body or 'the packaged encoder'}"
+            if result.head_only
+            else "full fine-tune"
+        ),
     )
     head = head.model_copy(update={"version": card.version, "train_size": len(train)})
     settle(

@@ -32,6 +32,9 @@ class ClassifierConfig:
     """Tokens kept per text; longer texts are truncated."""
     freeze_body: bool = False
     """Skip body fine-tuning and fit the logistic-regression head only (fast rounds)."""
+    body: str | None = None
+    """A saved model folder whose body to start from (a head-only round takes the body of
+    the last full fine-tune); ``None``: the packaged all-MiniLM-L6-v2."""
     seed: int = 42
     """Seed for pair sampling and the head."""
 

@@ -121,7 +121,7 @@ class SetFitFactory:
 
         index = {name: i for i, name in enumerate(names)}
         targets = [index[label] for label in labels]
-        body = str(self._body or minilm_path())
+        body = config.body or str(self._body or minilm_path())
         model = SetFitModel.from_pretrained(body, labels=names)
         model.model_body.max_seq_length = config.max_length
         with tempfile.TemporaryDirectory(prefix="alloop-setfit-") as scratch:

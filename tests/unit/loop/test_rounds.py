@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 from loop.labels import ResolvedLabel
+from loop.models.base import Classifier, ClassifierConfig
 from loop.registry import ModelRegistry
 from loop.rounds import RoundConfig, run_round
 from loop.split import in_test
 from loop.testing import KeywordFactory
+from tests.conftest import tweets
 
 WORDS = {"up": ["soar", "rally", "gain", "jump"], "down": ["crash", "plunge", "drop", "slide"]}
 
@@ -84,3 +90,83 @@ def test_every_nth_round_fine_tunes_the_whole_model(tmp_path: Path) -> None:
     ]
     assert kinds == [True, False, True, False]
     assert registry.card("v0002").training_args["freeze_body"] is False
+
+
+class RecordingFactory(KeywordFactory):
+    """The keyword fake under SetFit's name, remembering the body each round started from."""
+
+    name = "setfit"
+
+    def __init__(self) -> None:
+        self.bodies: list[str | None] = []
+
+    def train(
+        self, texts: Sequence[str], labels: Sequence[str], config: ClassifierConfig
+    ) -> Classifier:
+        self.bodies.append(config.body)
+        return super().train(texts, labels, config)
+
+
+def test_head_only_rounds_keep_the_body_of_the_last_full_fine_tune(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path / "registry")
+    factory = RecordingFactory()
+    config = RoundConfig(full_finetune_every=2)
+    for _ in range(4):
+        run_round(labelled(60), registry, factory, config)
+
+    # Round 1 starts on the packaged encoder; round 2 fine-tunes from scratch; round 3 refits
+    # the head on v0002's body, round 4 fine-tunes again.
+    assert factory.bodies == [None, None, str(registry.model_path("v0002")), None]
+    assert [registry.card(v).training_args["body_version"] for v in registry.versions()] == [
+        None,
+        None,
+        "v0002",
+        None,
+    ]
+    assert registry.card("v0003").notes == "head refit on the frozen body of v0002"
+
+
+def test_a_head_only_round_after_a_head_only_round_keeps_the_same_body(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path / "registry")
+    factory = RecordingFactory()
+    run_round(labelled(60), registry, factory, RoundConfig(full_finetune_every=1))
+    for _ in range(2):
+        run_round(labelled(60), registry, factory, RoundConfig(full_finetune_every=0))
+
+    assert factory.bodies[1:] == [str(registry.model_path("v0001"))] * 2
+    assert registry.card("v0003").training_args["body_version"] == "v0001"
+    assert registry.card("v0003").training_args["body"] is None  # no folder in the card
+
+
+def test_another_model_kind_is_never_used_as_a_body(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path / "registry")
+    run_round(labelled(60), registry, KeywordFactory(), RoundConfig(full_finetune_every=1))
+    factory = RecordingFactory()
+    run_round(labelled(60), registry, factory, RoundConfig(full_finetune_every=0))
+
+    assert factory.bodies == [None]
+
+
+@pytest.mark.slow
+def test_a_real_head_only_round_encodes_with_the_fine_tuned_body(
+    setfit_registry: ModelRegistry,
+) -> None:
+    from loop.models.backbone import minilm_path
+    from loop.models.setfit_classifier import SetFitFactory
+
+    factory = SetFitFactory()
+    items = [
+        ResolvedLabel(d.id, d.text, "classification", str(d.label), "labelled", 1.0, 1, "random")
+        for d in tweets(per_label=12)
+    ]
+    result = run_round(items, setfit_registry, factory, RoundConfig(full_finetune_every=0))
+
+    assert result.head_only and result.version == "v0002"
+    texts = ["$AAPL beats estimates", "Oil slides as inventories grow"]
+    new = factory.load(setfit_registry.model_path("v0002")).embed(texts)
+    tuned = factory.load(setfit_registry.model_path("v0001")).embed(texts)
+    packaged = factory.train(
+        ["up", "down"], ["a", "b"], ClassifierConfig(freeze_body=True, body=str(minilm_path()))
+    )
+    assert np.allclose(new, tuned, atol=1e-5)
+    assert not np.allclose(new, packaged.embed(texts), atol=1e-3)  # type: ignore[attr-defined]
