@@ -47,6 +47,9 @@ class Point:
     """One step of one run: the version trained after ``labels`` answers."""
 
     labels: int
+    """Answers people (the oracle) had given."""
+    in_store: int
+    """Labels the version's round saw (its training and test splits)."""
     version: str | None
     promoted: bool
     served: str | None
@@ -168,6 +171,7 @@ def one_run(
                 )
             point = Point(
                 answered,
+                int(result.get("train_size", 0)) + int(result.get("test_size", 0)),
                 result.get("version"),
                 bool(result.get("promoted")),
                 served,
@@ -177,7 +181,8 @@ def one_run(
             print(
                 f"{strategy:16} seed {seed} step {k + 1}/{steps}: {answered} labels, "
                 f"{point.version or 'no version (' + str(result.get('skipped')) + ')'}"
-                f"{' promoted' if point.promoted else ''}, {point.seconds:.0f} s",
+                f"{' promoted' if point.promoted else ''} (its round saw {point.in_store} labels), "
+                f"{point.seconds:.0f} s",
                 file=sys.stderr,
                 flush=True,
             )

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+WEBHOOK_PATH = "/v1/argilla/webhooks"
 
 
 @dataclass
@@ -82,7 +83,7 @@ class Loop:
         port = free_port()
         credentials = stack.argilla.credentials
         with owner_client(stack.argilla.url, credentials.owner_api_key) as http:
-            secret = ensure_webhook(http, f"http://127.0.0.1:{port}/v1/argilla/webhooks")
+            secret = ensure_webhook(http, f"http://127.0.0.1:{port}{WEBHOOK_PATH}")
         env = {
             "ALLOOP_HOME": str(home),
             "ALLOOP_KAFKA__BOOTSTRAP_SERVERS": stack.broker,
@@ -130,7 +131,17 @@ class Loop:
         for name in names:
             wait_for(_says(self.log(name), "assigned partitions"), timeout, f"the {name}")
 
+    @property
+    def webhook_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{WEBHOOK_PATH}"
+
     def stop(self) -> None:
+        """Stop the processes and remove the run's Argilla webhook."""
+        from workers.argilla_setup import owner_client, remove_webhook
+
+        argilla = self.stack.argilla
+        with owner_client(argilla.url, argilla.credentials.owner_api_key) as http:
+            remove_webhook(http, self.webhook_url)
         for process in self.processes:
             process.terminate()
         for process in self.processes:

@@ -70,3 +70,13 @@ def ensure_webhook(http: httpx.Client, url: str) -> str:
     )
     logger.info("registered the Argilla webhook for %s", url)
     return str(created["secret"])
+
+
+def remove_webhook(http: httpx.Client, url: str) -> None:
+    """Delete the webhook for ``url``. Argilla sends every event to every enabled webhook and
+    retries failed deliveries, so one left behind for a receiver that is gone slows all
+    deliveries."""
+    for hook in _items(http.get("/api/v1/webhooks")):
+        if hook["url"] == url:
+            http.delete(f"/api/v1/webhooks/{hook['id']}").raise_for_status()
+            logger.info("removed the Argilla webhook for %s", url)

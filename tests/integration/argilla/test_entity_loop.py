@@ -28,7 +28,7 @@ from loop.messages import Candidate, Document, EntityMention, LabelEvent, decode
 from loop.split import in_test
 from tests.integration.conftest import ROOT, Env, WorkerProcess, read_topic
 from workers.argilla_local import LocalArgilla
-from workers.argilla_setup import ensure_webhook, owner_client
+from workers.argilla_setup import ensure_webhook, owner_client, remove_webhook
 from workers.stack import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -136,9 +136,7 @@ class EntityLoop:
         self.gold.write_text("".join(json.dumps(d) + "\n" for d in stream()))
 
     def close(self) -> None:
-        for hook in self.http.get("/api/v1/webhooks").json()["items"]:
-            if hook["url"] == self.webhook_url:
-                self.http.delete(f"/api/v1/webhooks/{hook['id']}")
+        remove_webhook(self.http, self.webhook_url)
         self.http.close()
 
     def train_round(self) -> dict[str, Any]:

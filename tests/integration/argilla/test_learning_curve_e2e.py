@@ -53,6 +53,7 @@ def test_the_curve_runs_through_the_loop(
         (run,) = summary[name]["runs"]
         points = run["points"]
         assert [p["labels"] for p in points] == [10, 20]
+        assert [p["in_store"] for p in points] == [10, 20]  # each round saw every answer
         assert [p["version"] for p in points] == ["v0001", "v0002"]
         # The trainer's store holds the oracle's answers, each once, all from the pool.
         store = LabelStore(Path(run["home"]) / "labels" / "labels.jsonl")

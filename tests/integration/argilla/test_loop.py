@@ -19,7 +19,7 @@ from loop.labels import LabelStore
 from loop.messages import Candidate, LabelEvent, decode, encode
 from tests.integration.conftest import Env, WorkerProcess, read_topic
 from workers.argilla_local import LocalArgilla
-from workers.argilla_setup import ensure_webhook, owner_client
+from workers.argilla_setup import ensure_webhook, owner_client, remove_webhook
 from workers.stack import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -82,10 +82,7 @@ class Loop:
         )
 
     def close(self) -> None:
-        hooks = self.http.get("/api/v1/webhooks").json()["items"]
-        for hook in hooks:
-            if hook["url"] == self.webhook_url:
-                self.http.delete(f"/api/v1/webhooks/{hook['id']}")
+        remove_webhook(self.http, self.webhook_url)
         self.http.close()
 
     def send(self, items: list[Candidate]) -> None:
