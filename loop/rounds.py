@@ -187,7 +187,7 @@ def run_round(
     base_predictions: list[Prediction] = []
     if result.promoted_before is not None:
         try:
-            served = load_version(registry, result.promoted_before)
+            served = load_version(registry, result.promoted_before, factory)
             base_predictions = predict(served, test)
             base = evaluate(base_predictions, served.labels, result.promoted_before)
             result.base_macro_f1 = base.macro_f1

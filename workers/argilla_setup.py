@@ -13,7 +13,10 @@ import httpx
 
 logger = logging.getLogger(__name__)
 
-WEBHOOK_EVENTS = ["response.created", "response.updated", "record.completed"]
+WEBHOOK_EVENTS = ["response.created", "response.updated"]
+"""The events that carry answers. ``record.completed`` carries none (the label store resolves
+agreement from the answers), and Argilla delivers each event in a job of its own, so
+subscribing to it would double the delivery work for nothing."""
 WEBHOOK_DESCRIPTION = "alloop: answers to the labels topic"
 
 
@@ -57,8 +60,11 @@ def ensure_webhook(http: httpx.Client, url: str) -> str:
     """Register alloop's webhook receiver at ``url`` (once); return the signing secret."""
     for hook in _items(http.get("/api/v1/webhooks")):
         if hook["url"] == url:
-            if not hook.get("enabled", True):
-                http.patch(f"/api/v1/webhooks/{hook['id']}", json={"enabled": True})
+            if not hook.get("enabled", True) or sorted(hook["events"]) != sorted(WEBHOOK_EVENTS):
+                http.patch(
+                    f"/api/v1/webhooks/{hook['id']}",
+                    json={"enabled": True, "events": WEBHOOK_EVENTS},
+                ).raise_for_status()
             return str(hook["secret"])
     created = (
         http.post(

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         result = run_round(
             store.labelled(task),
             ModelRegistry(settings.registry_path),
-            factory_for(settings.trainer.model_kind),
+            factory_for(settings.trainer.model_kind, settings.home / "trainer" / "embeddings"),
             round_config(settings),
         )
     print(json.dumps({"task": task, **result.to_dict()}), flush=True)

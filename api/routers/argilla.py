@@ -49,8 +49,8 @@ class LabelsUnavailable(ApiError):
 @router.post(
     "/v1/argilla/webhooks",
     summary="Receive Argilla's webhook deliveries",
-    description="Register this URL in Argilla for `response.created`, `response.updated` and "
-    "`record.completed`. Deliveries must carry a valid Standard Webhooks signature made with "
+    description="Register this URL in Argilla for `response.created` and `response.updated` "
+    "(`record.completed` is acknowledged and ignored: it carries no answer). Deliveries must carry a valid Standard Webhooks signature made with "
     "`ALLOOP_ARGILLA__WEBHOOK_SECRET` (no API key needed). Answers 200 once the label event is "
     "on the `labels` topic, 503 when it could not be written (Argilla retries).",
 )

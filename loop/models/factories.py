@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from loop.errors import ModelError
 from loop.models.base import Classifier, ClassifierFactory
 from loop.registry import ModelRegistry
@@ -9,12 +11,13 @@ from loop.registry import ModelRegistry
 KINDS = ("setfit", "keywords")
 
 
-def factory_for(kind: str) -> ClassifierFactory:
-    """The factory that trains and loads models of ``kind``; imports heavy code lazily."""
+def factory_for(kind: str, cache_dir: Path | None = None) -> ClassifierFactory:
+    """The factory that trains and loads models of ``kind``; imports heavy code lazily.
+    ``cache_dir``: where SetFit keeps embeddings between rounds (the trainer's)."""
     if kind == "setfit":
         from loop.models.setfit_classifier import SetFitFactory
 
-        return SetFitFactory()
+        return SetFitFactory(cache_dir=cache_dir)
     if kind == "keywords":
         from loop.testing import KeywordFactory
 
@@ -22,7 +25,12 @@ def factory_for(kind: str) -> ClassifierFactory:
     raise ModelError(f"unknown model kind {kind!r} (known: {', '.join(KINDS)})")
 
 
-def load_version(registry: ModelRegistry, version: str) -> Classifier:
-    """Load a registry version with the factory its card names."""
+def load_version(
+    registry: ModelRegistry, version: str, factory: ClassifierFactory | None = None
+) -> Classifier:
+    """Load a registry version with the factory its card names (``factory`` if it is of that
+    kind, e.g. the round's own, which shares its embedding cache)."""
     card = registry.card(version)
-    return factory_for(card.kind).load(registry.model_path(version))
+    if factory is None or factory.name != card.kind:
+        factory = factory_for(card.kind)
+    return factory.load(registry.model_path(version))

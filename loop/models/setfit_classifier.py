@@ -18,15 +18,21 @@ import numpy.typing as npt
 from loop.errors import ModelError
 from loop.models.backbone import minilm_path, offline
 from loop.models.base import Classifier, ClassifierConfig
+from loop.models.embedding_cache import EmbeddingCache, body_fingerprint
 
 logger = logging.getLogger(__name__)
+
+ENCODE_BATCH = 64
+"""Texts per forward pass when embedding for the head (inference only, so larger than the
+fine-tuning batch)."""
 
 
 class SetFitClassifier:
     """A trained SetFit model behind the :class:`~loop.models.base.Classifier` contract."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, cache: EmbeddingCache | None = None) -> None:
         self._model = model
+        self._cache = cache
         labels = list(model.labels or [])
         if not labels:
             raise ModelError("the SetFit model has no label names")
@@ -39,6 +45,8 @@ class SetFitClassifier:
     def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> npt.NDArray[np.float32]:
         if not texts:
             return np.zeros((0, len(self._labels)), dtype=np.float32)
+        if self._cache is not None:
+            return self.predict_with_embeddings(texts, batch_size)[0]
         probs = self._model.predict_proba(
             list(texts), batch_size=batch_size, as_numpy=True, show_progress_bar=False
         )
@@ -52,7 +60,10 @@ class SetFitClassifier:
         if not texts:
             empty = np.zeros((0, len(self._labels)), dtype=np.float32)
             return empty, np.zeros((0, 0), dtype=np.float32)
-        vectors = encode(self._model, texts, batch_size)
+        if self._cache is not None:
+            vectors = self._cache.embed(texts, lambda todo: encode(self._model, todo, batch_size))
+        else:
+            vectors = encode(self._model, texts, batch_size)
         probs = np.asarray(self._model.model_head.predict_proba(vectors), dtype=np.float32)
         return probs, vectors
 
@@ -104,8 +115,16 @@ class SetFitFactory:
 
     name = "setfit"
 
-    def __init__(self, body: Path | None = None) -> None:
+    def __init__(self, body: Path | None = None, cache_dir: Path | None = None) -> None:
+        """``cache_dir``: keep embeddings there between rounds (the trainer's rounds); the
+        classifiers this factory trains or loads then read and add to it."""
         self._body = body
+        self._cache_dir = cache_dir
+
+    def _cache(self, model: Any) -> EmbeddingCache | None:
+        if self._cache_dir is None:
+            return None
+        return EmbeddingCache(self._cache_dir, body_fingerprint(model.model_body))
 
     def train(
         self, texts: Sequence[str], labels: Sequence[str], config: ClassifierConfig
@@ -145,11 +164,18 @@ class SetFitFactory:
                 train_dataset=Dataset.from_dict({"text": list(texts), "label": targets}),
             )
             if config.freeze_body:
-                fit_head(model, encode(model, texts, config.batch_size), targets)
+                cache = self._cache(model)
+                if cache is None:
+                    vectors = encode(model, texts, ENCODE_BATCH)
+                else:
+                    vectors = cache.embed(texts, lambda todo: encode(model, todo, ENCODE_BATCH))
+                    logger.info("embeddings: %d cached, %d encoded", cache.hits, cache.misses)
+                fit_head(model, vectors, targets)
             else:
                 trainer.train()
+                cache = self._cache(model)
         logger.info("trained SetFit on %d examples, %d labels", len(texts), len(names))
-        return SetFitClassifier(model)
+        return SetFitClassifier(model, cache)
 
     def load(self, path: Path) -> SetFitClassifier:
         offline()
@@ -161,4 +187,4 @@ class SetFitFactory:
             model = SetFitModel.from_pretrained(str(path), local_files_only=True)
         except Exception as exc:
             raise ModelError(f"cannot load the SetFit model in {path}: {exc}") from exc
-        return SetFitClassifier(model)
+        return SetFitClassifier(model, self._cache(model))

@@ -170,3 +170,30 @@ def test_a_real_head_only_round_encodes_with_the_fine_tuned_body(
     )
     assert np.allclose(new, tuned, atol=1e-5)
     assert not np.allclose(new, packaged.embed(texts), atol=1e-3)  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+def test_a_second_round_reuses_the_embeddings_and_predicts_the_same(
+    setfit_registry: ModelRegistry, tmp_path: Path
+) -> None:
+    from loop.models.setfit_classifier import SetFitFactory
+
+    items = [
+        ResolvedLabel(d.id, d.text, "classification", str(d.label), "labelled", 1.0, 1, "random")
+        for d in tweets(per_label=12)
+    ]
+    cached = SetFitFactory(cache_dir=tmp_path / "embeddings")
+    config = RoundConfig(full_finetune_every=0)
+    first = run_round(items, setfit_registry, cached, config)
+    (file,) = (tmp_path / "embeddings").glob("*.npz")  # v0001's body: both rounds use it
+    written = file.stat().st_mtime_ns
+    with np.load(file) as data:
+        assert len(data["keys"]) == len({item.text for item in items})
+    second = run_round(items, setfit_registry, cached, config)
+
+    assert file.stat().st_mtime_ns == written  # nothing new to encode, so nothing rewritten
+    texts = [item.text for item in items]
+    uncached = SetFitFactory().load(setfit_registry.model_path(str(second.version)))
+    with_cache = cached.load(setfit_registry.model_path(str(second.version)))
+    assert np.allclose(uncached.predict_proba(texts), with_cache.predict_proba(texts), atol=1e-5)
+    assert first.macro_f1 == second.macro_f1
