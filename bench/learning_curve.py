@@ -57,9 +57,13 @@ class Model:
         from setfit import SetFitModel
 
         from loop.models.backbone import minilm_path, offline
+        from loop.models.base import ClassifierConfig
+        from loop.models.setfit_classifier import logistic_head
 
         offline()
-        return cls(SetFitModel.from_pretrained(str(minilm_path()), labels=names), names)
+        model = SetFitModel.from_pretrained(str(minilm_path()), labels=names)
+        model.model_head = logistic_head(ClassifierConfig())  # the trainer's head
+        return cls(model, names)
 
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         from tqdm import tqdm

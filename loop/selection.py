@@ -6,7 +6,7 @@ not called again), drops near-duplicates (ten copies of one confusing tweet are 
 gives labels with few examples their share, picks a diverse batch from the most uncertain
 (small-text's greedy core-set on the MiniLM embeddings), and adds a random slice that keeps the
 test set representative. Before the first model, or while a label has fewer than
-``cold_start_examples`` labels, keyword seeds from the task config and diverse random picks
+``cold_start_examples`` labels, keyword seeds from the task config and representative picks
 fill the batch instead.
 
 Every pick says why it was chosen: ``uncertain``, ``rare``, ``random`` or ``cold-start``.
@@ -136,6 +136,30 @@ def coreset(
     return [candidates[0], *(candidates[int(i)] for i in chosen)]
 
 
+def representatives(
+    candidates: Sequence[int],
+    embeddings: npt.NDArray[np.float32] | None,
+    n: int,
+    rng: np.random.Generator,
+) -> list[int]:
+    """``n`` documents that stand for the whole of ``candidates``: the one nearest each
+    centre of a k-means clustering of their embeddings. Unlike a core-set, which reaches for
+    the outliers, this samples where the documents are, which is what a first model needs."""
+    if n >= len(candidates) or embeddings is None or n <= 0:
+        return list(candidates)[: max(n, 0)]
+    from sklearn.cluster import KMeans
+
+    pool = _unit(embeddings[list(candidates)])
+    model = KMeans(n_clusters=n, n_init=1, random_state=int(rng.integers(1 << 31))).fit(pool)
+    nearest = ((pool[:, None, :] - model.cluster_centers_[None, :, :]) ** 2).sum(axis=2)
+    chosen: list[int] = []
+    for cluster in range(n):
+        members = np.flatnonzero(model.labels_ == cluster)
+        if len(members):
+            chosen.append(int(members[nearest[members, cluster].argmin()]))
+    return [candidates[i] for i in dict.fromkeys(chosen)]
+
+
 def _matches(text: str, patterns: Sequence[str]) -> bool:
     return any(re.search(p, text, flags=re.IGNORECASE) for p in patterns)
 
@@ -216,7 +240,8 @@ def _cold_start(
     n: int,
     rng: np.random.Generator,
 ) -> list[Pick]:
-    """Keyword seeds for the labels short of examples, then diverse random picks."""
+    """Keyword seeds for the labels short of examples, then representative picks (one per
+    k-means cluster of the embeddings; random picks when there are none)."""
     picks: list[Pick] = []
     taken: set[int] = set()
     short = [
@@ -239,7 +264,8 @@ def _cold_start(
             taken.add(i)
     rest = [int(i) for i in rng.permutation(len(window)) if int(i) not in taken]
     rest = without_duplicates(rest, embeddings, config.duplicate_threshold)
-    fill = coreset(rest, embeddings, n - len(picks)) if config.diversity else rest[: n - len(picks)]
+    wanted = n - len(picks)
+    fill = representatives(rest, embeddings, wanted, rng) if config.diversity else rest[:wanted]
     for i in fill:
-        picks.append(Pick(window[i].id, 0.0, "cold-start", "diverse-random"))
+        picks.append(Pick(window[i].id, 0.0, "cold-start", "representative"))
     return picks

@@ -74,6 +74,9 @@ class TrainerSettings(BaseModel):
     task: str = "classification"
     model_kind: str = Field(default="setfit", description="setfit, or keywords for tests")
     num_iterations: int = Field(default=5, ge=1, description="SetFit pairs per example")
+    head_c: float = Field(
+        default=4.0, gt=0, description="Inverse regularisation of the classifier's head"
+    )
 
 
 class EntitySettings(BaseModel):

@@ -248,7 +248,12 @@ def train(
             docs.append(item)
     if per_label:
         docs = take_per_label(docs, per_label)
-    config = ClassifierConfig(num_iterations=iterations, num_epochs=epochs, freeze_body=freeze_body)
+    config = ClassifierConfig(
+        num_iterations=iterations,
+        num_epochs=epochs,
+        freeze_body=freeze_body,
+        head_c=settings.trainer.head_c,
+    )
     typer.echo(
         f"training on {len(docs)} labelled documents ({rejected} lines rejected) ...", err=True
     )

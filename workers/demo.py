@@ -229,7 +229,7 @@ def run(
             flush=True,
         )
         started = time.monotonic()
-        config = ClassifierConfig(num_iterations=iterations)
+        config = ClassifierConfig(num_iterations=iterations, head_c=settings.trainer.head_c)
         card = train_and_publish(
             seed,
             SetFitFactory(),

@@ -30,6 +30,10 @@ class ClassifierConfig:
     """Learning rate of the head (used only by differentiable heads)."""
     max_length: int = 128
     """Tokens kept per text; longer texts are truncated."""
+    head_c: float = 4.0
+    """Inverse regularisation strength of the logistic-regression head. scikit-learn's
+    default (1.0, SetFit's) underfits the unit-length MiniLM embeddings: see the learning
+    curves in docs/benchmarks.md."""
     freeze_body: bool = False
     """Skip body fine-tuning and fit the logistic-regression head only (fast rounds)."""
     body: str | None = None

@@ -96,6 +96,14 @@ def encode(model: Any, texts: Sequence[str], batch_size: int = 64) -> npt.NDArra
     return np.asarray(vectors, dtype=np.float32)
 
 
+def logistic_head(config: ClassifierConfig) -> Any:
+    """SetFit's logistic-regression head with alloop's regularisation (see
+    :attr:`ClassifierConfig.head_c`)."""
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=config.head_c, max_iter=1000, random_state=config.seed)
+
+
 def fit_head(model: Any, embeddings: npt.NDArray[np.float32], targets: Sequence[int]) -> None:
     """Refit the model's logistic-regression head on fixed embeddings (the body stays frozen).
 
@@ -143,6 +151,7 @@ class SetFitFactory:
         body = config.body or str(self._body or minilm_path())
         model = SetFitModel.from_pretrained(body, labels=names)
         model.model_body.max_seq_length = config.max_length
+        model.model_head = logistic_head(config)  # never a saved body's old head
         with tempfile.TemporaryDirectory(prefix="alloop-setfit-") as scratch:
             args = TrainingArguments(
                 output_dir=scratch,

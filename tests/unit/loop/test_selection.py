@@ -6,7 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from loop.selection import Scored, SelectionConfig, coreset, select, uncertainty, without_duplicates
+from loop.selection import (
+    Scored,
+    SelectionConfig,
+    coreset,
+    representatives,
+    select,
+    uncertainty,
+    without_duplicates,
+)
 
 LABELS = ["down", "flat", "up"]
 
@@ -70,6 +78,35 @@ def test_the_core_set_spreads_the_batch_over_the_embedding_space() -> None:
     assert coreset([0, 1, 2, 3, 4], embeddings, 2) == [0, 4]
 
 
+def test_cold_start_representatives_stand_for_the_clusters_not_the_outliers() -> None:
+    rng = np.random.default_rng(0)
+    big = rng.normal([1.0, 0.0, 0.0], 0.05, size=(30, 3))  # most documents
+    small = rng.normal([0.0, 1.0, 0.0], 0.05, size=(10, 3))
+    outliers = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0]])
+    embeddings = np.vstack([big, small, outliers]).astype(np.float32)
+    everyone = list(range(len(embeddings)))
+
+    picked = representatives(everyone, embeddings, 2, np.random.default_rng(1))
+    spread = coreset(everyone, embeddings, 2)
+
+    assert sorted(i // 30 if i < 40 else 2 for i in picked) == [0, 1]  # one per cluster
+    assert {40, 41} & set(spread)  # the core-set reaches for an outlier instead
+    assert representatives(everyone, None, 3, np.random.default_rng(1)) == [0, 1, 2]
+
+
+def test_a_cold_start_batch_with_embeddings_spans_the_clusters() -> None:
+    rng = np.random.default_rng(0)
+    centres = np.eye(4, dtype=np.float32)
+    window = [
+        Scored(id=f"c{c}-{i}", text=f"text {c} {i}", embedding=rng.normal(centres[c], 0.05))
+        for c in range(4)
+        for i in range(25)
+    ]
+    picks = select(window, SelectionConfig(batch_size=4), {}, LABELS)
+    assert sorted(p.id.split("-")[0] for p in picks) == ["c0", "c1", "c2", "c3"]
+    assert {p.strategy for p in picks} == {"representative"}
+
+
 def test_labels_with_few_examples_get_their_share() -> None:
     window = [doc(i, [0.05, 0.5, 0.45]) for i in range(20)]  # all predicted flat, unsure
     window += [doc(100 + i, [0.6, 0.1, 0.3]) for i in range(5)]  # predicted down, surer
@@ -80,7 +117,7 @@ def test_labels_with_few_examples_get_their_share() -> None:
     assert len(rare) <= 3
 
 
-def test_cold_start_uses_seed_keywords_then_diverse_random_picks() -> None:
+def test_cold_start_uses_seed_keywords_then_representative_picks() -> None:
     window = [
         Scored(id=f"d{i}", text=t)
         for i, t in enumerate(
