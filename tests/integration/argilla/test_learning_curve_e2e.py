@@ -17,6 +17,7 @@ from loop.models.factories import load_version
 from loop.readers import read_documents
 from loop.registry import ModelRegistry
 from workers.argilla_local import LocalArgilla
+from workers.argilla_setup import owner_client
 from workers.demo import DEFAULT_DATASET, read_tweets
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -34,6 +35,11 @@ def test_the_curve_runs_through_the_loop(
     train = write(tmp_path / "train.jsonl", tweets[:240])
     test = write(tmp_path / "test.jsonl", tweets[-90:])
 
+    def webhooks() -> list[str]:
+        with owner_client(argilla.url, argilla.credentials.owner_api_key) as http:
+            return [h["url"] for h in http.get("/api/v1/webhooks").json()["items"]]
+
+    before = webhooks()
     summary = learning_curve_e2e.run(
         train,
         test,
@@ -67,6 +73,7 @@ def test_the_curve_runs_through_the_loop(
             expected = learning_curve_e2e.macro_f1(model, testset, names)
             assert point["macro_f1"] == round(expected, 4)
         assert summary[name]["macro_f1_mean"] == [p["macro_f1"] for p in points]
+    assert webhooks() == before  # each run removed its webhook
     assert 0 < summary["full_data_macro_f1"] <= 1
     assert (tmp_path / "curve.png").stat().st_size > 0
     assert json.loads((tmp_path / "curve.json").read_text())["mode"] == "end-to-end"
