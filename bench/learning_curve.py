@@ -259,7 +259,8 @@ def plot(summary: dict[str, Any], strategy: str, baseline: str, path: Path) -> N
     mode = " (through the loop)" if summary.get("mode") == "end-to-end" else ""
     axes.set_title(
         f"{Path(summary['train']).parent.name}{mode}: mean and spread over {summary['seeds']} "
-        "seed(s)"
+        "seed(s)",
+        fontsize=10,
     )
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right", fontsize=8)

@@ -248,7 +248,8 @@ def run(
                     )
                 )
         summary["loop_seconds"] = round(time.monotonic() - started, 1)
-        factory = factory_for(model_kind)
+        # Versions that share a body share the test set's embeddings (the trainer's cache).
+        factory = factory_for(model_kind, running.scratch / "embeddings")
         full_model = factory.train(
             [d.text for d in pool], [str(d.label) for d in pool], ClassifierConfig(freeze_body=True)
         )
@@ -262,7 +263,7 @@ def run(
             for points, folder in results:
                 registry = ModelRegistry(folder)
                 f1 = {
-                    v: macro_f1(load_version(registry, v), testset, names)
+                    v: macro_f1(load_version(registry, v, factory), testset, names)
                     for v in registry.versions()
                 }
                 scored.append([f1.get(p.version, 0.0) if p.version else 0.0 for p in points])
