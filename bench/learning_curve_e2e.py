@@ -87,8 +87,10 @@ def one_run(
     step: int,
     window: int,
     model_kind: str,
+    inspect: Callable[[live.Loop], None] | None = None,
 ) -> tuple[list[Point], Path]:
-    """Drive one private loop to ``budget`` labels; the points and the registry folder."""
+    """Drive one private loop to ``budget`` labels; the points and the registry folder.
+    ``inspect`` sees the loop after its last step, while its processes still run."""
     from kafka import KafkaProducer
 
     from workers.annotate import Gold, Oracle
@@ -186,6 +188,8 @@ def one_run(
                 file=sys.stderr,
                 flush=True,
             )
+        if inspect is not None:
+            inspect(loop)
     finally:
         producer.close(timeout=10)
         oracle.close()

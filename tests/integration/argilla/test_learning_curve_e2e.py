@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from bench import learning_curve_e2e, live
@@ -43,9 +44,9 @@ def test_the_curve_runs_through_the_loop(
     summary = learning_curve_e2e.run(
         train,
         test,
-        budget=20,
-        step=10,
-        window=60,
+        budget=40,
+        step=20,  # a round trains on about 16: all of one class is about one chance in 1,000
+        window=80,
         seeds=1,
         model_kind="keywords",
         out=tmp_path / "curve",
@@ -58,13 +59,13 @@ def test_the_curve_runs_through_the_loop(
     for name in ("breaking-ties", "random"):
         (run,) = summary[name]["runs"]
         points = run["points"]
-        assert [p["labels"] for p in points] == [10, 20]
-        assert [p["in_store"] for p in points] == [10, 20]  # each round saw every answer
+        assert [p["labels"] for p in points] == [20, 40]
+        assert [p["in_store"] for p in points] == [20, 40]  # each round saw every answer
         assert [p["version"] for p in points] == ["v0001", "v0002"]
         # The trainer's store holds the oracle's answers, each once, all from the pool.
         store = LabelStore(Path(run["home"]) / "labels" / "labels.jsonl")
         answered = {answer.id for answer in store.answers()}
-        assert len(answered) == len(store) == 20
+        assert len(answered) == len(store) == 40
         assert answered <= pool
         # Each point is that version's score on the test file, as scored here.
         registry = ModelRegistry(Path(run["home"]) / "registry")
@@ -77,3 +78,44 @@ def test_the_curve_runs_through_the_loop(
     assert 0 < summary["full_data_macro_f1"] <= 1
     assert (tmp_path / "curve.png").stat().st_size > 0
     assert json.loads((tmp_path / "curve.json").read_text())["mode"] == "end-to-end"
+
+
+def test_the_loop_serves_the_delta_between_the_versions_it_made(
+    broker: str, argilla: LocalArgilla, tmp_path: Path
+) -> None:
+    """Classification through the real stack: answers given in Argilla become two versions,
+    and the running API serves their evaluations, the delta between them and the curve."""
+    tweets = [d for d in read_tweets(DEFAULT_DATASET)][:200]
+    seen: dict[str, Any] = {}
+
+    def ask_the_api(loop: live.Loop) -> None:
+        base = f"http://127.0.0.1:{loop.port}"
+        for name, path in {
+            "delta": "/v1/evaluations/deltas",
+            "curve": "/v1/curves",
+            "queue": "/v1/queue",
+        }.items():
+            answer = httpx.get(base + path, timeout=60)
+            assert answer.status_code == 200, answer.text
+            seen[name] = answer.json()
+
+    points, _ = learning_curve_e2e.one_run(
+        live.Stack(tmp_path / "stack", broker, argilla),
+        tweets,
+        ["Bearish", "Bullish", "Neutral"],
+        strategy="breaking-ties",
+        seed=0,
+        budget=40,
+        step=20,
+        window=80,
+        model_kind="keywords",
+        inspect=ask_the_api,
+    )
+
+    assert [p.version for p in points] == ["v0001", "v0002"]
+    delta = seen["delta"]
+    assert (delta["base"], delta["head"]) == ("v0001", "v0002")
+    assert "macro_f1" in delta and delta["per_label"]
+    macro = next(c for c in seen["curve"] if c["metric"] == "macro_f1")
+    assert [p["version"] for p in macro["points"]] == ["v0001", "v0002"]
+    assert seen["queue"]["labelled"] == 40
