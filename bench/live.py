@@ -139,9 +139,6 @@ class Loop:
         """Stop the processes and remove the run's Argilla webhook."""
         from workers.argilla_setup import owner_client, remove_webhook
 
-        argilla = self.stack.argilla
-        with owner_client(argilla.url, argilla.credentials.owner_api_key) as http:
-            remove_webhook(http, self.webhook_url)
         for process in self.processes:
             process.terminate()
         for process in self.processes:
@@ -150,6 +147,9 @@ class Loop:
             except subprocess.TimeoutExpired:
                 process.kill()
         self.processes.clear()
+        argilla = self.stack.argilla
+        with owner_client(argilla.url, argilla.credentials.owner_api_key) as http:
+            remove_webhook(http, self.webhook_url)
 
 
 def _says(log: Path, text: str) -> Callable[[], bool]:

@@ -151,13 +151,17 @@ def representatives(
 
     pool = _unit(embeddings[list(candidates)])
     model = KMeans(n_clusters=n, n_init=1, random_state=int(rng.integers(1 << 31))).fit(pool)
-    nearest = ((pool[:, None, :] - model.cluster_centers_[None, :, :]) ** 2).sum(axis=2)
+    distance = model.transform(pool)  # documents x centres
     chosen: list[int] = []
     for cluster in range(n):
         members = np.flatnonzero(model.labels_ == cluster)
         if len(members):
-            chosen.append(int(members[nearest[members, cluster].argmin()]))
-    return [candidates[i] for i in dict.fromkeys(chosen)]
+            chosen.append(int(members[distance[members, cluster].argmin()]))
+    # Identical documents make fewer clusters than asked for: the rest, in the given order.
+    picked = list(dict.fromkeys(chosen))
+    taken = set(picked)
+    picked += [i for i in range(len(candidates)) if i not in taken][: n - len(picked)]
+    return [candidates[i] for i in picked]
 
 
 def _matches(text: str, patterns: Sequence[str]) -> bool:

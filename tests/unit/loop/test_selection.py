@@ -92,6 +92,8 @@ def test_cold_start_representatives_stand_for_the_clusters_not_the_outliers() ->
     assert sorted(i // 30 if i < 40 else 2 for i in picked) == [0, 1]  # one per cluster
     assert {40, 41} & set(spread)  # the core-set reaches for an outlier instead
     assert representatives(everyone, None, 3, np.random.default_rng(1)) == [0, 1, 2]
+    same = np.tile(np.asarray([[1.0, 0.0, 0.0]], dtype=np.float32), (6, 1))
+    assert len(representatives(list(range(6)), same, 3, np.random.default_rng(1))) == 3
 
 
 def test_a_cold_start_batch_with_embeddings_spans_the_clusters() -> None:
