@@ -28,7 +28,13 @@ from pathlib import Path
 import httpx
 
 from loop.settings import Settings
-from workers.argilla_setup import ensure_member, ensure_webhook, ensure_workspace, owner_client
+from workers.argilla_setup import (
+    ensure_member,
+    ensure_webhook,
+    ensure_workspace,
+    owner_client,
+    prune_webhooks,
+)
 from workers.stack import (
     ArgillaCredentials,
     Service,
@@ -283,7 +289,10 @@ def start(
         with owner_client(url, owner_key) as http:
             workspace_id = ensure_workspace(http, workspace)
             ensure_member(http, workspace_id, ANNOTATOR)
-            secret = ensure_webhook(http, webhook_url) if webhook_url else None
+            secret = None
+            if webhook_url:
+                secret = ensure_webhook(http, webhook_url)
+                prune_webhooks(http, keep=webhook_url)  # this stack owns its Argilla
         credentials = ArgillaCredentials(
             url=url,
             owner_api_key=owner_key,

@@ -78,6 +78,19 @@ def ensure_webhook(http: httpx.Client, url: str) -> str:
     return str(created["secret"])
 
 
+def prune_webhooks(http: httpx.Client, keep: str) -> list[str]:
+    """Remove alloop's webhooks (by their description) for any URL but ``keep``; the URLs
+    removed. For an Argilla that one alloop stack owns: a webhook left from an earlier API
+    port would get, and retry, every delivery."""
+    removed = []
+    for hook in _items(http.get("/api/v1/webhooks")):
+        if hook.get("description") == WEBHOOK_DESCRIPTION and hook["url"] != keep:
+            http.delete(f"/api/v1/webhooks/{hook['id']}").raise_for_status()
+            removed.append(str(hook["url"]))
+            logger.info("removed the stale Argilla webhook for %s", hook["url"])
+    return removed
+
+
 def remove_webhook(http: httpx.Client, url: str) -> None:
     """Delete the webhook for ``url``. Argilla sends every event to every enabled webhook and
     retries failed deliveries, so one left behind for a receiver that is gone slows all
