@@ -174,9 +174,7 @@ def run(
     step: int = 100,
     out: Path = Path("bench/results/learning-curve"),
 ) -> dict[str, Any]:
-    pool = read_labelled(train, columns)
-    testset = read_labelled(test, columns)
-    names = sorted({str(d.label) for d in pool} | {str(d.label) for d in testset})
+    pool, testset, names = read_task(train, test, columns)
     started = time.monotonic()
     model = Model.load(names)
     pool_x = model.embed([d.text for d in pool])
@@ -211,17 +209,40 @@ def run(
         "seconds": round(time.monotonic() - started, 1),
     }
     for name, runs in curves.items():
-        xs = [n for n, _ in runs[0]]
-        matrix = np.array([[f for _, f in r] for r in runs])
-        mean = matrix.mean(axis=0)
-        mean_points = list(zip(xs, mean.tolist(), strict=True))
-        summary[name] = {
-            "labels": xs,
-            "macro_f1_mean": [round(v, 4) for v in mean],
-            "macro_f1_std": [round(v, 4) for v in matrix.std(axis=0)],
-            "area": round(area(mean_points, budget), 4),
-            "labels_to_95pct_full": labels_to_reach(mean_points, 0.95 * full),
-        }
+        matrix = [[f for _, f in r] for r in runs]
+        summary[name] = statistics([n for n, _ in runs[0]], matrix, budget, full)
+    return write(summary, strategy, baseline, out)
+
+
+def read_task(
+    train: Path, test: Path, columns: Columns
+) -> tuple[list[Document], list[Document], list[str]]:
+    """The labelled pool, the labelled test set, and every label either names."""
+    pool = read_labelled(train, columns)
+    testset = read_labelled(test, columns)
+    return pool, testset, sorted({str(d.label) for d in pool} | {str(d.label) for d in testset})
+
+
+def statistics(
+    labels: Sequence[int], runs: Sequence[Sequence[float]], budget: int, full: float
+) -> dict[str, Any]:
+    """One strategy's curve over its runs (one row of macro-F1 per seed): mean, spread, area
+    and the labels the mean needs to reach 95 % of the full-data score."""
+    matrix = np.array(runs)
+    mean = matrix.mean(axis=0)
+    mean_points = list(zip(labels, mean.tolist(), strict=True))
+    return {
+        "labels": list(labels),
+        "macro_f1_mean": [round(v, 4) for v in mean],
+        "macro_f1_std": [round(v, 4) for v in matrix.std(axis=0)],
+        "area": round(area(mean_points, budget), 4),
+        "labels_to_95pct_full": labels_to_reach(mean_points, 0.95 * full),
+    }
+
+
+def write(summary: dict[str, Any], strategy: str, baseline: str, out: Path) -> dict[str, Any]:
+    """Write the summary as ``out``.json and its picture as ``out``.png; the summary, with
+    the picture's path."""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(summary, indent=2))
     plot(summary, strategy, baseline, out.with_suffix(".png"))

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from bench import live
-from bench.learning_curve import area, labels_to_reach, plot, read_labelled
+from bench.learning_curve import read_task, statistics, write
 from loop.evaluation import Prediction, evaluate
 from loop.messages import Document
 from loop.models.base import Classifier, ClassifierConfig
@@ -217,9 +217,7 @@ def run(
     from loop.models.factories import factory_for, load_version
     from loop.registry import ModelRegistry
 
-    pool = read_labelled(train, columns)
-    testset = read_labelled(test, columns)
-    names = sorted({str(d.label) for d in pool} | {str(d.label) for d in testset})
+    pool, testset, names = read_task(train, test, columns)
     started = time.monotonic()
     runs: dict[str, list[tuple[list[Point], Path]]] = {strategy: [], baseline: []}
     summary: dict[str, Any] = {
@@ -283,21 +281,10 @@ def run(
                 )
             answered = np.array([[p.labels for p in points] for points, _ in results])
             xs = [round(float(n)) for n in answered.mean(axis=0)]
-            matrix = np.array(scored)
-            mean = matrix.mean(axis=0)
-            mean_points = list(zip(xs, mean.tolist(), strict=True))
             summary[name] = {
-                "labels": xs,
-                "macro_f1_mean": [round(v, 4) for v in mean],
-                "macro_f1_std": [round(v, 4) for v in matrix.std(axis=0)],
+                **statistics(xs, scored, budget, full),
                 "served_macro_f1_mean": [round(v, 4) for v in np.array(served_scored).mean(axis=0)],
-                "area": round(area(mean_points, budget), 4),
-                "labels_to_95pct_full": labels_to_reach(mean_points, 0.95 * full),
                 "runs": details,
             }
     summary["seconds"] = round(time.monotonic() - started, 1)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(summary, indent=2))
-    plot(summary, strategy, baseline, out.with_suffix(".png"))
-    summary["png"] = str(out.with_suffix(".png"))
-    return summary
+    return write(summary, strategy, baseline, out)
