@@ -114,7 +114,15 @@ class Classification(BaseModel):
     id: str = Field(description="The id given, or `h-` and a hash of the text")
     label: str = Field(description="The most probable label")
     score: float = Field(description="The probability of `label`")
-    probabilities: dict[str, float] = Field(description="Every label's probability; sums to 1")
+    probabilities: dict[str, float] = Field(
+        description="Every label's probability; sums to 1, except for a multi-label model, "
+        "whose labels are independent yes/no questions"
+    )
+    labels: list[str] | None = Field(
+        default=None,
+        description="Multi-label models only: every label whose probability reaches 0.5, the "
+        "likeliest first (possibly none); null for a single-label model",
+    )
     model_version: str = Field(description="The model version that answered")
 
 

@@ -8,6 +8,10 @@ the test set; until ``budget`` labels. Training is the head-only round of the tr
 all-MiniLM-L6-v2 body), and the pool and test set are embedded once, so a curve takes seconds
 per step on a CPU. The full-data score trains the same way on every training label.
 
+With ``multi_label`` the documents carry label sets: the head is one-vs-rest (a yes/no
+logistic regression per label), selection ranks by the label nearest 0.5, and macro-F1 is over
+labels scored label by label (:func:`loop.evaluation.evaluate_sets`).
+
 Prints a table, writes a PNG and a JSON, and prints as its last line a JSON object with the
 area under each curve (mean over seeds, labels scaled to [0, 1]), the labels each needs to
 reach 95 % of the full-data score, and the full-data score.
@@ -29,6 +33,7 @@ import numpy.typing as npt
 
 from loop.evaluation import Prediction, evaluate
 from loop.messages import Document
+from loop.models.base import Target, applying, multi_hot
 from loop.readers import Columns, Rejected, read_documents
 from loop.selection import Scored, SelectionConfig, select
 
@@ -37,12 +42,23 @@ WINDOW = 3000
 bounded window is a slice of the stream)."""
 
 
-def read_labelled(path: Path, columns: Columns) -> list[Document]:
-    documents = [d for d in read_documents(path, columns) if not isinstance(d, Rejected)]
-    labelled = [d for d in documents if d.label is not None]
+def read_labelled(
+    paths: Path | Sequence[Path], columns: Columns, multi_label: bool = False
+) -> list[Document]:
+    """The labelled documents of one or more files (label sets with ``multi_label``)."""
+    labelled: list[Document] = []
+    for path in [paths] if isinstance(paths, Path) else paths:
+        documents = [d for d in read_documents(path, columns) if not isinstance(d, Rejected)]
+        labelled += [d for d in documents if (d.labels if multi_label else d.label) is not None]
     if not labelled:
-        raise SystemExit(f"{path}: no labelled documents (wrong --label-column?)")
+        which = "--labels-column" if multi_label else "--label-column"
+        raise SystemExit(f"{paths}: no labelled documents (wrong {which}?)")
     return labelled
+
+
+def target(doc: Document, multi_label: bool) -> Target:
+    """What a document is labelled with: its label, or its label set."""
+    return tuple(doc.labels or ()) if multi_label else str(doc.label)
 
 
 @dataclass
@@ -51,9 +67,10 @@ class Model:
 
     setfit: Any
     names: list[str]
+    multi_label: bool = False
 
     @classmethod
-    def load(cls, names: list[str]) -> Model:
+    def load(cls, names: list[str], multi_label: bool = False) -> Model:
         from setfit import SetFitModel
 
         from loop.models.backbone import minilm_path, offline
@@ -62,8 +79,9 @@ class Model:
 
         offline()
         model = SetFitModel.from_pretrained(str(minilm_path()), labels=names)
-        model.model_head = logistic_head(ClassifierConfig())  # the trainer's head
-        return cls(model, names)
+        # the trainer's head
+        model.model_head = logistic_head(ClassifierConfig(multi_label=multi_label))
+        return cls(model, names, multi_label)
 
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         from tqdm import tqdm
@@ -80,14 +98,19 @@ class Model:
     def fit_predict(
         self,
         x: npt.NDArray[np.float32],
-        y: Sequence[str],
+        y: Sequence[Target],
         targets: Sequence[npt.NDArray[np.float32]],
     ) -> list[npt.NDArray[np.float64]]:
-        """Train on (x, y); class probabilities over ``names`` for each array in ``targets``."""
+        """Train on (x, y); class probabilities over ``names`` for each array in ``targets``
+        (multi-label: one independent probability per label)."""
         from loop.models.setfit_classifier import fit_head
 
+        if self.multi_label:
+            fit_head(self.setfit, x, multi_hot([tuple(t) for t in y], self.names))
+            head = self.setfit.model_head
+            return [np.asarray(head.predict_proba(t), dtype=np.float64) for t in targets]
         index = {n: i for i, n in enumerate(self.names)}
-        fit_head(self.setfit, x, [index[label] for label in y])
+        fit_head(self.setfit, x, [index[str(label)] for label in y])
         head = self.setfit.model_head
         outputs = []
         for t in targets:
@@ -98,13 +121,18 @@ class Model:
         return outputs
 
 
-def macro_f1(probs: npt.NDArray[np.float64], gold: Sequence[str], names: Sequence[str]) -> float:
-    said = [names[i] for i in probs.argmax(axis=1)]
+def macro_f1(probs: npt.NDArray[np.float64], gold: Sequence[Target], names: Sequence[str]) -> float:
+    """Macro-F1 of the predictions; label sets (multi-label) when the gold answers are sets."""
+    multi_label = bool(gold) and not isinstance(gold[0], str)
     rows = [
-        Prediction(id=str(i), gold=g, predicted=p)
-        for i, (g, p) in enumerate(zip(gold, said, strict=True))
+        Prediction(
+            id=str(i),
+            gold=sorted(g) if multi_label else str(g),
+            predicted=sorted(applying(names, row)) if multi_label else names[int(row.argmax())],
+        )
+        for i, (g, row) in enumerate(zip(gold, probs, strict=True))
     ]
-    return evaluate(rows, names).macro_f1
+    return evaluate(rows, names, multi_label=multi_label).macro_f1
 
 
 def curve(
@@ -112,7 +140,7 @@ def curve(
     pool_x: npt.NDArray[np.float32],
     pool: Sequence[Document],
     test_x: npt.NDArray[np.float32],
-    test_gold: Sequence[str],
+    test_gold: Sequence[Target],
     config: SelectionConfig,
     budget: int,
     step: int,
@@ -124,6 +152,7 @@ def curve(
     points: list[tuple[int, float]] = []
     probs: npt.NDArray[np.float64] | None = None
     names = model.names
+    multi = model.multi_label
     while len(labelled) < budget:
         unlabelled = np.setdiff1d(np.arange(len(pool)), labelled)
         window_ids = rng.choice(unlabelled, size=min(WINDOW, len(unlabelled)), replace=False)
@@ -136,14 +165,19 @@ def curve(
             )
             for i in window_ids
         ]
-        counts = Counter(str(pool[i].label) for i in labelled)
+        counts: Counter[str] = Counter()
+        for i in labelled:
+            counts.update((pool[i].labels or ()) if multi else [str(pool[i].label)])
         batch = SelectionConfig(
             **{**config.__dict__, "batch_size": min(step, budget - len(labelled))}
         )
-        picks = select(window, batch, counts, names, seed=int(rng.integers(1 << 31)))
+        picks = select(
+            window, batch, counts, names, seed=int(rng.integers(1 << 31)), multi_label=multi
+        )
         labelled += [int(p.id) for p in picks]
-        y = [str(pool[i].label) for i in labelled]
-        if len(set(y)) < 2:
+        y = [target(pool[i], multi) for i in labelled]
+        seen = {name for t in y for name in ([t] if isinstance(t, str) else t)}
+        if len(seen) < 2:
             points.append((len(labelled), 0.0))
             continue
         probs, test_probs = model.fit_predict(pool_x[labelled], y, [pool_x, test_x])
@@ -163,10 +197,11 @@ def labels_to_reach(points: Sequence[tuple[int, float]], target: float) -> int |
 
 
 def run(
-    train: Path,
-    test: Path,
+    train: Path | Sequence[Path],
+    test: Path | Sequence[Path],
     *,
     columns: Columns = Columns(),
+    multi_label: bool = False,
     strategy: str = "breaking-ties",
     baseline: str = "random",
     seeds: int = 3,
@@ -174,13 +209,13 @@ def run(
     step: int = 100,
     out: Path = Path("bench/results/learning-curve"),
 ) -> dict[str, Any]:
-    pool, testset, names = read_task(train, test, columns)
+    pool, testset, names = read_task(train, test, columns, multi_label)
     started = time.monotonic()
-    model = Model.load(names)
+    model = Model.load(names, multi_label)
     pool_x = model.embed([d.text for d in pool])
     test_x = model.embed([d.text for d in testset])
-    test_gold = [str(d.label) for d in testset]
-    (full_test,) = model.fit_predict(pool_x, [str(d.label) for d in pool], [test_x])
+    test_gold = [target(d, multi_label) for d in testset]
+    (full_test,) = model.fit_predict(pool_x, [target(d, multi_label) for d in pool], [test_x])
     full = macro_f1(full_test, test_gold, names)
     print(f"full data: {len(pool)} labels, macro-F1 {full:.3f}", file=sys.stderr)
 
@@ -197,8 +232,9 @@ def run(
             )
 
     summary: dict[str, Any] = {
-        "train": str(train),
-        "test": str(test),
+        "train": str(train if isinstance(train, Path) else train[0]),
+        "test": str(test if isinstance(test, Path) else test[0]),
+        "multi_label": multi_label,
         "labels": len(names),
         "pool": len(pool),
         "test_size": len(testset),
@@ -215,12 +251,18 @@ def run(
 
 
 def read_task(
-    train: Path, test: Path, columns: Columns
+    train: Path | Sequence[Path],
+    test: Path | Sequence[Path],
+    columns: Columns,
+    multi_label: bool = False,
 ) -> tuple[list[Document], list[Document], list[str]]:
     """The labelled pool, the labelled test set, and every label either names."""
-    pool = read_labelled(train, columns)
-    testset = read_labelled(test, columns)
-    return pool, testset, sorted({str(d.label) for d in pool} | {str(d.label) for d in testset})
+    pool = read_labelled(train, columns, multi_label)
+    testset = read_labelled(test, columns, multi_label)
+    names: set[str] = set()
+    for doc in [*pool, *testset]:
+        names.update((doc.labels or ()) if multi_label else [str(doc.label)])
+    return pool, testset, sorted(names)
 
 
 def statistics(

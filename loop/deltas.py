@@ -35,10 +35,12 @@ class MetricDelta(BaseModel):
 
 
 class Flip(BaseModel):
+    """A document one version got right and the other wrong (labels, or label sets)."""
+
     id: str
-    gold: str
-    base: str
-    head: str
+    gold: str | list[str]
+    base: str | list[str]
+    head: str | list[str]
 
 
 class Delta(BaseModel):
@@ -55,21 +57,24 @@ class Delta(BaseModel):
     broken: list[Flip]
 
 
-def _f1_per_label(gold: np.ndarray, said: np.ndarray, n_labels: int) -> np.ndarray:
-    """F1 per label for each row of index arrays of shape (samples, documents)."""
-    rows = gold.shape[0]
-    offsets = (np.arange(rows) * n_labels)[:, None]
-    tp = np.bincount((offsets + gold)[gold == said], minlength=rows * n_labels).reshape(
-        rows, n_labels
-    )
-    actual = np.bincount((offsets + gold).ravel(), minlength=rows * n_labels).reshape(
-        rows, n_labels
-    )
-    predicted = np.bincount((offsets + said).ravel(), minlength=rows * n_labels).reshape(
-        rows, n_labels
-    )
-    denom = actual + predicted
-    return np.divide(2 * tp, denom, out=np.zeros(tp.shape), where=denom > 0)
+def _indicators(answers: Sequence[str | list[str]], index: dict[str, int]) -> np.ndarray:
+    """A (documents x labels) 0/1 matrix: one 1 per row for single labels, any for sets."""
+    matrix = np.zeros((len(answers), len(index)), dtype=np.int64)
+    for row, answer in enumerate(answers):
+        for name in [answer] if isinstance(answer, str) else answer:
+            matrix[row, index[name]] = 1
+    return matrix
+
+
+def _f1_per_label(
+    weights: np.ndarray, gold: np.ndarray, said: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """F1 and support per label for each row of ``weights`` (samples x documents: how often
+    each document is drawn) over the indicator matrices ``gold`` and ``said``."""
+    tp = weights @ (gold & said)
+    actual = weights @ gold
+    denom = actual + weights @ said
+    return np.divide(2 * tp, denom, out=np.zeros(tp.shape), where=denom > 0), actual
 
 
 def _macro(f1: np.ndarray, support: np.ndarray) -> np.ndarray:
@@ -89,38 +94,41 @@ def compare(
     confidence: float = 0.95,
     seed: int = 0,
 ) -> Delta:
-    """Compare two versions on the documents both were scored on (matched by id)."""
+    """Compare two versions on the documents both were scored on (matched by id). Works on
+    single labels and on label sets (multi-label versions) alike."""
     base_by_id = {p.id: p for p in base}
     common = sorted(p.id for p in head if p.id in base_by_id)
     head_by_id = {p.id: p for p in head}
     names = list(labels)
     for doc in common:
-        for name in (head_by_id[doc].gold, base_by_id[doc].predicted, head_by_id[doc].predicted):
-            if name not in names:
-                names.append(name)
+        for answer in (head_by_id[doc].gold, base_by_id[doc].predicted, head_by_id[doc].predicted):
+            names += [
+                n for n in ([answer] if isinstance(answer, str) else answer) if n not in names
+            ]
     index = {name: i for i, name in enumerate(names)}
-    gold = np.array([index[head_by_id[d].gold] for d in common], dtype=np.int64)
-    said_base = np.array([index[base_by_id[d].predicted] for d in common], dtype=np.int64)
-    said_head = np.array([index[head_by_id[d].predicted] for d in common], dtype=np.int64)
+    gold = _indicators([head_by_id[d].gold for d in common], index)
+    said_base = _indicators([base_by_id[d].predicted for d in common], index)
+    said_head = _indicators([head_by_id[d].predicted for d in common], index)
+    right_base = (gold == said_base).all(axis=1).astype(np.int64)
+    right_head = (gold == said_head).all(axis=1).astype(np.int64)
     n = len(common)
     k = len(names)
 
     rng = np.random.default_rng(seed)
     samples = rng.integers(0, n, size=(resamples, n)) if n else np.zeros((resamples, 0), int)
-    point = np.arange(n)[None, :]
+    drawn = np.zeros((resamples, n), dtype=np.int64)
+    np.add.at(drawn, (np.arange(resamples)[:, None], samples), 1)
+    point = np.ones((1, n), dtype=np.int64)
     tail = (1 - confidence) / 2 * 100
 
-    def stats(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        g = gold[rows]
-        f1_base = _f1_per_label(g, said_base[rows], k)
-        f1_head = _f1_per_label(g, said_head[rows], k)
-        support = np.stack([np.bincount(r, minlength=k) for r in g]) if len(g) else np.zeros((0, k))
-        acc_base = (g == said_base[rows]).mean(axis=1) if n else np.zeros(len(rows))
-        acc_head = (g == said_head[rows]).mean(axis=1) if n else np.zeros(len(rows))
-        return f1_base, f1_head, support, np.stack([acc_base, acc_head], axis=1)
+    def stats(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        f1_base, support = _f1_per_label(weights, gold, said_base)
+        f1_head, _ = _f1_per_label(weights, gold, said_head)
+        accuracy = np.stack([weights @ right_base, weights @ right_head], axis=1) / max(n, 1)
+        return f1_base, f1_head, support, accuracy
 
     f1_b, f1_h, support, acc = stats(point)
-    boot_b, boot_h, boot_support, boot_acc = stats(samples)
+    boot_b, boot_h, boot_support, boot_acc = stats(drawn)
 
     def metric(
         name: str, label: str | None, b: float, h: float, diffs: np.ndarray, sup: int
@@ -154,12 +162,14 @@ def compare(
     flips_fixed: list[Flip] = []
     flips_broken: list[Flip] = []
     for i, doc in enumerate(common):
-        right_before, right_now = said_base[i] == gold[i], said_head[i] == gold[i]
-        if right_before != right_now:
+        if right_base[i] != right_head[i]:
             flip = Flip(
-                id=doc, gold=names[gold[i]], base=names[said_base[i]], head=names[said_head[i]]
+                id=doc,
+                gold=head_by_id[doc].gold,
+                base=base_by_id[doc].predicted,
+                head=head_by_id[doc].predicted,
             )
-            (flips_fixed if right_now else flips_broken).append(flip)
+            (flips_fixed if right_head[i] else flips_broken).append(flip)
     return Delta(
         base=base_version,
         head=head_version,

@@ -4,6 +4,10 @@ Every version is scored on the frozen test set (see :mod:`loop.split`), and its 
 on each test document are kept, so two versions can be compared document by document: which
 labels got better (with a bootstrap confidence interval) and which documents flipped from right
 to wrong or back. The primary metric is macro-F1, higher is better.
+
+A multi-label version is scored label by label (a label a document has and the version gave is
+a true positive of that label, and so on); its accuracy is the share of documents whose whole
+label set was right, and it has no confusion matrix (one document can hold several labels).
 """
 
 from __future__ import annotations
@@ -35,12 +39,23 @@ class Averages(BaseModel):
 
 
 class Prediction(BaseModel):
-    """One test document: its gold label, what the version said, and how it was selected."""
+    """One test document: its gold label, what the version said, and how it was selected.
+    Multi-label: the gold label set and the predicted one (sorted lists)."""
 
     id: str
-    gold: str
-    predicted: str
+    gold: str | list[str]
+    predicted: str | list[str]
     origin: str | None = None
+
+    @property
+    def multi_label(self) -> bool:
+        return isinstance(self.gold, list)
+
+    def right(self) -> bool:
+        """Whether the version got the whole answer right."""
+        if isinstance(self.gold, list) and isinstance(self.predicted, list):
+            return set(self.gold) == set(self.predicted)
+        return self.gold == self.predicted
 
 
 class Evaluation(BaseModel):
@@ -52,8 +67,11 @@ class Evaluation(BaseModel):
     micro: Averages
     macro: Averages
     accuracy: float
-    confusion: list[list[int]] = Field(description="rows: gold label, columns: predicted")
+    confusion: list[list[int]] = Field(
+        description="rows: gold label, columns: predicted (empty for a multi-label version)"
+    )
     confusion_normalised: list[list[float]] = Field(description="each row sums to 1 (recall)")
+    multi_label: bool = False
     test_size: int
     test_origins: dict[str, int] = Field(
         description="test labels by how their document was selected: random, uncertain, ..."
@@ -109,66 +127,124 @@ def _macro_f1(matrix: np.ndarray) -> float:
     return float(f1[present].mean()) if present.any() else 0.0
 
 
-def evaluate(
-    predictions: Sequence[Prediction], labels: Sequence[str], version: str | None = None
-) -> Evaluation:
-    """Score predictions against their gold labels.
+def _label_metrics(tp: int, fp: int, fn: int) -> LabelMetrics:
+    precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
+    return LabelMetrics(
+        precision=round(precision, 6),
+        recall=round(recall, 6),
+        f1=round(_f1(precision, recall), 6),
+        tp=tp,
+        fp=fp,
+        fn=fn,
+        support=tp + fn,
+    )
 
-    Macro averages run over the labels that occur in the test set (a label with no test
-    document has no recall to average); ``per_label`` still lists every label.
-    """
-    labels = list(labels)
-    for p in predictions:
-        for name in (p.gold, p.predicted):
-            if name not in labels:
-                labels.append(name)
-    gold = [p.gold for p in predictions]
-    said = [p.predicted for p in predictions]
-    matrix = confusion_matrix(gold, said, labels)
-    per_label: dict[str, LabelMetrics] = {}
-    for i, label in enumerate(labels):
-        tp = int(matrix[i, i])
-        fp = int(matrix[:, i].sum()) - tp
-        fn = int(matrix[i, :].sum()) - tp
-        precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
-        per_label[label] = LabelMetrics(
-            precision=round(precision, 6),
-            recall=round(recall, 6),
-            f1=round(_f1(precision, recall), 6),
-            tp=tp,
-            fp=fp,
-            fn=fn,
-            support=tp + fn,
-        )
+
+def _averages(per_label: dict[str, LabelMetrics]) -> tuple[Averages, Averages]:
+    """Micro and macro averages; macro over the labels with test support."""
     present = [m for m in per_label.values() if m.support > 0]
     tp_all = sum(m.tp for m in per_label.values())
     fp_all = sum(m.fp for m in per_label.values())
     fn_all = sum(m.fn for m in per_label.values())
     micro_p, micro_r = _ratio(tp_all, tp_all + fp_all), _ratio(tp_all, tp_all + fn_all)
+    micro = Averages(
+        precision=round(micro_p, 6), recall=round(micro_r, 6), f1=round(_f1(micro_p, micro_r), 6)
+    )
     macro = Averages(
         precision=round(float(np.mean([m.precision for m in present])) if present else 0.0, 6),
         recall=round(float(np.mean([m.recall for m in present])) if present else 0.0, 6),
         f1=round(float(np.mean([m.f1 for m in present])) if present else 0.0, 6),
     )
-    row_sums = matrix.sum(axis=1, keepdims=True)
-    normalised = np.divide(matrix, row_sums, out=np.zeros(matrix.shape), where=row_sums > 0)
+    return micro, macro
+
+
+def _origins(predictions: Sequence[Prediction]) -> dict[str, int]:
     origins: dict[str, int] = {}
     for p in predictions:
         key = p.origin or "unknown"
         origins[key] = origins.get(key, 0) + 1
+    return dict(sorted(origins.items()))
+
+
+def evaluate_sets(
+    predictions: Sequence[Prediction], labels: Sequence[str], version: str | None = None
+) -> Evaluation:
+    """Score multi-label predictions (label sets) label by label; see the module's text."""
+    names = list(labels)
+    for p in predictions:
+        names += [n for n in (*p.gold, *p.predicted) if n not in names]
+    per_label = {name: [0, 0, 0] for name in names}  # tp, fp, fn
+    exact = 0
+    for p in predictions:
+        gold, said = set(p.gold), set(p.predicted)
+        exact += gold == said
+        for name in gold & said:
+            per_label[name][0] += 1
+        for name in said - gold:
+            per_label[name][1] += 1
+        for name in gold - said:
+            per_label[name][2] += 1
+    metrics = {name: _label_metrics(*counts) for name, counts in per_label.items()}
+    micro, macro = _averages(metrics)
+    return Evaluation(
+        version=version,
+        labels=names,
+        per_label=metrics,
+        micro=micro,
+        macro=macro,
+        accuracy=round(_ratio(exact, len(predictions)), 6),
+        confusion=[],
+        confusion_normalised=[],
+        test_size=len(predictions),
+        test_origins=_origins(predictions),
+        multi_label=True,
+    )
+
+
+def evaluate(
+    predictions: Sequence[Prediction],
+    labels: Sequence[str],
+    version: str | None = None,
+    *,
+    multi_label: bool | None = None,
+) -> Evaluation:
+    """Score predictions against their gold labels.
+
+    Macro averages run over the labels that occur in the test set (a label with no test
+    document has no recall to average); ``per_label`` still lists every label. Label-set
+    predictions (or ``multi_label=True``) are scored by :func:`evaluate_sets`.
+    """
+    if multi_label is None:
+        multi_label = any(p.multi_label for p in predictions)
+    if multi_label:
+        return evaluate_sets(predictions, labels, version)
+    labels = list(labels)
+    for p in predictions:
+        for name in (str(p.gold), str(p.predicted)):
+            if name not in labels:
+                labels.append(name)
+    gold = [str(p.gold) for p in predictions]
+    said = [str(p.predicted) for p in predictions]
+    matrix = confusion_matrix(gold, said, labels)
+    per_label: dict[str, LabelMetrics] = {}
+    for i, label in enumerate(labels):
+        tp = int(matrix[i, i])
+        per_label[label] = _label_metrics(
+            tp, int(matrix[:, i].sum()) - tp, int(matrix[i, :].sum()) - tp
+        )
+    micro, macro = _averages(per_label)
+    row_sums = matrix.sum(axis=1, keepdims=True)
+    normalised = np.divide(matrix, row_sums, out=np.zeros(matrix.shape), where=row_sums > 0)
+    tp_all = sum(m.tp for m in per_label.values())
     return Evaluation(
         version=version,
         labels=labels,
         per_label=per_label,
-        micro=Averages(
-            precision=round(micro_p, 6),
-            recall=round(micro_r, 6),
-            f1=round(_f1(micro_p, micro_r), 6),
-        ),
+        micro=micro,
         macro=macro,
         accuracy=round(_ratio(tp_all, len(predictions)), 6),
         confusion=matrix.tolist(),
         confusion_normalised=np.round(normalised, 4).tolist(),
         test_size=len(predictions),
-        test_origins=dict(sorted(origins.items())),
+        test_origins=_origins(predictions),
     )

@@ -4,7 +4,10 @@ Answers arrive as :class:`~loop.messages.LabelEvent` (from Argilla's webhooks or
 that catches up). The store keeps the latest answer per Argilla response id, so a re-delivered
 webhook or a re-polled response changes nothing, and an edited response replaces the old one.
 :meth:`LabelStore.resolve` turns the answers into one label per document: the agreed label
-when enough people submitted one, with the share of annotators who agree.
+when enough people submitted one, with the share of annotators who agree. A multi-label answer
+(a set of labels) is resolved label by label: a label applies when more than half of the
+annotators chose it, and the agreement is the mean, over the labels anybody chose, of the
+share of annotators on the winning side of that label.
 
 The store is an append-only JSON Lines file: a crash loses at most the line being written,
 and reading skips a torn last line.
@@ -45,18 +48,40 @@ class ResolvedLabel:
     origin: str | None
     labelled_at: datetime | None = None  # the latest answer's time
     spans: tuple[EntityMention, ...] | None = None  # the agreed entities (entity tasks)
+    labels: tuple[str, ...] | None = None  # the agreed label set (multi-label datasets)
+
+    @property
+    def target(self) -> str | tuple[str, ...]:
+        """What a classifier trains on: the label, or the label set of a multi-label answer."""
+        return self.labels if self.labels is not None else str(self.label)
 
 
-Vote = str | tuple[tuple[int, int, str], ...]
+Vote = str | tuple[tuple[int, int, str], ...] | frozenset[str]
 
 
 def _vote(answer: LabelEvent) -> Vote | None:
-    """What an answer says, comparable between annotators: the class, or the set of spans."""
+    """What an answer says, comparable between annotators: the class, the set of labels, or
+    the set of spans."""
     if answer.status != "submitted":
         return None
     if answer.spans is not None:
         return tuple(sorted((m.start, m.end, m.label) for m in answer.spans))
+    if answer.labels is not None:
+        return frozenset(answer.labels)
     return answer.label
+
+
+def label_majority(sets: list[frozenset[str]]) -> tuple[tuple[str, ...], float, bool]:
+    """Per-label majority over the label sets of several annotators: the labels more than
+    half of them chose, the mean share on the winning side of each label anybody chose (1.0
+    when all agree), and whether some label was a tie."""
+    chosen = sorted(set().union(*sets))
+    if not chosen:
+        return (), 1.0, False
+    shares = {label: sum(label in s for s in sets) / len(sets) for label in chosen}
+    agreement = sum(max(share, 1 - share) for share in shares.values()) / len(chosen)
+    tied = any(share == 0.5 for share in shares.values())
+    return tuple(label for label, share in shares.items() if share > 0.5), agreement, tied
 
 
 def _newer(old: LabelEvent, new: LabelEvent) -> bool:
@@ -155,10 +180,16 @@ class LabelStore:
             return ResolvedLabel(
                 first.id, first.text, first.task, None, status, None, len(answers), origin, latest
             )
-        counts = Counter(votes_of[a.response_id] for a in submitted)
-        (winner, votes), *rest = counts.most_common()
-        agreement = votes / len(submitted)
-        tied = bool(rest) and rest[0][1] == votes
+        sets = [v for a in submitted if isinstance(v := votes_of[a.response_id], frozenset)]
+        agreed_set: tuple[str, ...] | None = None
+        winner: Vote | None = None
+        if sets and len(sets) == len(submitted):  # multi-label answers: label by label
+            agreed_set, agreement, tied = label_majority(sets)
+        else:
+            counts = Counter(votes_of[a.response_id] for a in submitted)
+            (winner, votes), *rest = counts.most_common()
+            agreement = votes / len(submitted)
+            tied = bool(rest) and rest[0][1] == votes
         agreed = not tied and agreement >= self.min_agreement
         if len(submitted) < self.min_submitted:
             status = "waiting"
@@ -166,7 +197,10 @@ class LabelStore:
             status = "labelled" if agreed else "disputed"
         spans: tuple[EntityMention, ...] | None = None
         label: str | None = None
-        if status == "labelled":
+        labels: tuple[str, ...] | None = None
+        if status == "labelled" and agreed_set is not None:
+            labels = agreed_set
+        elif status == "labelled":
             chosen = next(a for a in submitted if votes_of[a.response_id] == winner)
             label = chosen.label
             spans = tuple(chosen.spans) if chosen.spans is not None else None
@@ -181,4 +215,5 @@ class LabelStore:
             origin,
             latest,
             spans,
+            labels,
         )

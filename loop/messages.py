@@ -48,6 +48,7 @@ class Document(Message):
     id: str = Field(min_length=1, max_length=512)
     text: str = Field(min_length=1)
     label: str | None = None
+    labels: list[str] | None = None  # a multi-label gold answer (the labels that apply)
     source: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 
@@ -82,7 +83,9 @@ class TaggedDocument(Message):
     """A document with what the model made of it, on ``docs.tagged``.
 
     ``status`` is ``unscored`` while no model is promoted; ``label``, ``probabilities`` and
-    ``model_version`` are then empty. The payload holds no wall-clock time, so re-scoring the
+    ``model_version`` are then empty. A multi-label model also sets ``labels``: every label
+    whose probability reaches the threshold, the likeliest first (``label`` is then the first
+    of them, or None when none applies). The payload holds no wall-clock time, so re-scoring the
     same document with the same version gives the same bytes.
     """
 
@@ -91,6 +94,7 @@ class TaggedDocument(Message):
     text: str
     status: Literal["scored", "unscored"]
     label: str | None = None
+    labels: list[str] | None = None
     score: float | None = None
     probabilities: dict[str, float] = Field(default_factory=dict)
     model_version: str | None = None
@@ -116,6 +120,7 @@ class Candidate(Message):
     score: float
     reason: Literal["uncertain", "rare", "unseen", "random", "cold-start"]
     probabilities: dict[str, float] = Field(default_factory=dict)
+    multi_label: bool = False  # the probabilities are independent, one per label
     spans: list[EntityMention] = Field(default_factory=list)  # suggested entities
     metadata: dict[str, Any] = Field(default_factory=dict)
 
@@ -125,13 +130,18 @@ class Candidate(Message):
 
 
 class LabelEvent(Message):
-    """A person's answer for a document, keyed by Argilla's response id for idempotency."""
+    """A person's answer for a document, keyed by Argilla's response id for idempotency.
+
+    A classification answer sets ``label`` (single-label datasets) or ``labels`` (multi-label
+    datasets: the labels that apply, sorted; possibly none); an entity answer sets ``spans``.
+    """
 
     kind: ClassVar[str] = "label"
     id: str
     text: str
     task: str = "classification"
     label: str | None = None
+    labels: list[str] | None = None
     spans: list[EntityMention] | None = None  # an entity answer (task of an entity dataset)
     rejected: list[str] = Field(default_factory=list)  # why spans of the answer were dropped
     status: Literal["submitted", "discarded"] = "submitted"
@@ -143,6 +153,11 @@ class LabelEvent(Message):
     model_version: str | None = None  # the version whose suggestion the annotator saw
     labelled_at: datetime = Field(default_factory=utcnow)
 
+    @field_validator("labels")
+    @classmethod
+    def _sorted(cls, value: list[str] | None) -> list[str] | None:
+        return sorted(set(value)) if value is not None else None
+
     @field_validator("labelled_at")
     @classmethod
     def _aware(cls, value: datetime) -> datetime:
@@ -151,13 +166,9 @@ class LabelEvent(Message):
 
     def same_answer(self, other: LabelEvent) -> bool:
         """Whether ``other`` says the same thing (who relayed it does not matter)."""
-        return (self.response_id, self.label, self.spans, self.status, self.labelled_at) == (
-            other.response_id,
-            other.label,
-            other.spans,
-            other.status,
-            other.labelled_at,
-        )
+        mine = (self.response_id, self.label, self.labels, self.spans, self.status)
+        theirs = (other.response_id, other.label, other.labels, other.spans, other.status)
+        return mine == theirs and self.labelled_at == other.labelled_at
 
     @property
     def key(self) -> str:

@@ -34,11 +34,13 @@ class Rejected:
 
 @dataclass(frozen=True)
 class Columns:
-    """Which fields hold the text, the id and the label; and how labels are renamed."""
+    """Which fields hold the text, the id, the label and the label set (multi-label: a JSON
+    list, or in CSV the labels joined by ``|``); and how labels are renamed."""
 
     text: str = "text"
     id: str = "id"
     label: str = "label"
+    labels: str = "labels"
     label_names: Mapping[str, str] | None = None
 
 
@@ -51,6 +53,19 @@ def _label(value: Any, columns: Columns) -> str | None:
             raise ValueError(f"label {label!r} is not in the label map")
         return columns.label_names[label]
     return label
+
+
+def _labels(value: Any, columns: Columns) -> list[str] | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        value = value.split("|")
+    if not isinstance(value, list):
+        raise ValueError(f"{columns.labels!r} must be a list of labels, got {value!r}")
+    names = [_label(v, columns) for v in value]
+    if any(n is None for n in names):
+        raise ValueError(f"{columns.labels!r} holds an empty label: {value!r}")
+    return sorted({str(n) for n in names})
 
 
 def _document(
@@ -67,6 +82,7 @@ def _document(
         id=doc_id,
         text=text,
         label=_label(record.get(columns.label), columns),
+        labels=_labels(record.get(columns.labels), columns),
         source=source,
         metadata=metadata,
     )
@@ -78,6 +94,35 @@ def _reason(exc: Exception) -> str:
     return str(exc)
 
 
+def _starts_with_bracket(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(4096).lstrip().startswith(b"[")
+
+
+def read_json_array(path: Path, columns: Columns = Columns()) -> Iterator[Document | Rejected]:
+    """A ``.json`` file holding one list of objects; ``line`` is then the item's number."""
+    try:
+        items = json.loads(path.read_bytes())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: not a JSON list: {exc}") from exc
+    if not isinstance(items, list):
+        raise InputError(f"{path}: expected a JSON list of objects, got {type(items).__name__}")
+    for number, record in enumerate(items, start=1):
+        try:
+            yield _json_document(record, path, columns)
+        except (ValueError, ValidationError) as exc:
+            yield Rejected(str(path), number, _reason(exc))
+
+
+def _json_document(record: Any, path: Path, columns: Columns) -> Document:
+    if not isinstance(record, dict):
+        raise ValueError(f"expected a JSON object, got {type(record).__name__}")
+    metadata = record.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise ValueError("'metadata' must be an object")
+    return _document(record, str(path), columns, metadata)
+
+
 def read_jsonl(path: Path, columns: Columns = Columns()) -> Iterator[Document | Rejected]:
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
@@ -85,13 +130,7 @@ def read_jsonl(path: Path, columns: Columns = Columns()) -> Iterator[Document | 
                 line = raw.decode("utf-8")
                 if not line.strip():
                     continue
-                record = json.loads(line)
-                if not isinstance(record, dict):
-                    raise ValueError(f"expected a JSON object, got {type(record).__name__}")
-                metadata = record.get("metadata") or {}
-                if not isinstance(metadata, dict):
-                    raise ValueError("'metadata' must be an object")
-                yield _document(record, str(path), columns, metadata)
+                yield _json_document(json.loads(line), path, columns)
             except (ValueError, ValidationError) as exc:
                 yield Rejected(str(path), number, _reason(exc))
 
@@ -135,12 +174,15 @@ def read_folder(path: Path) -> Iterator[Document | Rejected]:
 
 
 def read_documents(path: Path, columns: Columns = Columns()) -> Iterator[Document | Rejected]:
-    """Read documents from ``path``: a ``.jsonl``/``.json`` file, a ``.csv`` file or a folder."""
+    """Read documents from ``path``: a ``.jsonl`` file (or ``.json``: JSON Lines, or one JSON
+    list of objects), a ``.csv`` file or a folder."""
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
     if path.is_dir():
         return read_folder(path)
     suffix = path.suffix.lower()
+    if suffix == ".json" and _starts_with_bracket(path):
+        return read_json_array(path, columns)
     if suffix in {".jsonl", ".ndjson", ".json"}:
         return read_jsonl(path, columns)
     if suffix in {".csv"}:

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from loop.errors import AlloopError
 from loop.evaluation import Evaluation, Prediction, evaluate
 from loop.labels import ResolvedLabel
-from loop.models.base import Classifier, ClassifierConfig, ClassifierFactory
+from loop.models.base import Classifier, ClassifierConfig, ClassifierFactory, applying
 from loop.models.factories import load_version
 from loop.promotion import Gate, Verdict, judge
 from loop.registry import ModelRegistry
@@ -70,11 +70,22 @@ class RoundResult:
 def predict(
     classifier: Classifier, items: Sequence[ResolvedLabel], batch_size: int = 64
 ) -> list[Prediction]:
-    """The classifier's top label for each labelled item, as :class:`Prediction` rows."""
+    """The classifier's top label (multi-label: the labels that apply) for each labelled
+    item, as :class:`Prediction` rows."""
     if not items:
         return []
     probs = classifier.predict_proba([item.text for item in items], batch_size=batch_size)
     labels = classifier.labels
+    if classifier.multi_label:
+        return [
+            Prediction(
+                id=item.id,
+                gold=sorted(item.labels or ()),
+                predicted=sorted(applying(labels, row)),
+                origin=item.origin,
+            )
+            for item, row in zip(items, probs, strict=True)
+        ]
     return [
         Prediction(
             id=item.id,
@@ -84,6 +95,14 @@ def predict(
         )
         for item, row in zip(items, probs, strict=True)
     ]
+
+
+def label_counts(items: Sequence[ResolvedLabel]) -> Counter[str]:
+    """Labelled documents per label (a multi-label document counts for each of its labels)."""
+    counts: Counter[str] = Counter()
+    for item in items:
+        counts.update(item.labels if item.labels is not None else [str(item.label)])
+    return counts
 
 
 def rounds_so_far(registry: ModelRegistry) -> int:
@@ -157,7 +176,7 @@ def run_round(
     train, test = split(labelled, config.test_fraction)
     result = RoundResult(train_size=len(train), test_size=len(test))
     result.promoted_before = registry.promoted()
-    classes = Counter(str(item.label) for item in train)
+    classes = label_counts(train)
     if len(classes) < config.min_labels:
         result.skipped = (
             f"the training split has {len(classes)} distinct label(s) ({dict(classes)}); "
@@ -176,20 +195,28 @@ def run_round(
 
     started = time.monotonic()
     classifier = factory.train(
-        [item.text for item in train], [str(item.label) for item in train], classifier_config
+        [item.text for item in train], [item.target for item in train], classifier_config
     )
     result.train_seconds = round(time.monotonic() - started, 1)
 
     head_predictions = predict(classifier, test)
-    head = evaluate(head_predictions, classifier.labels)
+    multi_label = classifier.multi_label
+    head = evaluate(head_predictions, classifier.labels, multi_label=multi_label)
     result.macro_f1 = head.macro_f1
     base: Evaluation | None = None
     base_predictions: list[Prediction] = []
     if result.promoted_before is not None:
         try:
             served = load_version(registry, result.promoted_before, factory)
+            if served.multi_label != multi_label:
+                raise AlloopError(
+                    f"it is {'' if served.multi_label else 'not '}multi-label and the new "
+                    "version is the other way round; they cannot be compared"
+                )
             base_predictions = predict(served, test)
-            base = evaluate(base_predictions, served.labels, result.promoted_before)
+            base = evaluate(
+                base_predictions, served.labels, result.promoted_before, multi_label=multi_label
+            )
             result.base_macro_f1 = base.macro_f1
         except AlloopError as exc:
             logger.warning("cannot score the promoted %s: %s", result.promoted_before, exc)

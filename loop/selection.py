@@ -9,6 +9,10 @@ test set representative. Before the first model, or while a label has fewer than
 ``cold_start_examples`` labels, keyword seeds from the task config and representative picks
 fill the batch instead.
 
+For a multi-label model every label is its own yes/no question, so a document is uncertain
+when some label's probability is near 0.5: breaking ties and least confidence rank by the label
+closest to 0.5 (1 - min |2p - 1|), entropy by the mean binary entropy of the labels.
+
 Every pick says why it was chosen: ``uncertain``, ``rare``, ``random`` or ``cold-start``.
 """
 
@@ -21,6 +25,8 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+
+from loop.models.base import MULTI_LABEL_THRESHOLD
 
 Reason = Literal["uncertain", "rare", "random", "cold-start"]
 STRATEGIES = ("breaking-ties", "entropy", "least-confidence", "random")
@@ -79,10 +85,30 @@ class _Precomputed:
         return dataset
 
 
-def uncertainty(strategy: str, probabilities: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
-    """Higher is more uncertain, with small-text's query strategies doing the scoring."""
+def label_uncertainty(
+    strategy: str, probabilities: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float64]:
+    """Uncertainty of multi-label predictions (independent probabilities), higher is more
+    uncertain, from 0 (every label certain) to 1 (some label, or all for entropy, at 0.5)."""
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-12, 1 - 1e-12)
+    if len(p) == 0 or p.shape[1] == 0:
+        return np.zeros(len(p))
+    if strategy in ("breaking-ties", "least-confidence"):
+        return np.asarray(1 - np.abs(2 * p - 1).min(axis=1))
+    if strategy == "entropy":
+        return np.asarray((-(p * np.log2(p) + (1 - p) * np.log2(1 - p))).mean(axis=1))
+    raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
+
+
+def uncertainty(
+    strategy: str, probabilities: npt.NDArray[np.float32], multi_label: bool = False
+) -> npt.NDArray[np.float64]:
+    """Higher is more uncertain, with small-text's query strategies doing the scoring (for
+    single-label probabilities; see :func:`label_uncertainty` for multi-label ones)."""
     from small_text.query_strategies import BreakingTies, LeastConfidence, PredictionEntropy
 
+    if multi_label:
+        return label_uncertainty(strategy, probabilities)
     if len(probabilities) == 0:
         return np.zeros(0)
     indices = np.arange(len(probabilities))
@@ -175,10 +201,12 @@ def select(
     labels: Sequence[str] = (),
     *,
     seed: int = 0,
+    multi_label: bool = False,
 ) -> list[Pick]:
     """One round: up to ``config.batch_size`` picks from ``window``, best first.
 
-    ``labelled`` counts labels per class so far; ``labels`` lists every class of the task.
+    ``labelled`` counts labels per class so far; ``labels`` lists every class of the task;
+    ``multi_label``: the probabilities are independent, one per label.
     """
     if not window:
         return []
@@ -202,7 +230,7 @@ def select(
     taken: set[int] = set()
     n_random = round(n * config.random_fraction)
     n_random = min(n_random, n)
-    scores = uncertainty(config.strategy, probabilities)
+    scores = uncertainty(config.strategy, probabilities, multi_label)
     order = without_duplicates(
         list(np.argsort(-scores, kind="stable")), embeddings, config.duplicate_threshold
     )
@@ -210,10 +238,13 @@ def select(
     # Labels with few examples: their most uncertain predicted members first.
     rare = [k for k in names if labelled.get(k, 0) < config.rare_examples]
     budget_rare = int(n * config.rare_share) if rare else 0
-    predicted = probabilities.argmax(axis=1)
+    if multi_label:  # a document is a predicted member of every label that applies
+        member = probabilities >= MULTI_LABEL_THRESHOLD
+    else:
+        member = np.eye(len(names), dtype=bool)[probabilities.argmax(axis=1)]
     for label in sorted(rare, key=lambda k: labelled.get(k, 0)):
         column = names.index(label)
-        members = [i for i in order if predicted[i] == column and i not in taken]
+        members = [i for i in order if member[i, column] and i not in taken]
         for i in members[: max(1, budget_rare // max(1, len(rare)))]:
             if len([p for p in picks if p.reason == "rare"]) >= budget_rare:
                 break

@@ -79,6 +79,16 @@ class TrainerSettings(BaseModel):
     )
 
 
+class ClassificationSettings(BaseModel):
+    """The classification task: one label per document, or a set of labels."""
+
+    multi_label: bool = Field(
+        default=False,
+        description="Several labels (or none) may apply to one document: a multi-label "
+        "question in Argilla and a one-vs-rest model",
+    )
+
+
 class EntitySettings(BaseModel):
     """The entity task: tagging, selection and training of the entity extractor."""
 
@@ -170,6 +180,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     argilla: ArgillaSettings = ArgillaSettings()
     trainer: TrainerSettings = TrainerSettings()
+    classification: ClassificationSettings = ClassificationSettings()
     entities: EntitySettings = EntitySettings()
 
     @property

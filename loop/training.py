@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from loop.errors import ModelError
 from loop.labels import LabelStore
 from loop.messages import Document, LabelEvent
-from loop.models.base import ClassifierConfig, ClassifierFactory
+from loop.models.base import ClassifierConfig, ClassifierFactory, Target
 from loop.registry import ModelCard, ModelRegistry
 from loop.split import split
 
@@ -24,14 +24,19 @@ def seed_labels(documents: Sequence[Document], store: LabelStore, task: str) -> 
     fresh = []
     for doc in documents:
         held = store.get(f"{SEED}:{doc.id}")
-        if doc.label is None or (held is not None and held.label == doc.label):
+        if doc.label is None and doc.labels is None:
+            continue
+        labels = sorted(set(doc.labels)) if doc.labels is not None else None
+        label = None if labels is not None else doc.label
+        if held is not None and (held.label, held.labels) == (label, labels):
             continue
         fresh.append(
             LabelEvent(
                 id=doc.id,
                 text=doc.text,
                 task=task,
-                label=doc.label,
+                label=label,
+                labels=labels,
                 response_id=f"{SEED}:{doc.id}",
                 annotator=SEED,
                 origin=SEED,
@@ -58,15 +63,23 @@ def train_and_publish(
     With ``test_fraction``, the documents that the frozen split puts in the test set are held
     out (use it when the same documents are seeded into the label store, so that no version
     is later scored on documents it trained on)."""
-    labelled = [doc for doc in documents if doc.label is not None]
+    if config.multi_label:
+        labelled = [doc for doc in documents if doc.labels is not None]
+    else:
+        labelled = [doc for doc in documents if doc.label is not None]
     if test_fraction is not None:
         labelled = split(labelled, test_fraction)[0]
     if not labelled:
-        raise ModelError("no labelled documents to train on")
+        wanted = "label sets (a 'labels' list)" if config.multi_label else "a label"
+        raise ModelError(f"no documents with {wanted} to train on")
     texts = [doc.text for doc in labelled]
-    labels = [str(doc.label) for doc in labelled]
-    classifier = factory.train(texts, labels, config)
-    per_label = Counter(labels)
+    targets: list[Target] = [
+        tuple(doc.labels or ()) if config.multi_label else str(doc.label) for doc in labelled
+    ]
+    classifier = factory.train(texts, targets, config)
+    per_label: Counter[str] = Counter()
+    for target in targets:
+        per_label.update([target] if isinstance(target, str) else target)
     card = registry.publish(
         classifier.save,
         labels=classifier.labels,

@@ -3,7 +3,9 @@
 It signs in with the annotator account's API key and uses only Argilla's HTTP API, the way
 the Argilla UI does: list the datasets it may work on, search its own queue for records still
 pending for it, and submit a response with the gold label of each record it finds in the gold
-file (matched by document id, else by the text's content id). In entity datasets it submits
+file (matched by document id, else by the text's content id). A gold document with a label set
+(``labels``) answers a multi-label question with that set; an empty set is discarded, as an
+annotator discards a text that no label fits (Argilla's question needs at least one label). In entity datasets it submits
 the gold spans instead, read from each gold document's ``metadata.entities`` (a list of
 ``{"label", "start", "end"}``; an empty list means the text has none). Records it has no gold
 answer for are left for people, unless ``accept_suggestions`` is set: then an entity record
@@ -41,14 +43,16 @@ PENDING_FOR_ME = {
 
 
 Spans = list[dict[str, Any]]
+Answer = str | list[str]
+"""A gold class, or the gold classes of a multi-label document."""
 
 
 class Gold:
     """Gold labels and gold entity spans, by document id and by content id of the text."""
 
     def __init__(self, documents: Iterable[Document]) -> None:
-        self.by_id: dict[str, str] = {}
-        self.by_text: dict[str, str] = {}
+        self.by_id: dict[str, Answer] = {}
+        self.by_text: dict[str, Answer] = {}
         self.spans_by_id: dict[str, Spans] = {}
         self.spans_by_text: dict[str, Spans] = {}
         for doc in documents:
@@ -60,15 +64,17 @@ class Gold:
                 ]
                 self.spans_by_id[doc.id] = spans
                 self.spans_by_text[content_id(doc.text)] = spans
-            if doc.label is None:
+            answer: Answer | None = sorted(doc.labels) if doc.labels is not None else doc.label
+            if answer is None:
                 continue
-            self.by_id[doc.id] = doc.label
-            self.by_text[content_id(doc.text)] = doc.label
+            self.by_id[doc.id] = answer
+            self.by_text[content_id(doc.text)] = answer
 
     def __len__(self) -> int:
         return max(len(self.by_id), len(self.spans_by_id))
 
-    def label_of(self, external_id: str | None, text: str) -> str | None:
+    def label_of(self, external_id: str | None, text: str) -> Answer | None:
+        """The gold label, or the gold label set of a multi-label document."""
         if external_id and external_id in self.by_id:
             return self.by_id[external_id]
         return self.by_text.get(content_id(text))
@@ -84,6 +90,7 @@ class Tally:
     """What one pass did."""
 
     submitted: int = 0
+    discarded: int = 0
     unknown: int = 0
     failed: int = 0
     by_label: dict[str, int] = field(default_factory=dict)
@@ -161,14 +168,13 @@ class Oracle:
             if found or len(records) < PAGE:
                 return found
 
-    def answer(self, record: dict[str, Any], label: str | Spans) -> None:
-        """Submit a class (a label question) or a list of spans (the span question)."""
-        question = SPAN_QUESTION if isinstance(label, list) else LABEL_QUESTION
-        self._json(
-            "POST",
-            f"/api/v1/records/{record['id']}/responses",
-            json={"values": {question: {"value": label}}, "status": "submitted"},
-        )
+    def answer(self, record: dict[str, Any], question: str, value: Answer | Spans) -> None:
+        """Submit a class or a list of classes (the label question) or a list of spans (the
+        span question); an empty list of classes discards the record."""
+        body: dict[str, Any] = {"values": {question: {"value": value}}, "status": "submitted"}
+        if question == LABEL_QUESTION and value == []:
+            body = {"status": "discarded"}
+        self._json("POST", f"/api/v1/records/{record['id']}/responses", json=body)
 
     def asks_for_spans(self, dataset_id: str) -> bool:
         """Whether a dataset's question is alloop's span question."""
@@ -191,7 +197,7 @@ class Oracle:
                     skip.add(str(record["id"]))
                     text = str(record.get("fields", {}).get(TEXT_FIELD, ""))
                     external_id = record.get("external_id")
-                    label: str | Spans | None = (
+                    label: Answer | Spans | None = (
                         self.gold.spans_of(external_id, text)
                         if spans
                         else self.gold.label_of(external_id, text)
@@ -201,8 +207,9 @@ class Oracle:
                     if label is None:
                         tally.unknown += 1
                         continue
+                    question = SPAN_QUESTION if spans else LABEL_QUESTION
                     try:
-                        self.answer(record, label)
+                        self.answer(record, question, label)
                     except httpx.HTTPStatusError as exc:
                         tally.failed += 1
                         logger.warning(
@@ -212,9 +219,13 @@ class Oracle:
                             exc.response.text[:200],
                         )
                         continue
-                    tally.submitted += 1
-                    name = "entities" if isinstance(label, list) else label
-                    tally.by_label[name] = tally.by_label.get(name, 0) + 1
+                    if label == [] and not spans:
+                        tally.discarded += 1
+                    else:
+                        tally.submitted += 1
+                    names = ["entities"] if spans else [label] if isinstance(label, str) else label
+                    for name in names:
+                        tally.by_label[str(name)] = tally.by_label.get(str(name), 0) + 1
                     if on_answer is not None:
                         on_answer()
                     if self.rate > 0:

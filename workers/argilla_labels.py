@@ -7,7 +7,7 @@ seeing an answer twice changes nothing.
 
 Conventions of alloop's Argilla datasets (the labeler creates them): the record's
 ``external_id`` is the document id, its field ``text`` holds the text, the question ``label``
-holds the class (classification datasets) or the span question ``spans`` the entities (entity
+holds the class (classification datasets; a list of classes when the question is multi-label) or the span question ``spans`` the entities (entity
 datasets; each span is checked against the text, see :mod:`loop.entities.answers`), and the
 metadata ``task``, ``reason`` and ``model_version`` say which task it
 belongs to, why it was selected and which version made the suggestion.
@@ -68,6 +68,7 @@ def label_event(
     text = _get(record, "fields", TEXT_FIELD)
     metadata = record.get("metadata") or {}
     label: str | None = None
+    labels: list[str] | None = None
     spans: list[EntityMention] | None = None
     rejected: list[str] = []
     answers = values or {}
@@ -78,17 +79,26 @@ def label_event(
             spans, rejected = None, []
     elif status == "submitted":
         value = (answers.get(LABEL_QUESTION) or {}).get("value")
-        if not isinstance(value, str) or not value:
+        if isinstance(value, list):  # a multi-label question: the labels that apply
+            if not all(isinstance(v, str) and v for v in value):
+                raise InputError(
+                    f"response {response_id} on document {doc_id}: the '{LABEL_QUESTION}' "
+                    f"labels must be non-empty strings (got {value!r})"
+                )
+            labels = [str(v) for v in value]
+        elif isinstance(value, str) and value:
+            label = value
+        else:
             raise InputError(
                 f"response {response_id} on document {doc_id} has no '{LABEL_QUESTION}' value "
                 f"(got {value!r})"
             )
-        label = value
     return LabelEvent(
         id=str(doc_id),
         text=str(text),
         task=task,
         label=label,
+        labels=labels,
         spans=spans,
         rejected=rejected,
         status="submitted" if status == "submitted" else "discarded",

@@ -72,6 +72,11 @@ def dead_letter(record: Any, reason: str, worker: str) -> Output:
     return Output(Topics.dlq(record.topic), key, record.value or b"", headers)
 
 
+def by_key(records: Sequence[Any], doc_id: str) -> Any:
+    """The consumed record of a document (its Kafka key is the document id)."""
+    return next((r for r in records if r.key is not None and r.key.decode() == doc_id), records[0])
+
+
 def decode_all(records: Sequence[Any], model: type[M], worker: str) -> tuple[list[M], list[Output]]:
     """Decode every record as ``model``; a record that does not decode becomes a dead letter
     with the reason (logged with its topic, partition and offset)."""

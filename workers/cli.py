@@ -182,7 +182,9 @@ def ingest(
     from workers.ingest import publish
 
     settings = _settings()
-    columns = Columns(text_column, id_column, label_column, parse_label_map(label_map))
+    columns = Columns(
+        text=text_column, id=id_column, label=label_column, label_names=parse_label_map(label_map)
+    )
     items = read_documents(path, columns)
     servers = bootstrap_servers(settings)
     topics = settings.kafka.topics
@@ -206,6 +208,13 @@ def ingest(
 def train(
     data: Annotated[Path, typer.Option("--data", help="Labelled .csv or .jsonl file.")],
     label_column: Annotated[str, typer.Option(help="Field that holds the label.")] = "label",
+    labels_column: Annotated[
+        str,
+        typer.Option(
+            help="Field that holds the label set (multi-label, with "
+            "ALLOOP_CLASSIFICATION__MULTI_LABEL=true): a JSON list, or labels joined by '|'."
+        ),
+    ] = "labels",
     text_column: Annotated[str, typer.Option(help="Field that holds the text.")] = "text",
     label_map: Annotated[
         str | None, typer.Option(help="Rename raw labels, e.g. '0=Bearish,1=Bullish,2=Neutral'.")
@@ -228,7 +237,8 @@ def train(
         ),
     ] = True,
 ) -> None:
-    """Train a SetFit classifier on a labelled seed file and register it as a new version."""
+    """Train a SetFit classifier on a labelled seed file and register it as a new version
+    (a multi-label one, on the label sets, when ALLOOP_CLASSIFICATION__MULTI_LABEL is true)."""
     from loop.labels import LabelStore
     from loop.models.base import ClassifierConfig
     from loop.models.setfit_classifier import SetFitFactory
@@ -238,14 +248,23 @@ def train(
     from workers.demo import take_per_label
 
     settings = _settings()
-    columns = Columns(text=text_column, label=label_column, label_names=parse_label_map(label_map))
+    multi_label = settings.classification.multi_label
+    columns = Columns(
+        text=text_column,
+        label=label_column,
+        labels=labels_column,
+        label_names=parse_label_map(label_map),
+    )
     docs, rejected = [], 0
     for item in read_documents(data, columns):
         if isinstance(item, Rejected):
             rejected += 1
             typer.echo(f"rejected {item.source}:{item.line}: {item.reason}", err=True)
-        elif item.label is not None:
+        elif (item.labels if multi_label else item.label) is not None:
             docs.append(item)
+    if not docs:
+        wanted = f"a label set in {labels_column!r}" if multi_label else f"a {label_column!r}"
+        fail(f"{data}: no document with {wanted} to train on")
     if per_label:
         docs = take_per_label(docs, per_label)
     config = ClassifierConfig(
@@ -253,6 +272,7 @@ def train(
         num_epochs=epochs,
         freeze_body=freeze_body,
         head_c=settings.trainer.head_c,
+        multi_label=multi_label,
     )
     typer.echo(
         f"training on {len(docs)} labelled documents ({rejected} lines rejected) ...", err=True
@@ -468,7 +488,8 @@ def annotate(
             total += tally.submitted
             typer.echo(
                 f"answered {tally.submitted} record(s) {tally.by_label}; "
-                f"{tally.unknown} not in the gold file, {tally.failed} failed"
+                + (f"{tally.discarded} discarded (no gold label); " if tally.discarded else "")
+                + f"{tally.unknown} not in the gold file, {tally.failed} failed"
             )
             if not follow or (limit is not None and total >= limit):
                 break
@@ -554,12 +575,27 @@ def demo(
 @bench_app.command("learning-curve")
 def bench_learning_curve(
     train: Annotated[
-        Path, typer.Option(help="Labelled training pool (.jsonl or .csv; ner: CoNLL or .jsonl).")
+        list[Path],
+        typer.Option(
+            help="Labelled training pool (.jsonl, .json or .csv; ner: CoNLL or .jsonl). "
+            "classification: repeat to pool several files (e.g. NLU++ folds)."
+        ),
     ],
-    test: Annotated[Path, typer.Option(help="Labelled test set, same format.")],
+    test: Annotated[list[Path], typer.Option(help="Labelled test set, same format.")],
     task: Annotated[
         str, typer.Option(help="classification, or ner (entity extraction).")
     ] = "classification",
+    multi_label: Annotated[
+        bool,
+        typer.Option(
+            "--multi-label",
+            help="classification: the documents carry label sets (--labels-column); a "
+            "one-vs-rest head, selection by the label nearest 0.5, macro-F1 label by label.",
+        ),
+    ] = False,
+    labels_column: Annotated[
+        str, typer.Option(help="--multi-label: field that holds the gold label set.")
+    ] = "labels",
     strategy: Annotated[
         str | None,
         typer.Option(
@@ -620,18 +656,26 @@ def bench_learning_curve(
     oracle annotator answers them in Argilla and the trainer makes a version; every version is
     then scored on --test. Same table, picture and last line. See docs/benchmarks.md.
 
+    --multi-label (classification): the documents carry label sets, as the NLU++ folds do
+    (--labels-column intents); the head is one-vs-rest, selection ranks by the label nearest
+    0.5, and macro-F1 is computed label by label.
+
     Both write a PNG and a JSON (mean and spread over --seeds runs).
     """
     _settings()
     if end_to_end and task != "classification":
         fail("--end-to-end runs the classification curve only")
+    if end_to_end and multi_label:
+        fail("--end-to-end runs the single-label curve only; drop --multi-label")
+    if (task == "ner" or end_to_end) and (len(train) > 1 or len(test) > 1):
+        fail("give one --train and one --test file (several are pooled for classification only)")
     if task == "ner":
         from bench import ner_curve
 
         chosen = strategy or "entity-uncertainty"
         summary = ner_curve.run(
-            train,
-            test,
+            train[0],
+            test[0],
             strategy=chosen,
             baseline=baseline,
             seeds=seeds,
@@ -652,9 +696,11 @@ def bench_learning_curve(
     from loop.readers import Columns, parse_label_map
 
     chosen = strategy or "breaking-ties"
-    columns = Columns(label=label_column, label_names=parse_label_map(label_map))
+    columns = Columns(
+        label=label_column, labels=labels_column, label_names=parse_label_map(label_map)
+    )
     out = json_out.with_suffix("")
-    runner: Callable[..., dict[str, Any]] = learning_curve.run
+    runner: Callable[..., dict[str, Any]] = partial(learning_curve.run, multi_label=multi_label)
     if end_to_end:
         from bench import learning_curve_e2e
 
@@ -662,8 +708,8 @@ def bench_learning_curve(
         if json_out == Path("bench/results/learning-curve.json"):
             out = Path("bench/results/learning-curve-e2e")
     summary = runner(
-        train,
-        test,
+        train if len(train) > 1 else train[0],
+        test if len(test) > 1 else test[0],
         columns=columns,
         strategy=chosen,
         baseline=baseline,

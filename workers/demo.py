@@ -41,12 +41,14 @@ DEFAULT_DATASET = (
 
 
 def take_per_label(documents: Sequence[Document], per_label: int) -> list[Document]:
-    """The first ``per_label`` documents of each label, in input order."""
+    """The first ``per_label`` documents of each label, in input order (a document with a
+    label set is taken while one of its labels is short of examples)."""
     taken: list[Document] = []
     counts: Counter[str] = Counter()
     for doc in documents:
-        if doc.label is not None and counts[doc.label] < per_label:
-            counts[doc.label] += 1
+        names = doc.labels if doc.labels is not None else [doc.label] if doc.label else []
+        if any(counts[name] < per_label for name in names):
+            counts.update(names)
             taken.append(doc)
     return taken
 

@@ -26,12 +26,15 @@ import httpx
 from loop.budget import Offer, Pending, plan
 from loop.errors import ConfigError
 from loop.messages import Candidate
+from loop.models.base import applying
 from loop.settings import Settings
 from workers.argilla_labels import LABEL_QUESTION, SPAN_QUESTION, TEXT_FIELD, poll
 from workers.bus import (
     LoopStats,
     Output,
     StopFlag,
+    by_key,
+    dead_letter,
     decode_all,
     ensure_topics,
     make_consumer,
@@ -69,27 +72,48 @@ ENTITY_GUIDELINES = (
 )
 
 
+MULTI_LABEL_GUIDELINES = (
+    "Each record is a document the model is unsure about (reason: uncertain), a random sample "
+    "that keeps the test set honest (random), or a cold-start pick. Choose every label that "
+    "applies to the text; the suggested labels are only a hint. Discard what no label fits or "
+    "what cannot be labelled."
+)
+
+
 def dataset_settings(
     labels: Sequence[str],
     min_submitted: int,
     dimensions: int | None,
     entity_types: Sequence[str] | None = None,
+    multi_label: bool = False,
 ) -> Any:
-    """The Argilla settings of a classification dataset (a label question) or, given
-    ``entity_types``, of an entity dataset (a span question on the text)."""
-    question: Any = (
-        rg.SpanQuestion(
+    """The Argilla settings of a classification dataset (a label question, or a multi-label
+    question with ``multi_label``) or, given ``entity_types``, of an entity dataset (a span
+    question on the text)."""
+    question: Any
+    guidelines = GUIDELINES
+    if entity_types:
+        question = rg.SpanQuestion(
             name=SPAN_QUESTION,
             field=TEXT_FIELD,
             labels=list(entity_types),
             title="Entities",
             allow_overlapping=False,
         )
-        if entity_types
-        else rg.LabelQuestion(name=LABEL_QUESTION, title="Label", labels=list(labels))
-    )
+        guidelines = ENTITY_GUIDELINES
+    elif multi_label:
+        question = rg.MultiLabelQuestion(
+            name=LABEL_QUESTION,
+            title="Labels (all that apply)",
+            labels=list(labels),
+            visible_labels=None,  # all of them
+            labels_order="suggestion",
+        )
+        guidelines = MULTI_LABEL_GUIDELINES
+    else:
+        question = rg.LabelQuestion(name=LABEL_QUESTION, title="Label", labels=list(labels))
     return rg.Settings(
-        guidelines=ENTITY_GUIDELINES if entity_types else GUIDELINES,
+        guidelines=guidelines,
         fields=[rg.TextField(name=TEXT_FIELD, title="Text", use_markdown=False)],
         questions=[question],
         metadata=[
@@ -113,6 +137,18 @@ def record_for(candidate: Candidate, vector: list[float] | None) -> Any:
                 agent=candidate.model_version or "unknown",
             )
         )
+    elif candidate.multi_label:
+        names = list(candidate.probabilities)
+        applies = applying(names, [candidate.probabilities[k] for k in names])
+        if applies:  # no suggestion when the model says no label applies
+            suggestions.append(
+                rg.Suggestion(
+                    question_name=LABEL_QUESTION,
+                    value=applies,
+                    score=[round(float(candidate.probabilities[k]), 6) for k in applies],
+                    agent=candidate.model_version or "unknown",
+                )
+            )
     elif candidate.probabilities:
         label, score = max(candidate.probabilities.items(), key=lambda item: item[1])
         suggestions.append(
@@ -173,6 +209,7 @@ class ArgillaQueue:
     vector_dimensions: int | None
     http: Any = None  # an httpx.Client on Argilla's API with the same key
     entity_types: dict[str, list[str]] = field(default_factory=dict)  # entity task -> types
+    multi_label: bool = False  # classification datasets ask for all the labels that apply
     _datasets: dict[str, Any] = field(default_factory=dict)
 
     def dataset(self, task: str) -> Any:
@@ -197,11 +234,21 @@ class ArgillaQueue:
                     f"cannot create the Argilla dataset {name}: no labels known; promote a "
                     "model or set ALLOOP_ARGILLA__LABELS"
                 )
-            settings = dataset_settings(self.labels, self.min_submitted, self.vector_dimensions)
+            settings = dataset_settings(
+                self.labels,
+                self.min_submitted,
+                self.vector_dimensions,
+                multi_label=self.multi_label,
+            )
             dataset = rg.Dataset(
                 name=name, workspace=self.workspace, settings=settings, client=self.client
             ).create()
-            logger.info("created Argilla dataset %s with labels %s", name, self.labels)
+            logger.info(
+                "created Argilla dataset %s with %slabels %s",
+                name,
+                "multi-label " if self.multi_label else "",
+                self.labels,
+            )
         self._datasets[task] = dataset
         return dataset
 
@@ -249,6 +296,7 @@ class Labeler:
     budget: int
     worker_id: str
     embed: Embedder | None = None
+    multi_label: bool = False  # what the classification datasets ask for
     written: int = 0
     removed: int = 0
 
@@ -256,10 +304,33 @@ class Labeler:
         decoded, outputs = decode_all(records, Candidate, self.worker_id)
         by_task: dict[str, dict[str, Candidate]] = {}
         for candidate in decoded:
+            if candidate.probabilities and candidate.multi_label != self.multi_label:
+                # its suggestion would not fit the dataset's question: say so, keep going
+                outputs.append(
+                    dead_letter(
+                        by_key(records, candidate.id), self._misfit(candidate), self.worker_id
+                    )
+                )
+                continue
             by_task.setdefault(candidate.task, {})[candidate.id] = candidate  # last one wins
         for task, candidates in by_task.items():
             self._place(task, list(candidates.values()))
         return outputs
+
+    def _misfit(self, candidate: Candidate) -> str:
+        made, asked = (
+            ("multi-label", "single-label")
+            if candidate.multi_label
+            else (
+                "single-label",
+                "multi-label",
+            )
+        )
+        return (
+            f"a {made} candidate (model {candidate.model_version}) for a {asked} Argilla "
+            "dataset: set ALLOOP_CLASSIFICATION__MULTI_LABEL alike for the scorer, the labeler "
+            "and the trainer"
+        )
 
     def _place(self, task: str, candidates: list[Candidate]) -> None:
         pending = self.queue.pending(task)
@@ -334,8 +405,11 @@ def run(
         min_submitted=settings.argilla.min_submitted,
         vector_dimensions=Embedder.dimensions if vectors else None,
         entity_types={task: list(settings.entities.types) for task in settings.entity_tasks},
+        multi_label=settings.classification.multi_label,
     )
-    labeler = Labeler(queue, settings.argilla.budget, worker_id, embed)
+    labeler = Labeler(
+        queue, settings.argilla.budget, worker_id, embed, settings.classification.multi_label
+    )
     topics = settings.kafka.topics
     ensure_topics(
         servers,

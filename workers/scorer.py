@@ -23,6 +23,7 @@ import numpy.typing as npt
 from loop.entities.selection import EntityScored, EntitySelectionConfig, select_entities
 from loop.entities.serving import EntityTagger, ExtractorWatcher, load_patterns, mention
 from loop.messages import Candidate, Document, TaggedDocument
+from loop.models.base import applying
 from loop.selection import Scored, SelectionConfig, select
 from loop.serving import ModelWatcher, ServedModel
 from loop.settings import Settings
@@ -30,6 +31,7 @@ from workers.bus import (
     LoopStats,
     Output,
     StopFlag,
+    by_key,
     dead_letter,
     decode_all,
     ensure_topics,
@@ -68,12 +70,14 @@ def tag(
     tagged = []
     for doc, row in zip(documents, probs, strict=True):
         best = int(np.argmax(row))
+        applies = applying(labels, row) if classifier.multi_label else None
         tagged.append(
             TaggedDocument(
                 id=doc.id,
                 text=doc.text,
                 status="scored",
-                label=labels[best],
+                label=labels[best] if applies is None or applies else None,
+                labels=applies,
                 score=round(float(row[best]), 6),
                 probabilities={
                     label: round(float(p), 6) for label, p in zip(labels, row, strict=True)
@@ -133,7 +137,14 @@ class CandidateRounds:
         version = entries[-1][0].model_version
         counts = self.labelled(version)
         labels = sorted({k for doc, _ in entries for k in doc.probabilities}) or sorted(counts)
-        picks = select([scored for _, scored in entries], self.config, counts, labels)
+        multi_label = entries[-1][0].labels is not None  # the newest model's kind
+        picks = select(
+            [scored for _, scored in entries],
+            self.config,
+            counts,
+            labels,
+            multi_label=multi_label,
+        )
         by_id = {doc.id: doc for doc, _ in entries}
         chosen = {p.id for p in picks}
         self.window = deque(
@@ -151,6 +162,7 @@ class CandidateRounds:
                     score=pick.score,
                     reason=pick.reason,
                     probabilities=doc.probabilities,
+                    multi_label=doc.labels is not None,
                     metadata=doc.metadata,
                 )
             )
@@ -343,11 +355,6 @@ class Scorer:
 
 
 UNKNOWN_COUNT = 1_000_000
-
-
-def by_key(records: Sequence[Any], doc_id: str) -> Any:
-    """The consumed record of a document (its Kafka key is the document id)."""
-    return next((r for r in records if r.key is not None and r.key.decode() == doc_id), records[0])
 
 
 def entity_tagger(settings: Settings) -> EntityTagger:

@@ -33,7 +33,11 @@ def round_config(settings: Settings) -> RoundConfig:
         test_fraction=trainer.test_fraction,
         full_finetune_every=trainer.full_finetune_every,
         gate=Gate(trainer.max_macro_f1_drop, trainer.max_label_f1_drop),
-        classifier=ClassifierConfig(num_iterations=trainer.num_iterations, head_c=trainer.head_c),
+        classifier=ClassifierConfig(
+            num_iterations=trainer.num_iterations,
+            head_c=trainer.head_c,
+            multi_label=settings.classification.multi_label,
+        ),
     )
 
 

@@ -21,6 +21,7 @@ from api.schemas import (
     error_responses,
 )
 from loop.ids import content_id
+from loop.models.base import applying
 from loop.serving import ServedModel
 from loop.settings import ApiSettings
 
@@ -52,6 +53,7 @@ def to_results(
     documents: Sequence[DocumentIn], probs: npt.NDArray[np.float32], served: ServedModel
 ) -> list[Classification]:
     labels = served.classifier.labels
+    multi_label = served.classifier.multi_label
     results = []
     for doc, row in zip(documents, probs, strict=True):
         best = int(np.argmax(row))
@@ -59,6 +61,7 @@ def to_results(
             Classification(
                 id=doc.id or content_id(doc.text),
                 label=labels[best],
+                labels=applying(labels, row) if multi_label else None,
                 score=round(float(row[best]), 6),
                 probabilities={
                     label: round(float(p), 6) for label, p in zip(labels, row, strict=True)

@@ -1,4 +1,9 @@
-"""The classifier contract: what the scorer, the trainer and the API rely on."""
+"""The classifier contract: what the scorer, the trainer and the API rely on.
+
+A classifier is single-label (each text gets one of the labels; a row of probabilities sums to
+1) or multi-label (each label is a yes/no question of its own; a row holds one independent
+probability per label, and every label at or above :data:`MULTI_LABEL_THRESHOLD` applies).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,13 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
+
+MULTI_LABEL_THRESHOLD = 0.5
+"""A multi-label classifier says that a label applies when its probability reaches this."""
+
+Target = str | tuple[str, ...]
+"""What a training example is labelled with: one label, or the set of labels that apply (a
+tuple, possibly empty) for a multi-label classifier."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +53,8 @@ class ClassifierConfig:
     the last full fine-tune); ``None``: the packaged all-MiniLM-L6-v2."""
     seed: int = 42
     """Seed for pair sampling and the head."""
+    multi_label: bool = False
+    """Train a multi-label classifier (one-vs-rest: a yes/no head per label) on label sets."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,8 +74,14 @@ class Classifier(Protocol):
         """Label names, in the order of the columns of :meth:`predict_proba`."""
         ...
 
+    @property
+    def multi_label(self) -> bool:
+        """Whether the labels are independent (several, or none, may apply to one text)."""
+        ...
+
     def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> npt.NDArray[np.float32]:
-        """Return an array of shape ``(len(texts), len(labels))`` whose rows sum to 1."""
+        """Return an array of shape ``(len(texts), len(labels))``; its rows sum to 1 unless the
+        classifier is :attr:`multi_label`."""
         ...
 
     def save(self, path: Path) -> None:
@@ -75,7 +95,39 @@ class ClassifierFactory(Protocol):
     name: str
 
     def train(
-        self, texts: Sequence[str], labels: Sequence[str], config: ClassifierConfig
-    ) -> Classifier: ...
+        self, texts: Sequence[str], labels: Sequence[Target], config: ClassifierConfig
+    ) -> Classifier:
+        """Train on ``texts``: one label each, or with ``config.multi_label`` one label set
+        (a tuple) each."""
+        ...
 
     def load(self, path: Path) -> Classifier: ...
+
+
+def applying(labels: Sequence[str], row: Sequence[float] | npt.NDArray[np.float32]) -> list[str]:
+    """The labels a multi-label prediction says apply, the likeliest first."""
+    chosen = [(float(p), label) for label, p in zip(labels, row, strict=True)]
+    return [label for p, label in sorted(chosen, reverse=True) if p >= MULTI_LABEL_THRESHOLD]
+
+
+def label_sets(labels: Sequence[Target], multi_label: bool) -> list[tuple[str, ...]]:
+    """Training targets as label sets; raises ValueError when they do not fit the mode (a
+    string for a multi-label classifier, a set for a single-label one)."""
+    sets: list[tuple[str, ...]] = []
+    for number, target in enumerate(labels):
+        if isinstance(target, str) == multi_label:
+            wanted = "a set of labels" if multi_label else "one label"
+            raise ValueError(f"example {number}: expected {wanted}, got {target!r}")
+        sets.append(tuple(sorted(set(target))) if multi_label else (str(target),))
+    return sets
+
+
+def multi_hot(sets: Sequence[Sequence[str]], names: Sequence[str]) -> npt.NDArray[np.int64]:
+    """A (documents x labels) 0/1 matrix of label sets; labels outside ``names`` are ignored."""
+    index = {name: i for i, name in enumerate(names)}
+    matrix = np.zeros((len(sets), len(names)), dtype=np.int64)
+    for row, labels in enumerate(sets):
+        for label in labels:
+            if label in index:
+                matrix[row, index[label]] = 1
+    return matrix

@@ -1,5 +1,8 @@
 """A SetFit classifier on the packaged all-MiniLM-L6-v2, saved in SetFit's own format.
 
+A multi-label classifier is SetFit's one-vs-rest strategy: contrastive pairs are positive when
+two texts share a label, and the head is one logistic regression per label.
+
 SetFit stores its scikit-learn head with joblib (a pickle). Only load versions from a registry
 you control; alloop never loads a model from a path a request names.
 """
@@ -17,7 +20,7 @@ import numpy.typing as npt
 
 from loop.errors import ModelError
 from loop.models.backbone import minilm_path, offline
-from loop.models.base import Classifier, ClassifierConfig
+from loop.models.base import Classifier, ClassifierConfig, Target, label_sets, multi_hot
 from loop.models.embedding_cache import EmbeddingCache, body_fingerprint
 
 logger = logging.getLogger(__name__)
@@ -41,6 +44,12 @@ class SetFitClassifier:
     @property
     def labels(self) -> list[str]:
         return list(self._labels)
+
+    @property
+    def multi_label(self) -> bool:
+        # SetFit does not save its multi_target_strategy; the fitted head tells.
+        head_multi = bool(getattr(self._model.model_head, "multilabel_", False))
+        return self._model.multi_target_strategy is not None or head_multi
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> npt.NDArray[np.float32]:
         if not texts:
@@ -96,25 +105,44 @@ def encode(model: Any, texts: Sequence[str], batch_size: int = 64) -> npt.NDArra
     return np.asarray(vectors, dtype=np.float32)
 
 
+MULTI_TARGET_STRATEGY = "one-vs-rest"
+
+
 def logistic_head(config: ClassifierConfig) -> Any:
     """SetFit's logistic-regression head with alloop's regularisation (see
-    :attr:`ClassifierConfig.head_c`)."""
+    :attr:`ClassifierConfig.head_c`); one per label for a multi-label classifier, each
+    weighted so that a label's few positives count as much as its many negatives (without
+    it, rare labels seldom reach 0.5: macro-F1 0.689 against 0.817 on NLU++, docs/benchmarks.md).
+    """
     from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
 
-    return LogisticRegression(C=config.head_c, max_iter=1000, random_state=config.seed)
+    if not config.multi_label:
+        return LogisticRegression(C=config.head_c, max_iter=1000, random_state=config.seed)
+    head = LogisticRegression(
+        C=config.head_c, max_iter=1000, random_state=config.seed, class_weight="balanced"
+    )
+    return OneVsRestClassifier(head)
 
 
-def fit_head(model: Any, embeddings: npt.NDArray[np.float32], targets: Sequence[int]) -> None:
+def fit_head(model: Any, embeddings: npt.NDArray[np.float32], targets: Any) -> None:
     """Refit the model's logistic-regression head on fixed embeddings (the body stays frozen).
 
     This is SetFit's own head training without its body pass, so a caller that already holds
     the embeddings (the learning-curve benchmark, which embeds the pool once) trains exactly
-    the model a head-only training round makes.
+    the model a head-only training round makes. ``targets``: label indices, or a multi-hot
+    matrix for a multi-label model.
     """
+    import warnings
+
     from sklearn.base import clone
 
     head = clone(model.model_head)
-    head.fit(embeddings, list(targets))
+    with warnings.catch_warnings():
+        # One-vs-rest on a label that every (or no) training text has: sklearn predicts the
+        # constant, which is the right answer until a counter-example is labelled.
+        warnings.filterwarnings("ignore", message="Label not .* present in all training")
+        head.fit(embeddings, np.asarray(targets))
     model.model_head = head
 
 
@@ -135,21 +163,33 @@ class SetFitFactory:
         return EmbeddingCache(self._cache_dir, body_fingerprint(model.model_body))
 
     def train(
-        self, texts: Sequence[str], labels: Sequence[str], config: ClassifierConfig
+        self, texts: Sequence[str], labels: Sequence[Target], config: ClassifierConfig
     ) -> Classifier:
         if len(texts) != len(labels):
             raise ModelError(f"{len(texts)} texts but {len(labels)} labels")
-        names = sorted(set(labels))
+        try:
+            sets = label_sets(labels, config.multi_label)
+        except ValueError as exc:
+            raise ModelError(str(exc)) from exc
+        names = sorted({label for labels_of in sets for label in labels_of})
         if len(names) < 2:
             raise ModelError(f"need at least two labels to train, got {names}")
         offline()
         from datasets import Dataset
         from setfit import SetFitModel, Trainer, TrainingArguments
 
-        index = {name: i for i, name in enumerate(names)}
-        targets = [index[label] for label in labels]
+        targets: Any
+        if config.multi_label:
+            targets = multi_hot(sets, names).tolist()
+        else:
+            index = {name: i for i, name in enumerate(names)}
+            targets = [index[labels_of[0]] for labels_of in sets]
         body = config.body or str(self._body or minilm_path())
-        model = SetFitModel.from_pretrained(body, labels=names)
+        model = SetFitModel.from_pretrained(
+            body,
+            labels=names,
+            multi_target_strategy=MULTI_TARGET_STRATEGY if config.multi_label else None,
+        )
         model.model_body.max_seq_length = config.max_length
         model.model_head = logistic_head(config)  # never a saved body's old head
         with tempfile.TemporaryDirectory(prefix="alloop-setfit-") as scratch:

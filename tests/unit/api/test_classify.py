@@ -250,3 +250,32 @@ def test_a_request_is_answered_by_the_version_it_started_with(
     assert set(result["probabilities"]) == {"Bearish", "Bullish"}
     # The next request sees the new version.
     assert classify(client, "moon")["model_version"] == "v0002"
+
+
+def test_a_multi_label_model_returns_every_label_that_applies(
+    make_app: AppFactory, empty_registry: ModelRegistry
+) -> None:
+    from tests.unit.api.conftest import publish
+
+    multi = KeywordClassifier(
+        ["card", "fee", "pin"],
+        {"card": {"card": 9, "\x00seen": 10}, "pin": {"pin": 7, "\x00seen": 10}},
+        multi_label=True,
+    )
+    empty_registry.promote(publish(empty_registry, multi))
+    with TestClient(make_app(registry=empty_registry), headers={"X-API-Key": KEY}) as client:
+        both, neither = client.post(
+            "/v1/classify",
+            json={"documents": [{"text": "new card and pin"}, {"text": "hello"}]},
+        ).json()["results"]
+        # card 9/11, pin 7/11: both apply; "hello" has no known word: no label applies
+        assert both["labels"] == ["card", "pin"] and both["label"] == "card"
+        assert sum(both["probabilities"].values()) > 1.0  # independent, not a distribution
+        assert neither["labels"] == []
+        single = classify_with(make_app, "moon")
+        assert single["labels"] is None  # a single-label model has no label set
+
+
+def classify_with(make_app: AppFactory, text: str) -> dict[str, Any]:
+    with TestClient(make_app(), headers={"X-API-Key": KEY}) as client:
+        return classify(client, text)

@@ -43,3 +43,23 @@ def test_area_and_labels_to_reach() -> None:
     )
     assert learning_curve.labels_to_reach(points, 0.8) == 100
     assert learning_curve.labels_to_reach(points, 0.95) is None
+
+
+def test_a_multi_label_run_pools_several_files_and_scores_label_sets(tmp_path: Path) -> None:
+    nlupp = DATASETS / "nlupp_banking"
+    summary = learning_curve.run(
+        [nlupp / "fold0.json", nlupp / "fold1.json"],
+        nlupp / "fold2.json",
+        columns=Columns(labels="intents"),
+        multi_label=True,
+        seeds=1,
+        budget=60,
+        step=30,
+        out=tmp_path / "curve",
+    )
+    assert summary["multi_label"] and summary["pool"] > 150 and summary["labels"] > 20
+    for name in ("breaking-ties", "random"):
+        assert summary[name]["labels"] == [30, 60]
+        assert all(0 <= f <= 1 for f in summary[name]["macro_f1_mean"])
+    # label-by-label macro-F1 of a one-vs-rest head trained on every pool label
+    assert 0.2 < summary["full_data_macro_f1"] <= 1

@@ -90,6 +90,7 @@ def test_wire_format_of_a_document_is_the_documented_one() -> None:
         "id": "tw-1",
         "text": "$AAPL beats estimates",
         "label": "Bullish",
+        "labels": None,
         "source": "feed-a",
         "metadata": {"lang": "en", "n": 3},
     }

@@ -78,6 +78,7 @@ class Exploding:
     """A model that fails on one poison text, as a tokenizer bug might."""
 
     labels: ClassVar[list[str]] = ["a", "b"]
+    multi_label: ClassVar[bool] = False
 
     def predict_proba(self, texts: Any, batch_size: int = 64) -> np.ndarray:
         if any("poison" in t for t in texts):
