@@ -96,6 +96,17 @@ class Tally:
     by_label: dict[str, int] = field(default_factory=dict)
 
 
+def fit_question(answer: Answer | Spans | None, kind: str) -> Answer | Spans | None:
+    """A gold answer in the shape the question takes: a single label becomes a set of one for
+    a multi-label question; a set answers a single-label question only when it has one label
+    (else there is no gold answer for it)."""
+    if kind == "multi_label" and isinstance(answer, str):
+        return [answer]
+    if kind == "label" and isinstance(answer, list):
+        return str(answer[0]) if len(answer) == 1 else None
+    return answer
+
+
 def suggested_spans(record: dict[str, Any]) -> Spans:
     """The spans suggested on a record's span question (none: an empty answer). Entity
     datasets have one question, so the suggestion whose value is a list is the span one."""
@@ -176,17 +187,22 @@ class Oracle:
             body = {"status": "discarded"}
         self._json("POST", f"/api/v1/records/{record['id']}/responses", json=body)
 
-    def asks_for_spans(self, dataset_id: str) -> bool:
-        """Whether a dataset's question is alloop's span question."""
+    def question_kind(self, dataset_id: str) -> str:
+        """``spans`` (alloop's span question), ``multi_label`` (a multi-label question) or
+        ``label``."""
         questions = self._json("GET", f"/api/v1/datasets/{dataset_id}/questions")["items"]
-        return any(q["name"] == SPAN_QUESTION for q in questions)
+        if any(q["name"] == SPAN_QUESTION for q in questions):
+            return "spans"
+        kinds = {(q.get("settings") or {}).get("type") for q in questions}
+        return "multi_label" if "multi_label_selection" in kinds else "label"
 
     def run(self, limit: int | None = None, on_answer: Callable[[], None] | None = None) -> Tally:
         """Answer what is pending now, until nothing is left or ``limit`` answers were given."""
         tally = Tally()
         skip: set[str] = set()
         for dataset in self.datasets():
-            spans = self.asks_for_spans(str(dataset["id"]))
+            kind = self.question_kind(str(dataset["id"]))
+            spans = kind == "spans"
             while limit is None or tally.submitted < limit:
                 records = self.pending(str(dataset["id"]), skip)
                 if not records:
@@ -204,6 +220,7 @@ class Oracle:
                     )
                     if label is None and spans and self.accept_suggestions:
                         label = suggested_spans(record)
+                    label = fit_question(label, kind)
                     if label is None:
                         tally.unknown += 1
                         continue

@@ -436,6 +436,13 @@ def annotate(
     label_map: Annotated[
         str | None, typer.Option(help="Rename raw labels, e.g. '0=Bearish,1=Bullish,2=Neutral'.")
     ] = None,
+    labels_column: Annotated[
+        str,
+        typer.Option(
+            help="Field that holds the gold label set, for multi-label datasets (a JSON list, "
+            "or labels joined by '|'; 'intents' in the NLU++ files)."
+        ),
+    ] = "labels",
     follow: Annotated[
         bool, typer.Option(help="Keep looking for new pending records until Ctrl-C.")
     ] = False,
@@ -453,7 +460,8 @@ def annotate(
     local stack's annotator), finds the records pending for it in alloop's datasets and submits
     the gold label of each record found in the gold file (by document id, else by text). In
     entity datasets it submits the gold spans, read from each gold document's
-    metadata.entities (a list of {"label", "start", "end"}).
+    metadata.entities (a list of {"label", "start", "end"}). In multi-label datasets it
+    submits the gold label set (--labels-column), and discards a record whose set is empty.
     """
     from loop.messages import Document
     from loop.readers import Columns, parse_label_map, read_documents
@@ -461,7 +469,7 @@ def annotate(
     from workers.labeler import connect
 
     settings = _settings()
-    columns = Columns(label_names=parse_label_map(label_map))
+    columns = Columns(labels=labels_column, label_names=parse_label_map(label_map))
     gold = Gold(d for d in read_documents(oracle, columns) if isinstance(d, Document))
     if not gold and not accept_suggestions:
         fail(f"{oracle}: no labelled documents in it")

@@ -81,7 +81,8 @@ def test_the_oracle_answers_label_sets_and_discards_an_empty_one() -> None:
         [
             {"id": "r1", "external_id": "d1", "fields": {"text": "lost card new pin"}},
             {"id": "r2", "external_id": "d2", "fields": {"text": "hello there"}},
-        ]
+        ],
+        question="multi_label_selection",
     )
     tally = oracle_for(fake, gold).run()
     assert fake.answers == [
@@ -148,3 +149,14 @@ def test_a_candidate_of_the_other_kind_is_dead_lettered_with_the_fix() -> None:
         and "ALLOOP_CLASSIFICATION__MULTI_LABEL" in reason
     )
     assert set(queue.stored) == {"s1"}  # the rest of the batch is written
+
+
+def test_gold_answers_take_the_shape_of_the_question() -> None:
+    from workers.annotate import fit_question
+
+    assert fit_question("card", "multi_label") == ["card"]
+    assert fit_question(["card"], "label") == "card"
+    assert fit_question(["card", "pin"], "label") is None  # no single gold label
+    assert fit_question([], "label") is None
+    spans = [{"label": "FOREX", "start": 0, "end": 6}]
+    assert fit_question(spans, "spans") == spans

@@ -16,9 +16,10 @@ from workers.annotate import Gold, Oracle
 class FakeArgilla:
     """Two datasets, one of them not alloop's; records pending until answered."""
 
-    def __init__(self, records: list[dict[str, Any]]) -> None:
+    def __init__(self, records: list[dict[str, Any]], question: str = "label_selection") -> None:
         self.pending = {r["id"]: r for r in records}
         self.answers: list[tuple[str, dict[str, Any]]] = []
+        self.question = question
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
@@ -26,7 +27,8 @@ class FakeArgilla:
             items = [{"id": "ds1", "name": "alloop-classification"}, {"id": "ds2", "name": "other"}]
             return httpx.Response(200, json={"items": items})
         if path == "/api/v1/datasets/ds1/questions":
-            return httpx.Response(200, json={"items": [{"name": "label"}]})
+            question = {"name": "label", "settings": {"type": self.question}}
+            return httpx.Response(200, json={"items": [question]})
         if path == "/api/v1/me/datasets/ds1/records/search":
             offset = int(request.url.params["offset"])
             limit = int(request.url.params["limit"])
