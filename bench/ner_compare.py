@@ -98,10 +98,13 @@ def machine() -> dict[str, Any]:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     import torch
 
+    from loop.entities.transformer_tagger import native_bfloat16
+
     return {
         "cpu": platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "bfloat16_in_hardware": native_bfloat16(),
         "load_average_1m_at_end": load,
         "python": platform.python_version(),
     }

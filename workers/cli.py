@@ -754,6 +754,24 @@ def bench_ner_compare(ctx: typer.Context) -> None:
     ner_compare.main(list(ctx.args))
 
 
+@bench_app.command(
+    "ner-speed",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def bench_ner_speed(ctx: typer.Context) -> None:
+    """Tagging speed of the MiniLM tagger: every way of running it on one saved model.
+
+    Passes its options to bench/ner_speed.py: --model (trained and saved first when absent),
+    --train, --test, --train-size, --rounds, --batch-size, --json (`alloop bench ner-speed
+    --help` lists them). See docs/entities.md.
+    """
+    from bench import ner_speed
+
+    _settings()
+    ner_speed.main(list(ctx.args))
+
+
 @bench_app.command("label-latency")
 def bench_label_latency(
     sizes: Annotated[str, typer.Option(help="Comma-separated label counts.")] = "200,1000",

@@ -87,3 +87,40 @@ def decode(
         elif score >= floor:
             misses.append(span)
     return spans, misses
+
+
+def merge_windows(
+    count: int,
+    owners: Sequence[int],
+    offsets: Sequence[Sequence[tuple[int, int]]],
+    probs: Sequence[npt.NDArray[np.float32]],
+) -> list[TokenScores]:
+    """The tokens of each of ``count`` texts, gathered from the windows they were tagged in.
+
+    Window ``row`` belongs to text ``owners[row]``; its tokens have character offsets
+    ``offsets[row]`` and probability rows ``probs[row]``. Special tokens (empty offsets) are
+    dropped; a token that two overlapping windows share keeps the probabilities of the first
+    window; each text's tokens come out sorted by offsets.
+    """
+    rows_of: list[list[int]] = [[] for _ in range(count)]
+    for row, owner in enumerate(owners):
+        rows_of[owner].append(row)
+    tags = probs[0].shape[1] if len(probs) else 1
+    merged: list[TokenScores] = []
+    for rows in rows_of:
+        if not rows:
+            merged.append(TokenScores([], np.zeros((0, tags), np.float32)))
+            continue
+        where = np.concatenate([np.asarray(offsets[row], np.int64).reshape(-1, 2) for row in rows])
+        scores = np.concatenate([probs[row] for row in rows])
+        real = where[:, 0] < where[:, 1]
+        where, scores = where[real], scores[real]
+        if len(where):
+            # One key per (start, end), ordered as the pairs are; np.unique keeps the first
+            # occurrence of each key, which is the earliest window's.
+            keys = where[:, 0] * (int(where[:, 1].max()) + 1) + where[:, 1]
+            _, first = np.unique(keys, return_index=True)
+            where, scores = where[first], scores[first]
+        pairs = [(int(start), int(end)) for start, end in where.tolist()]
+        merged.append(TokenScores(pairs, scores.astype(np.float32, copy=False)))
+    return merged

@@ -5,8 +5,10 @@ Character offsets come from the fast tokenizer's offset mapping, which points in
 original text through lower-casing and accent stripping, so spans are exact on Unicode
 text. Texts longer than ``max_length`` subwords are tagged in overlapping windows.
 Saved with ``save_pretrained`` (safetensors) plus ``alloop_extractor.json``; never pickled.
-With ``ExtractorConfig.quantize`` it tags with an int8 copy of the linear layers (dynamic
-quantization): faster on a CPU, at a cost in recall measured in docs/entities.md.
+Tagging runs in bfloat16 where the CPU computes it in hardware (``ExtractorConfig.bfloat16``),
+else in float32; with ``ExtractorConfig.quantize`` it tags with an int8 copy of the linear
+layers (dynamic quantization): faster on a CPU, at a cost in recall measured in
+docs/entities.md. Training is float32 either way.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from loop.entities.base import (
@@ -31,7 +34,7 @@ from loop.entities.base import (
     ensure_empty_folder,
     entity_types,
 )
-from loop.entities.decoding import TokenScores, bio_tags, decode
+from loop.entities.decoding import TokenScores, bio_tags, decode, merge_windows
 from loop.errors import ModelError
 from loop.models.backbone import minilm_path, offline
 
@@ -57,54 +60,62 @@ class TransformerTagger:
         self._tokenizer = tokenizer
         self._types = types
         self.config = config
+        self.bfloat16 = config.bfloat16 and not config.quantize and native_bfloat16()
+        """Whether the encoder runs in bfloat16 here (see ``ExtractorConfig.bfloat16``)."""
 
     @property
     def types(self) -> list[str]:
         return list(self._types)
 
     def token_scores(self, texts: Sequence[str], batch_size: int = 32) -> list[TokenScores]:
-        """Per-token offsets and tag probabilities of each text (windows merged). Texts are
-        batched by length, so a batch pads little; results come back in input order."""
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        results: list[TokenScores | None] = [None] * len(texts)
-        for first in range(0, len(order), batch_size):
-            chunk = order[first : first + batch_size]
-            for i, scores in zip(chunk, self._score_batch([texts[i] for i in chunk]), strict=True):
-                results[i] = scores
-        return [r for r in results if r is not None]
-
-    def _score_batch(self, texts: list[str]) -> list[TokenScores]:
+        """Per-token offsets and tag probabilities of each text (windows merged), in input
+        order. The texts are tokenized at once and their windows batched by subword count,
+        so a batch pads to the longest window it holds and little else."""
         if not texts:
             return []
         encoded = self._tokenizer(
-            texts,
+            list(texts),
             truncation=True,
             max_length=self.config.max_length,
             stride=STRIDE,
             return_overflowing_tokens=True,
             return_offsets_mapping=True,
-            padding=True,
-            return_tensors="pt",
         )
-        owners = encoded["overflow_to_sample_mapping"].tolist()
-        offsets = encoded["offset_mapping"].tolist()
-        mask = encoded["attention_mask"].tolist()
-        with torch.inference_mode():
-            logits = self._infer(
-                input_ids=encoded["input_ids"], attention_mask=encoded["attention_mask"]
-            ).logits
-        probs = torch.softmax(logits.float(), dim=-1).numpy()
-        merged: list[dict[tuple[int, int], np.ndarray]] = [{} for _ in texts]
-        for row, owner in enumerate(owners):
-            for column, (start, end) in enumerate(offsets[row]):
-                if mask[row][column] and start < end:
-                    merged[owner].setdefault((start, end), probs[row, column])
-        scores: list[TokenScores] = []
-        for tokens in merged:
-            keys = sorted(tokens)
-            rows = np.stack([tokens[k] for k in keys]) if keys else np.zeros((0, 1), np.float32)
-            scores.append(TokenScores(keys, rows.astype(np.float32)))
-        return scores
+        windows: list[list[int]] = encoded["input_ids"]
+        probs = self._window_probs(windows, batch_size)
+        return merge_windows(
+            len(texts), encoded["overflow_to_sample_mapping"], encoded["offset_mapping"], probs
+        )
+
+    def _window_probs(
+        self, windows: list[list[int]], batch_size: int
+    ) -> list[npt.NDArray[np.float32]]:
+        """Tag probabilities of every token of every window, shortest windows batched first."""
+        order = sorted(range(len(windows)), key=lambda row: len(windows[row]))
+        probs: list[npt.NDArray[np.float32]] = [np.zeros((0, 0), np.float32)] * len(windows)
+        pad = self._tokenizer.pad_token_id or 0
+        for first in range(0, len(order), max(1, batch_size)):
+            rows = order[first : first + max(1, batch_size)]
+            width = max(len(windows[row]) for row in rows)
+            ids = np.full((len(rows), width), pad, np.int64)
+            mask = np.zeros((len(rows), width), np.int64)
+            for line, row in enumerate(rows):
+                ids[line, : len(windows[row])] = windows[row]
+                mask[line, : len(windows[row])] = 1
+            batch = self._forward(torch.from_numpy(ids), torch.from_numpy(mask))
+            for line, row in enumerate(rows):
+                probs[row] = batch[line, : len(windows[row])]
+        return probs
+
+    def _forward(self, ids: torch.Tensor, mask: torch.Tensor) -> npt.NDArray[np.float32]:
+        """Softmax over the tags of one padded batch: (windows, tokens, tags)."""
+        with (
+            torch.inference_mode(),
+            torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bfloat16),
+        ):
+            logits = self._infer(input_ids=ids, attention_mask=mask).logits
+        probs: npt.NDArray[np.float32] = torch.softmax(logits.float(), dim=-1).numpy()
+        return probs
 
     def analyse(
         self, texts: Sequence[str], batch_size: int = 32
@@ -134,6 +145,13 @@ class TransformerTagger:
         meta: dict[str, Any] = {"kind": TransformerTaggerFactory.name, "types": self._types}
         meta["config"] = self.config.to_dict()
         (path / META_FILE).write_text(json.dumps(meta, indent=2))
+
+
+def native_bfloat16() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices in hardware (AVX512-BF16 or AMX), where
+    bfloat16 is faster than float32; elsewhere it would be emulated, and slower."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
 
 
 def token_targets(

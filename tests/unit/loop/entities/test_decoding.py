@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from loop.entities.decoding import TokenScores, bio_tags, decode
+from loop.entities.decoding import TokenScores, bio_tags, decode, merge_windows
 
 TYPES = ["LOC", "PER"]  # tags: O, B-LOC, I-LOC, B-PER, I-PER
 
@@ -49,3 +49,25 @@ def test_near_misses_are_o_tokens_with_a_likely_type_and_weak_spans() -> None:
 def test_no_tokens_no_spans() -> None:
     empty = TokenScores([], np.zeros((0, 5), dtype=np.float32))
     assert decode("", empty, TYPES, 0.5, 0.1) == ([], [])
+
+
+def test_windows_merge_into_sorted_tokens_and_the_first_window_wins() -> None:
+    def rows(*values: float) -> np.ndarray:
+        return np.asarray([[v, 1.0 - v] for v in values], dtype=np.float32)
+
+    # Text 0 spans two overlapping windows (rows 0 and 2); text 1 has one; text 2 has only
+    # special tokens. (0, 0) marks a special token.
+    owners = [0, 1, 0, 2]
+    offsets = [
+        [(0, 0), (0, 3), (4, 7), (8, 9), (0, 0)],
+        [(0, 0), (0, 2), (0, 0)],
+        [(0, 0), (4, 7), (8, 9), (10, 14), (0, 0)],
+        [(0, 0), (0, 0)],
+    ]
+    probs = [rows(0, 0.1, 0.2, 0.3, 0), rows(0, 0.5, 0), rows(0, 0.9, 0.9, 0.4, 0), rows(0, 0)]
+    merged = merge_windows(3, owners, offsets, probs)
+    assert merged[0].offsets == [(0, 3), (4, 7), (8, 9), (10, 14)]
+    assert np.allclose(merged[0].probs[:, 0], [0.1, 0.2, 0.3, 0.4])  # shared tokens: window 0
+    assert merged[1].offsets == [(0, 2)] and np.allclose(merged[1].probs[:, 0], [0.5])
+    assert merged[2].offsets == [] and merged[2].probs.shape == (0, 2)
+    assert all(m.probs.dtype == np.float32 for m in merged)

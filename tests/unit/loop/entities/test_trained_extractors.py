@@ -6,12 +6,19 @@ which is what these tests need: entities at the very start and end of Unicode te
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pytest
 
 from loop.entities.base import EntityExtractor, Example, ExtractorConfig
+from loop.entities.decoding import TokenScores
 from loop.entities.factories import factory_for
+
+if TYPE_CHECKING:
+    from loop.entities.transformer_tagger import TransformerTagger
 
 CONFIGS = {
     "spacy-ner": ExtractorConfig(epochs=25, batch_size=8, dropout=0.0),
@@ -100,3 +107,82 @@ def test_the_quantized_tagger_keeps_exact_offsets_and_saves_float_weights(
     loaded = factory_for(kind).load(tmp_path / "q")
     assert isinstance(loaded, TransformerTagger) and loaded.config.quantize
     assert loaded._model.classifier.weight.dtype.is_floating_point, "saved weights are float"
+
+
+def one_text_at_a_time(tagger: TransformerTagger, text: str) -> TokenScores:
+    """The reference: each window of ``text`` through the float32 model on its own (no
+    padding), tokens merged as a dict where the first window that holds a token wins."""
+    import torch
+
+    from loop.entities.transformer_tagger import STRIDE
+
+    encoded = tagger._tokenizer(
+        text,
+        truncation=True,
+        max_length=tagger.config.max_length,
+        stride=STRIDE,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+    )
+    tokens: dict[tuple[int, int], np.ndarray] = {}
+    for ids, offsets in zip(encoded["input_ids"], encoded["offset_mapping"], strict=True):
+        with torch.inference_mode():
+            logits = tagger._model(input_ids=torch.tensor([ids])).logits[0]
+        probs = torch.softmax(logits, dim=-1).numpy()
+        for column, (start, end) in enumerate(offsets):
+            if start < end:
+                tokens.setdefault((start, end), probs[column])
+    keys = sorted(tokens)
+    tags = len(tagger._model.config.id2label)
+    rows = [tokens[key] for key in keys]
+    return TokenScores(keys, np.stack(rows) if rows else np.zeros((0, tags), np.float32))
+
+
+def tagger_variant(tagger: TransformerTagger, **changes: Any) -> TransformerTagger:
+    from loop.entities.transformer_tagger import TransformerTagger
+
+    config = replace(tagger.config, **changes)
+    return TransformerTagger(tagger._model, tagger._tokenizer, tagger.types, config)
+
+
+@pytest.mark.parametrize("trained", ["minilm-tagger"], indirect=True)
+def test_batches_of_windows_score_tokens_as_one_text_at_a_time(
+    trained: tuple[str, EntityExtractor, list[Example]],
+) -> None:
+    from loop.entities.transformer_tagger import TransformerTagger
+
+    _, extractor, examples = trained
+    assert isinstance(extractor, TransformerTagger)
+    # Short windows, so that the long texts overflow into several overlapping ones; texts of
+    # every length share batches, so most rows are padded.
+    tagger = tagger_variant(extractor, max_length=40, bfloat16=False)
+    texts = [e.text for e in examples[:8]]
+    texts += [" ".join(e.text for e in examples[i : i + 10]) for i in (0, 7, 13)]
+    texts += ["", "ok"]
+    assert max(len(tagger._tokenizer(t)["input_ids"]) for t in texts) > 2 * 40
+    for text, batched in zip(texts, tagger.token_scores(texts, batch_size=4), strict=True):
+        alone = one_text_at_a_time(tagger, text)
+        assert batched.offsets == alone.offsets, text
+        assert np.allclose(batched.probs, alone.probs, atol=1e-5), text
+
+
+@pytest.mark.parametrize("trained", ["minilm-tagger"], indirect=True)
+def test_bfloat16_tagging_gives_the_float32_spans(
+    trained: tuple[str, EntityExtractor, list[Example]],
+) -> None:
+    from loop.entities.transformer_tagger import TransformerTagger, native_bfloat16
+
+    _, extractor, examples = trained
+    assert isinstance(extractor, TransformerTagger)
+    exact, fast = tagger_variant(extractor, bfloat16=False), tagger_variant(extractor)
+    assert fast.bfloat16 == native_bfloat16() and not exact.bfloat16  # on where it is fast
+    fast.bfloat16 = True  # and checked everywhere (emulated, so slower, on other CPUs)
+    texts = [e.text for e in examples] + ["Zurich ist schön 😀 sagt Jurgen", "Kraków 🙂 Renée"]
+    (spans32, misses32), (spans16, misses16) = (
+        list(zip(*t.analyse(texts), strict=True)) for t in (exact, fast)
+    )
+    assert [[s.key for s in p] for p in spans16] == [[s.key for s in p] for p in spans32]
+    for old, new in zip(spans32, spans16, strict=True):
+        for a, b in zip(old, new, strict=True):
+            assert b.score == pytest.approx(a.score, abs=0.02)
+    assert sum(map(len, misses16)) == pytest.approx(sum(map(len, misses32)), abs=2)
