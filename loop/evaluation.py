@@ -51,12 +51,6 @@ class Prediction(BaseModel):
     def multi_label(self) -> bool:
         return isinstance(self.gold, list)
 
-    def right(self) -> bool:
-        """Whether the version got the whole answer right."""
-        if isinstance(self.gold, list) and isinstance(self.predicted, list):
-            return set(self.gold) == set(self.predicted)
-        return self.gold == self.predicted
-
 
 class Evaluation(BaseModel):
     """A version's scores on a test set. ``primary`` names the metric gates and curves use."""

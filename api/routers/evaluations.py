@@ -133,8 +133,9 @@ def deltas(
     "/v1/evaluations/{version}",
     summary="A version's evaluation on the frozen test set",
     description="Per-label precision, recall, F1, TP, FP, FN and support; micro and macro "
-    "averages; the confusion matrix (raw and normalised per gold label); how many test labels "
-    "came from random sampling and how many from active selection.",
+    "averages; the confusion matrix (raw and normalised per gold label; empty for a multi-label "
+    "version, which is scored label by label); how many test labels came from random sampling "
+    "and how many from active selection.",
 )
 def evaluation(
     state: State,
