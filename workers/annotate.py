@@ -5,13 +5,14 @@ the Argilla UI does: list the datasets it may work on, search its own queue for 
 pending for it, and submit a response with the gold label of each record it finds in the gold
 file (matched by document id, else by the text's content id). A gold document with a label set
 (``labels``) answers a multi-label question with that set; an empty set is discarded, as an
-annotator discards a text that no label fits (Argilla's question needs at least one label). In entity datasets it submits
-the gold spans instead, read from each gold document's ``metadata.entities`` (a list of
-``{"label", "start", "end"}``; an empty list means the text has none). Records it has no gold
-answer for are left for people, unless ``accept_suggestions`` is set: then an entity record
-with no gold spans is answered with its suggested spans, the way a person accepts correct
-pre-annotations (the demo uses this, as the tweets have no gold entities). It is for tests, demos and benchmarks: the loop cannot tell it from a
-person.
+annotator discards a text that no label fits (Argilla's question needs at least one label).
+In entity datasets it submits the gold spans instead, read from each gold document's
+``metadata.entities`` (a list of ``{"label", "start", "end"}``; an empty list means the text
+has none). Records it has no gold answer for are left for people, unless
+``accept_suggestions`` is set: then an entity record with no gold spans is answered with its
+suggested spans, the way a person accepts correct pre-annotations (the demo uses this, as the
+tweets have no gold entities). It is for tests, demos and benchmarks: the loop cannot tell it
+from a person.
 """
 
 from __future__ import annotations

@@ -7,10 +7,11 @@ seeing an answer twice changes nothing.
 
 Conventions of alloop's Argilla datasets (the labeler creates them): the record's
 ``external_id`` is the document id, its field ``text`` holds the text, the question ``label``
-holds the class (classification datasets; a list of classes when the question is multi-label) or the span question ``spans`` the entities (entity
-datasets; each span is checked against the text, see :mod:`loop.entities.answers`), and the
-metadata ``task``, ``reason`` and ``model_version`` say which task it
-belongs to, why it was selected and which version made the suggestion.
+holds the class (classification datasets; a list of classes when the question is
+multi-label) or the span question ``spans`` the entities (entity datasets; each span is
+checked against the text, see :mod:`loop.entities.answers`), and the metadata ``task``,
+``reason`` and ``model_version`` say which task it belongs to, why it was selected and which
+version made the suggestion.
 """
 
 from __future__ import annotations
