@@ -673,8 +673,8 @@ def bench_learning_curve(
     _settings()
     if end_to_end and task != "classification":
         fail("--end-to-end runs the classification curve only")
-    if end_to_end and multi_label:
-        fail("--end-to-end runs the single-label curve only; drop --multi-label")
+    if multi_label and (end_to_end or task != "classification"):
+        fail("--multi-label runs the simulated classification curve only")
     if (task == "ner" or end_to_end) and (len(train) > 1 or len(test) > 1):
         fail("give one --train and one --test file (several are pooled for classification only)")
     if task == "ner":
