@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ import numpy.typing as npt
 
 from loop.evaluation import Prediction, evaluate
 from loop.messages import Document
-from loop.models.base import Target, applying, multi_hot
+from loop.models.base import Target, applying, count_labels, multi_hot
 from loop.readers import Columns, Rejected, read_documents
 from loop.selection import Scored, SelectionConfig, select
 
@@ -165,9 +164,7 @@ def curve(
             )
             for i in window_ids
         ]
-        counts: Counter[str] = Counter()
-        for i in labelled:
-            counts.update((pool[i].labels or ()) if multi else [str(pool[i].label)])
+        counts = count_labels([target(pool[i], multi) for i in labelled])
         batch = SelectionConfig(
             **{**config.__dict__, "batch_size": min(step, budget - len(labelled))}
         )
@@ -176,8 +173,7 @@ def curve(
         )
         labelled += [int(p.id) for p in picks]
         y = [target(pool[i], multi) for i in labelled]
-        seen = {name for t in y for name in ([t] if isinstance(t, str) else t)}
-        if len(seen) < 2:
+        if len(count_labels(y)) < 2:
             points.append((len(labelled), 0.0))
             continue
         probs, test_probs = model.fit_predict(pool_x[labelled], y, [pool_x, test_x])
@@ -259,9 +255,7 @@ def read_task(
     """The labelled pool, the labelled test set, and every label either names."""
     pool = read_labelled(train, columns, multi_label)
     testset = read_labelled(test, columns, multi_label)
-    names: set[str] = set()
-    for doc in [*pool, *testset]:
-        names.update((doc.labels or ()) if multi_label else [str(doc.label)])
+    names = count_labels([target(doc, multi_label) for doc in [*pool, *testset]])
     return pool, testset, sorted(names)
 
 

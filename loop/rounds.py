@@ -24,7 +24,13 @@ from pydantic import BaseModel
 from loop.errors import AlloopError
 from loop.evaluation import Evaluation, Prediction, evaluate
 from loop.labels import ResolvedLabel
-from loop.models.base import Classifier, ClassifierConfig, ClassifierFactory, applying
+from loop.models.base import (
+    Classifier,
+    ClassifierConfig,
+    ClassifierFactory,
+    applying,
+    count_labels,
+)
 from loop.models.factories import load_version
 from loop.promotion import Gate, Verdict, judge
 from loop.registry import ModelRegistry
@@ -95,14 +101,6 @@ def predict(
         )
         for item, row in zip(items, probs, strict=True)
     ]
-
-
-def label_counts(items: Sequence[ResolvedLabel]) -> Counter[str]:
-    """Labelled documents per label (a multi-label document counts for each of its labels)."""
-    counts: Counter[str] = Counter()
-    for item in items:
-        counts.update(item.labels if item.labels is not None else [str(item.label)])
-    return counts
 
 
 def rounds_so_far(registry: ModelRegistry) -> int:
@@ -176,7 +174,7 @@ def run_round(
     train, test = split(labelled, config.test_fraction)
     result = RoundResult(train_size=len(train), test_size=len(test))
     result.promoted_before = registry.promoted()
-    classes = label_counts(train)
+    classes = count_labels([item.target for item in train])
     if len(classes) < config.min_labels:
         result.skipped = (
             f"the training split has {len(classes)} distinct label(s) ({dict(classes)}); "

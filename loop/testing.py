@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from loop.errors import ModelError
-from loop.models.base import Classifier, ClassifierConfig, Target, label_sets
+from loop.models.base import Classifier, ClassifierConfig, Target, training_sets
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 SEEN = "\x00seen"
@@ -86,13 +86,7 @@ class KeywordFactory:
     def train(
         self, texts: Sequence[str], labels: Sequence[Target], config: ClassifierConfig
     ) -> Classifier:
-        try:
-            sets = label_sets(labels, config.multi_label)
-        except ValueError as exc:
-            raise ModelError(str(exc)) from exc
-        names = sorted({label for labels_of in sets for label in labels_of})
-        if len(names) < 2:
-            raise ModelError(f"need at least two labels to train, got {names}")
+        sets, names = training_sets(labels, config.multi_label)
         vocab: dict[str, Counter[str]] = defaultdict(Counter)
         for text, labels_of in zip(texts, sets, strict=True):
             for word in set(_words(text)):

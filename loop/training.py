@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Sequence
 
 from loop.errors import ModelError
 from loop.labels import LabelStore
 from loop.messages import Document, LabelEvent
-from loop.models.base import ClassifierConfig, ClassifierFactory, Target
+from loop.models.base import ClassifierConfig, ClassifierFactory, Target, count_labels
 from loop.registry import ModelCard, ModelRegistry
 from loop.split import split
 
@@ -77,9 +76,7 @@ def train_and_publish(
         tuple(doc.labels or ()) if config.multi_label else str(doc.label) for doc in labelled
     ]
     classifier = factory.train(texts, targets, config)
-    per_label: Counter[str] = Counter()
-    for target in targets:
-        per_label.update([target] if isinstance(target, str) else target)
+    per_label = count_labels(targets)
     card = registry.publish(
         classifier.save,
         labels=classifier.labels,

@@ -7,6 +7,7 @@ probability per label, and every label at or above :data:`MULTI_LABEL_THRESHOLD`
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -14,6 +15,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
+
+from loop.errors import ModelError
 
 MULTI_LABEL_THRESHOLD = 0.5
 """A multi-label classifier says that a label applies when its probability reaches this."""
@@ -110,16 +113,30 @@ def applying(labels: Sequence[str], row: Sequence[float] | npt.NDArray[np.float3
     return [label for p, label in sorted(chosen, reverse=True) if p >= MULTI_LABEL_THRESHOLD]
 
 
-def label_sets(labels: Sequence[Target], multi_label: bool) -> list[tuple[str, ...]]:
-    """Training targets as label sets; raises ValueError when they do not fit the mode (a
-    string for a multi-label classifier, a set for a single-label one)."""
+def count_labels(targets: Sequence[Target]) -> Counter[str]:
+    """Examples per label; an example with a label set counts for each of its labels."""
+    counts: Counter[str] = Counter()
+    for target in targets:
+        counts.update([target] if isinstance(target, str) else target)
+    return counts
+
+
+def training_sets(
+    labels: Sequence[Target], multi_label: bool
+) -> tuple[list[tuple[str, ...]], list[str]]:
+    """A factory's training targets as label sets, with the sorted label names. Raises
+    :class:`ModelError` when a target does not fit the mode (a string for a multi-label
+    classifier, a set for a single-label one) or fewer than two labels occur."""
     sets: list[tuple[str, ...]] = []
     for number, target in enumerate(labels):
         if isinstance(target, str) == multi_label:
             wanted = "a set of labels" if multi_label else "one label"
-            raise ValueError(f"example {number}: expected {wanted}, got {target!r}")
+            raise ModelError(f"example {number}: expected {wanted}, got {target!r}")
         sets.append(tuple(sorted(set(target))) if multi_label else (str(target),))
-    return sets
+    names = sorted(count_labels(sets))
+    if len(names) < 2:
+        raise ModelError(f"need at least two labels to train, got {names}")
+    return sets, names
 
 
 def multi_hot(sets: Sequence[Sequence[str]], names: Sequence[str]) -> npt.NDArray[np.int64]:

@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from loop.errors import ModelError
 from loop.models.backbone import minilm_path, offline
-from loop.models.base import Classifier, ClassifierConfig, Target, label_sets, multi_hot
+from loop.models.base import Classifier, ClassifierConfig, Target, multi_hot, training_sets
 from loop.models.embedding_cache import EmbeddingCache, body_fingerprint
 
 logger = logging.getLogger(__name__)
@@ -167,13 +167,7 @@ class SetFitFactory:
     ) -> Classifier:
         if len(texts) != len(labels):
             raise ModelError(f"{len(texts)} texts but {len(labels)} labels")
-        try:
-            sets = label_sets(labels, config.multi_label)
-        except ValueError as exc:
-            raise ModelError(str(exc)) from exc
-        names = sorted({label for labels_of in sets for label in labels_of})
-        if len(names) < 2:
-            raise ModelError(f"need at least two labels to train, got {names}")
+        sets, names = training_sets(labels, config.multi_label)
         offline()
         from datasets import Dataset
         from setfit import SetFitModel, Trainer, TrainingArguments
