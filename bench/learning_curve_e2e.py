@@ -3,17 +3,23 @@ annotator, webhooks, trainer and registry, as a user runs them.
 
 The simulation (:mod:`bench.learning_curve`) calls the selection and training code directly.
 This mode shows that the loop itself learns: for each strategy and seed, a private loop
-(its own topics, Argilla dataset and home) is started, and per step
+(its own topics, Argilla dataset and home) is started. ``gate_size`` documents of the pool
+(the same for every run) are the owner's evaluation file: they go into the label store as the
+frozen test set the trainer's gate reads, and are never streamed; the evaluation sample of the
+stream is off, so every answer people give trains. Per step
 
-1. the next ``window`` documents of the training pool (shuffled by the seed, gold labels
+1. the next ``window`` documents of the rest of the pool (shuffled by the seed, gold labels
    removed) are streamed to the raw topic;
 2. the scorer tags them with the promoted version and, having seen ``window`` documents, runs
-   a selection round with the strategy: ``step`` candidates go to the labeler and Argilla;
+   a selection round with the strategy over its window (the unpicked documents of earlier
+   steps stay in it, up to ``scorer_window``), ranked by the newest version the trainer made;
+   before the first version it picks representatives on the packaged encoder's embeddings;
+   ``step`` candidates go to the labeler and Argilla;
 3. the oracle answers them in Argilla with the gold labels; the webhooks bring the answers
    to the labels topic;
 4. the trainer, after ``step`` new labels, trains a new version in a fresh process on all
-   labels so far (its frozen split keeps 20 % of them for its own test set), gates it and
-   promotes it or not; the scorer picks up a promoted version before the next step.
+   answers so far, gates it on the evaluation file and promotes it or not; the scorer picks
+   up the new version for its next selection round (and serves it once promoted).
 
 Afterwards every version the trainer made is scored on the benchmark's test file. The curve
 puts its macro-F1 against the number of labels people had given when it was trained; the
@@ -49,11 +55,27 @@ class Point:
     labels: int
     """Answers people (the oracle) had given."""
     in_store: int
-    """Labels the version's round saw (its training and test splits)."""
+    """Labels the version's round trained on."""
     version: str | None
     promoted: bool
     served: str | None
     seconds: float
+
+
+SCORER_WINDOW = 3000
+"""Documents a selection round may choose from: the new ones and those left from earlier steps
+(the simulation ranks 3,000 per step too)."""
+
+
+def gate_split(pool: Sequence[Document], size: int) -> tuple[list[Document], list[Document]]:
+    """(the pool to stream, the evaluation file): ``size`` documents drawn the same way for
+    every strategy and seed, never streamed."""
+    size = min(size, len(pool) // 4)
+    chosen = set(np.random.default_rng(20261201).permutation(len(pool))[:size].tolist())
+    return (
+        [d for i, d in enumerate(pool) if i not in chosen],
+        [d for i, d in enumerate(pool) if i in chosen],
+    )
 
 
 def macro_f1(classifier: Classifier, test: Sequence[Document], names: Sequence[str]) -> float:
@@ -87,12 +109,18 @@ def one_run(
     step: int,
     window: int,
     model_kind: str,
+    gate: Sequence[Document] = (),
+    scorer_window: int = SCORER_WINDOW,
     inspect: Callable[[live.Loop], None] | None = None,
 ) -> tuple[list[Point], Path]:
     """Drive one private loop to ``budget`` labels; the points and the registry folder.
-    ``inspect`` sees the loop after its last step, while its processes still run."""
+    ``gate`` is the evaluation file the trainer's gate reads; ``inspect`` sees the loop after
+    its last step, while its processes still run."""
     from kafka import KafkaProducer
 
+    from loop.labels import LabelStore
+    from loop.split import TEST_FILE
+    from loop.training import seed_labels
     from workers.annotate import Gold, Oracle
     from workers.bus import ensure_topics
     from workers.ingest import publish
@@ -107,8 +135,10 @@ def one_run(
             "ALLOOP_ARGILLA__LABELS": ",".join(names),
             "ALLOOP_ARGILLA__BUDGET": str(2 * step),
             "ALLOOP_SCORER__STRATEGY": strategy,
-            "ALLOOP_SCORER__WINDOW_SIZE": str(window),
+            "ALLOOP_SCORER__WINDOW_SIZE": str(max(window, scorer_window)),
             "ALLOOP_SCORER__ROUND_SIZE": str(window),
+            "ALLOOP_SCORER__EVALUATION_FRACTION": "0",
+            "ALLOOP_TRAINER__MIN_TEST_SIZE": str(min(30, max(len(gate), 1))),
             "ALLOOP_SCORER__CANDIDATES_PER_ROUND": str(step),
             "ALLOOP_TRAINER__MIN_NEW_LABELS": str(step),
             "ALLOOP_TRAINER__MAX_WAIT_S": "120",
@@ -117,6 +147,10 @@ def one_run(
         },
     )
     ensure_topics(stack.broker, [loop.topic("raw"), loop.topic("candidates")], 3)
+    if gate:
+        seed_labels(
+            gate, LabelStore(loop.home / "labels" / "labels.jsonl"), "classification", TEST_FILE
+        )
     loop.start("api", ["api"])
     loop.start("scorer", ["worker", "scorer"])
     loop.start("labeler", ["worker", "labeler", "--no-vectors"])
@@ -173,7 +207,7 @@ def one_run(
                 )
             point = Point(
                 answered,
-                int(result.get("train_size", 0)) + int(result.get("test_size", 0)),
+                int(result.get("train_size", 0)),
                 result.get("version"),
                 bool(result.get("promoted")),
                 served,
@@ -208,6 +242,7 @@ def run(
     budget: int = 500,
     step: int = 100,
     window: int = 1000,
+    gate_size: int = 500,
     model_kind: str = "setfit",
     out: Path = Path("bench/results/learning-curve-e2e"),
     stack: live.Stack | None = None,
@@ -217,7 +252,8 @@ def run(
     from loop.models.factories import factory_for, load_version
     from loop.registry import ModelRegistry
 
-    pool, testset, names = read_task(train, test, columns)
+    everything, testset, names = read_task(train, test, columns)
+    pool, gate = gate_split(everything, gate_size)
     started = time.monotonic()
     runs: dict[str, list[tuple[list[Point], Path]]] = {strategy: [], baseline: []}
     summary: dict[str, Any] = {
@@ -226,10 +262,12 @@ def run(
         "test": str(test),
         "labels": len(names),
         "pool": len(pool),
+        "gate_size": len(gate),
         "test_size": len(testset),
         "budget": budget,
         "step": step,
         "window": window,
+        "scorer_window": SCORER_WINDOW,
         "seeds": seeds,
         "model_kind": model_kind,
     }
@@ -247,6 +285,7 @@ def run(
                         step=step,
                         window=window,
                         model_kind=model_kind,
+                        gate=gate,
                     )
                 )
         summary["loop_seconds"] = round(time.monotonic() - started, 1)

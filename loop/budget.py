@@ -3,7 +3,9 @@
 When the queue is full, a better candidate replaces the weakest pending record that nobody
 has started (no response, not even a draft); a record someone is working on is never taken
 away. Candidates already in the queue are updated in place (same record id), which costs no
-budget.
+budget. Records of the evaluation sample (``kept``) are outside the budget: they are always
+written and never replaced, because the frozen test set is only uniform over the stream if
+every document drawn for it reaches people.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ class Pending:
     id: str
     score: float
     started: bool = False
+    kept: bool = False
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ class Offer:
 
     id: str
     score: float
+    kept: bool = False
 
 
 @dataclass
@@ -43,13 +47,17 @@ def plan(pending: Iterable[Pending], offers: Sequence[Offer], budget: int) -> Pl
     """Decide which offers enter the queue and which pending records they push out."""
     if budget < 1:
         raise ValueError("the budget must be at least 1")
-    queue = {p.id: p for p in pending}
+    queue = {p.id: p for p in pending if not p.kept}
+    kept = {p.id for p in pending if p.kept}
     result = Plan()
     best: dict[str, Offer] = {}
     for offer in offers:  # the same document twice in one batch: keep its best score
         if offer.id not in best or offer.score > best[offer.id].score:
             best[offer.id] = offer
     for offer in sorted(best.values(), key=lambda o: (-o.score, o.id)):
+        if offer.kept or offer.id in kept:
+            result.write.append(offer.id)
+            continue
         if offer.id in queue:
             result.write.append(offer.id)
             queue[offer.id] = Pending(offer.id, offer.score, queue[offer.id].started)

@@ -1,15 +1,17 @@
 """Improvement curves: each metric against the number of labels, across all versions.
 
-Every version a training round registered carries its evaluation; a curve is one point per
-such version, at the number of labels it trained on. Versions were scored on the test set as
-it was when they were trained (the test set only grows), which the points say (``test_size``).
+A curve is one point per evaluated version (the seed model included, and for entities the
+patterns that served before the first version, at 0 labels), at the number of labels it
+trained on. Each round scores every version again on the current test set
+(:mod:`loop.scoreboard`), so the points stand on the same documents; a version that could not
+be scored on it any more is left out rather than drawn on another test set.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -37,27 +39,38 @@ class Curve(BaseModel):
     points: list[CurvePoint]
 
 
+def _evaluation(raw: dict[str, Any]) -> Evaluation | EntityEvaluation:
+    if raw.get("task") == "entities":
+        return EntityEvaluation.model_validate(raw)
+    return Evaluation.model_validate(raw)
+
+
 def evaluations(
     registry: ModelRegistry,
 ) -> list[tuple[str, int, Evaluation | EntityEvaluation]]:
-    """(version, training labels, evaluation) of every evaluated version, oldest first; the
+    """(version, training labels, evaluation) of every version evaluated on the newest test
+    set, oldest first, behind the baseline (the patterns) when the registry has one; the
     entity registry's versions carry entity evaluations."""
-    found = []
+    found: list[tuple[str, int, str | None, Evaluation | EntityEvaluation]] = []
+    baseline = registry.baseline()
+    if baseline is not None and baseline.get("evaluation"):
+        fingerprint = baseline.get("test_set", {}).get("fingerprint")
+        found.append((str(baseline["name"]), 0, fingerprint, _evaluation(baseline["evaluation"])))
     for version in registry.versions():
         try:
             card = registry.card(version)
         except AlloopError:
             continue
-        raw = (card.metrics or {}).get("evaluation")
-        if raw is None:
+        metrics = card.metrics or {}
+        if metrics.get("evaluation") is None:
             continue
-        evaluation: Evaluation | EntityEvaluation = (
-            EntityEvaluation.model_validate(raw)
-            if raw.get("task") == "entities"
-            else Evaluation.model_validate(raw)
-        )
-        found.append((version, int(card.counts.get("train", 0)), evaluation))
-    return found
+        fingerprint = metrics.get("test_set", {}).get("fingerprint")
+        labels = int(card.counts.get("train", 0))
+        found.append((version, labels, fingerprint, _evaluation(metrics["evaluation"])))
+    if not found:
+        return []
+    newest = found[-1][2]
+    return [(v, n, e) for v, n, fingerprint, e in found if fingerprint == newest]
 
 
 def curves(

@@ -118,7 +118,7 @@ class Candidate(Message):
     model_version: str | None = None
     strategy: str
     score: float
-    reason: Literal["uncertain", "rare", "unseen", "random", "cold-start"]
+    reason: Literal["uncertain", "rare", "unseen", "random", "cold-start", "evaluation"]
     probabilities: dict[str, float] = Field(default_factory=dict)
     multi_label: bool = False  # the probabilities are independent, one per label
     spans: list[EntityMention] = Field(default_factory=list)  # suggested entities
@@ -149,7 +149,7 @@ class LabelEvent(Message):
     annotator: str | None = None
     reason: str | None = None
     agreement: float | None = None
-    origin: str | None = None  # why the document was selected: "random", "uncertain", ...
+    origin: str | None = None  # why the document was selected: "evaluation", "uncertain", ...
     model_version: str | None = None  # the version whose suggestion the annotator saw
     labelled_at: datetime = Field(default_factory=utcnow)
 

@@ -1,48 +1,41 @@
-"""The promotion gate: a new version replaces the promoted one only if it is not worse.
+"""The promotion gate: a new version replaces what serves only on evidence that it is better.
 
-Both versions are scored on the same (current) test set. The new version passes when its
-macro-F1 is at most ``max_macro_f1_drop`` below the promoted one's and no label's F1 falls by
-more than ``max_label_f1_drop``. The first version passes when it has a test set at all.
+Whatever serves is the baseline: the promoted version (the seed model included) or, for
+entities before the first learned version, the patterns. Both are scored on the same frozen
+test set (:mod:`loop.split`), and the gate reads the paired bootstrap of the difference
+(:func:`loop.deltas.compare`, :func:`loop.entities.evaluation.compare_entities`): the new
+version passes when
+
+- the test set has at least ``min_test_size`` documents (fewer decide nothing, whatever the
+  scores say);
+- its primary metric (macro-F1) is above the baseline's, and the lower end of the interval of
+  the difference is above ``-tolerance``;
+- no label (entity type) with support falls by more than ``max_label_f1_drop`` with an
+  interval entirely below zero.
+
+Only when nothing serves at all does the first version pass on the size of the test set alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
-
-class _LabelScores(Protocol):
-    @property
-    def f1(self) -> float: ...
-
-    @property
-    def support(self) -> int: ...
-
-
-class Scored(Protocol):
-    """What the gate reads from an evaluation (classification or entities)."""
-
-    @property
-    def test_size(self) -> int: ...
-
-    @property
-    def macro_f1(self) -> float: ...
-
-    @property
-    def per_label(self) -> Mapping[str, _LabelScores]: ...
+from loop.deltas import MetricDelta
 
 
 @dataclass(frozen=True)
 class Gate:
     """Promotion thresholds (absolute F1 points, 0 to 1)."""
 
-    max_macro_f1_drop: float = 0.0
-    """How much lower the new macro-F1 may be than the promoted one's."""
+    tolerance: float = 0.02
+    """How far below zero the lower end of the macro-F1 delta's interval may reach."""
     max_label_f1_drop: float = 0.1
-    """How much any single label's F1 may drop."""
-    min_test_size: int = 1
+    """How much one label's F1 may fall (when its interval lies below zero, too)."""
+    min_test_size: int = 30
     """Test documents needed before any promotion."""
+    confidence: float = 0.9
+    """Of the bootstrap interval the gate reads."""
 
 
 @dataclass
@@ -51,30 +44,49 @@ class Verdict:
     reasons: list[str] = field(default_factory=list)
 
 
-def judge(head: Scored, base: Scored | None, gate: Gate) -> Verdict:
-    """Whether ``head`` may replace ``base`` (None: nothing is promoted yet), and why."""
-    if head.test_size < gate.min_test_size:
-        return Verdict(
-            False, [f"the test set has {head.test_size} document(s), below {gate.min_test_size}"]
-        )
-    if base is None:
-        return Verdict(True, ["no version is promoted yet"])
+def too_small(test_size: int, gate: Gate) -> str | None:
+    """Why a test set of ``test_size`` documents decides nothing, or None when it may."""
+    if test_size >= gate.min_test_size:
+        return None
+    return (
+        f"the test set has {test_size} document(s), too few to decide anything (at least "
+        f"{gate.min_test_size}: label more of the evaluation sample, or give an evaluation file)"
+    )
+
+
+def judge(
+    test_size: int,
+    baseline: str | None,
+    macro: MetricDelta | None,
+    per_label: Sequence[MetricDelta],
+    gate: Gate,
+) -> Verdict:
+    """Whether the new version may replace ``baseline`` (None: nothing serves), from the
+    delta of the new version against it on the test set (``macro``, ``per_label``)."""
+    small = too_small(test_size, gate)
+    if small is not None:
+        return Verdict(False, [small])
+    if baseline is None or macro is None:
+        return Verdict(True, [f"nothing serves yet; scored on {test_size} test documents"])
     reasons = []
-    drop = base.macro_f1 - head.macro_f1
-    if drop > gate.max_macro_f1_drop + 1e-9:
+    interval = f"{macro.delta:+.3f} [{macro.ci_low:+.3f}, {macro.ci_high:+.3f}]"
+    if macro.delta <= 0:
         reasons.append(
-            f"macro-F1 {head.macro_f1:.3f} is {drop:.3f} below the promoted {base.macro_f1:.3f} "
-            f"(at most {gate.max_macro_f1_drop:.3f} allowed)"
+            f"macro-F1 {macro.head:.3f} is not above {baseline}'s {macro.base:.3f} ({interval})"
         )
-    for label, metrics in base.per_label.items():
-        if metrics.support == 0 or label not in head.per_label:
+    elif macro.ci_low < -gate.tolerance - 1e-9:
+        reasons.append(
+            f"macro-F1 {interval} against {baseline}: the interval reaches below "
+            f"-{gate.tolerance:.3f}, not enough evidence on {test_size} test documents"
+        )
+    for metric in per_label:
+        if metric.support == 0:
             continue
-        fall = metrics.f1 - head.per_label[label].f1
-        if fall > gate.max_label_f1_drop + 1e-9:
+        if metric.delta < -gate.max_label_f1_drop - 1e-9 and metric.ci_high < 0:
             reasons.append(
-                f"label {label!r}: F1 {head.per_label[label].f1:.3f} fell by {fall:.3f} "
-                f"(at most {gate.max_label_f1_drop:.3f} allowed)"
+                f"label {metric.label!r}: F1 {metric.head:.3f} fell by {-metric.delta:.3f} "
+                f"from {metric.base:.3f} (at most {gate.max_label_f1_drop:.3f} allowed)"
             )
     if reasons:
         return Verdict(False, reasons)
-    return Verdict(True, [f"macro-F1 {head.macro_f1:.3f} against the promoted {base.macro_f1:.3f}"])
+    return Verdict(True, [f"macro-F1 {interval} against {baseline} on {test_size} test documents"])

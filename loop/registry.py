@@ -6,6 +6,7 @@ Layout::
     <root>/versions/v0001/card.json   what the version is (labels, training arguments, counts)
     <root>/versions/v0001/metrics.json  its evaluation, written once it has been evaluated
     <root>/promoted.json              {"version": ..., "history": [...earlier promotions]}
+    <root>/baseline.json              the scores of what served before any version (patterns)
 
 A version is written under a temporary name and renamed into place, so a crash mid-publish
 leaves no half version. The pointer is replaced atomically (write, fsync, rename) under a
@@ -181,6 +182,23 @@ class ModelRegistry:
         """Record a version's evaluation. The weights and the card stay as they were."""
         folder = self.path(version)
         _write_atomic(folder / "metrics.json", json.dumps(metrics, indent=2).encode())
+
+    def baseline(self) -> dict[str, Any] | None:
+        """The scores of what serves when no version is promoted (the entity patterns), if
+        they were recorded: ``{"name": ..., "evaluation": ..., "predictions": ...}``."""
+        path = self.root / "baseline.json"
+        if not path.is_file():
+            return None
+        try:
+            held: dict[str, Any] = json.loads(path.read_text())
+        except ValueError as exc:
+            raise RegistryError(f"{path} is unreadable: {exc}") from exc
+        return held
+
+    def attach_baseline(self, metrics: dict[str, Any]) -> None:
+        """Record the scores of the baseline (see :meth:`baseline`)."""
+        self._ensure()
+        _write_atomic(self.root / "baseline.json", json.dumps(metrics, indent=2).encode())
 
     def clean_staging(self) -> int:
         """Remove what crashed publishes left behind; returns how many folders went."""

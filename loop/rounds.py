@@ -1,9 +1,11 @@
 """One training round: all agreed labels in, maybe a new promoted version out.
 
-A round trains on every labelled document of the training split (never on the new batch
-alone), scores the new version and the promoted one on the same frozen test set, registers
-the new version with its evaluation and its per-document predictions, and promotes it when
-it passes the gate. Most rounds refit only the head on the frozen sentence-transformer body
+A round trains on every label that is not in the frozen test set (never on the new batch
+alone; the test set is the evaluation sample and the owner's evaluation file, see
+:mod:`loop.split`), brings every earlier version onto the current test set
+(:mod:`loop.scoreboard`), scores the new version on it, registers it with its evaluation and
+its per-document predictions, and promotes it when the gate (:mod:`loop.promotion`) finds
+evidence that it beats the version that serves. Most rounds refit only the head on the frozen sentence-transformer body
 (fast); every ``full_finetune_every``-th round fine-tunes the whole model. A head-only round
 starts from the body of the last full fine-tune behind the promoted version, so that a
 fine-tune is not thrown away by the rounds that follow it.
@@ -14,15 +16,15 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel
 
+from loop.deltas import MetricDelta, compare
 from loop.errors import AlloopError
-from loop.evaluation import Evaluation, Prediction, evaluate
+from loop.evaluation import Prediction, evaluate
 from loop.labels import ResolvedLabel
 from loop.models.base import (
     Classifier,
@@ -32,8 +34,9 @@ from loop.models.base import (
     count_labels,
 )
 from loop.models.factories import load_version
-from loop.promotion import Gate, Verdict, judge
+from loop.promotion import Gate, Verdict, judge, too_small
 from loop.registry import ModelRegistry
+from loop.scoreboard import Scores, TestSet, current_scores, rescore, scored
 from loop.split import split
 
 logger = logging.getLogger(__name__)
@@ -41,9 +44,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RoundConfig:
-    """How rounds train, split and promote (stored with every version they make)."""
+    """How rounds train and promote (stored with every version they make)."""
 
-    test_fraction: float = 0.2
     full_finetune_every: int = 5
     """Every Nth round fine-tunes the body; the others refit the head only. 0: never."""
     gate: Gate = field(default_factory=Gate)
@@ -65,12 +67,21 @@ class RoundResult:
     head_only: bool = True
     train_size: int = 0
     test_size: int = 0
+    test_origins: dict[str, int] = field(default_factory=dict)
     macro_f1: float | None = None
+    baseline: str | None = None
+    """What the new version was judged against: the served version, or ``patterns``."""
     base_macro_f1: float | None = None
+    delta: MetricDelta | None = None
+    """The macro-F1 difference against the baseline, with its bootstrap interval."""
+    rescored: list[str] = field(default_factory=list)
+    """Earlier versions scored again because the test set changed."""
     train_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        data = dict(self.__dict__)
+        data["delta"] = self.delta.model_dump() if self.delta is not None else None
+        return data
 
 
 def predict(
@@ -138,30 +149,85 @@ def settle(
     registry: ModelRegistry,
     result: RoundResult,
     version: str,
-    head: tuple[BaseModel, Sequence[BaseModel]],
-    base: tuple[BaseModel | None, Sequence[BaseModel]],
+    metrics: dict[str, Any],
     verdict: Verdict,
 ) -> None:
-    """The end of every round, whatever the task: record the new version's evaluation and
-    per-document predictions beside those of the promoted version on the same test set (what
-    deltas compare), then promote it if it passed the gate."""
+    """The end of every round, whatever the task: record the new version's evaluation on the
+    current test set and what the gate decided, then promote it if it passed."""
     result.version = version
     registry.attach_metrics(
         version,
         {
-            "evaluation": head[0].model_dump(),
-            "predictions": [row.model_dump() for row in head[1]],
-            "base": {
-                "version": result.promoted_before,
-                "evaluation": base[0].model_dump() if base[0] is not None else None,
-                "predictions": [row.model_dump() for row in base[1]],
+            **metrics,
+            "gate": {
+                "passed": verdict.passed,
+                "reasons": verdict.reasons,
+                "baseline": result.baseline,
+                "delta": result.delta.model_dump() if result.delta is not None else None,
+                "test_size": result.test_size,
             },
-            "gate": {"passed": verdict.passed, "reasons": verdict.reasons},
         },
     )
     if verdict.passed:
         registry.promote(version)
         result.promoted = True
+
+
+def decide(
+    result: RoundResult,
+    gate: Gate,
+    baseline: str | None,
+    delta: Callable[[list[dict[str, Any]]], tuple[MetricDelta, Sequence[MetricDelta]]],
+    registry: ModelRegistry,
+    test: TestSet,
+) -> Verdict:
+    """The gate's verdict on the new version against ``baseline`` (what serves), whose
+    predictions on ``test`` the scoreboard holds; ``delta`` compares them with the new
+    version's. What serves but cannot be scored blocks the promotion."""
+    result.baseline = baseline
+    if baseline is None or too_small(test.size, gate):
+        return judge(test.size, None, None, (), gate)
+    held = current_scores(registry, baseline, test)
+    if held is None:
+        return Verdict(False, [f"the serving {baseline} could not be scored on the test set"])
+    evaluation, rows = held
+    result.base_macro_f1 = float(evaluation["macro"]["f1"])
+    if not rows:
+        return judge(test.size, baseline, None, (), gate)
+    result.delta, per_label = delta(rows)
+    return judge(test.size, baseline, result.delta, per_label, gate)
+
+
+def version_scorer(
+    registry: ModelRegistry, factory: ClassifierFactory, test: TestSet, multi_label: bool
+) -> Callable[[str], Scores]:
+    """How the scoreboard scores a registered classifier version on ``test``."""
+
+    def score(version: str) -> Scores:
+        model = load_version(registry, version, factory)
+        if model.multi_label != multi_label:
+            raise AlloopError(
+                f"it is {'' if model.multi_label else 'not '}multi-label, unlike the task"
+            )
+        rows = predict(model, test.items)
+        train_size = registry.card(version).counts.get("train")
+        evaluation = evaluate(rows, model.labels, version, multi_label=multi_label)
+        return evaluation.model_copy(update={"train_size": train_size}), rows
+
+    return score
+
+
+def score_versions(
+    labelled: Sequence[ResolvedLabel],
+    registry: ModelRegistry,
+    factory: ClassifierFactory,
+    multi_label: bool = False,
+) -> TestSet:
+    """Score every classifier version on the current test set (the seed model after
+    ``alloop train``, or after the owner gave an evaluation file); return that test set."""
+    test = TestSet.of(split(labelled)[1])
+    rescore(registry, test, version_scorer(registry, factory, test, multi_label))
+    return test
 
 
 def run_round(
@@ -171,8 +237,9 @@ def run_round(
     config: RoundConfig = RoundConfig(),
 ) -> RoundResult:
     """Train, evaluate, register and maybe promote; see the module's description."""
-    train, test = split(labelled, config.test_fraction)
-    result = RoundResult(train_size=len(train), test_size=len(test))
+    train, test_items = split(labelled)
+    test = TestSet.of(test_items)
+    result = RoundResult(train_size=len(train), test_size=test.size, test_origins=test.origins)
     result.promoted_before = registry.promoted()
     classes = count_labels([item.target for item in train])
     if len(classes) < config.min_labels:
@@ -197,28 +264,25 @@ def run_round(
     )
     result.train_seconds = round(time.monotonic() - started, 1)
 
-    head_predictions = predict(classifier, test)
     multi_label = classifier.multi_label
-    head = evaluate(head_predictions, classifier.labels, multi_label=multi_label)
+    result.rescored = rescore(registry, test, version_scorer(registry, factory, test, multi_label))
+    head_rows = predict(classifier, test.items)
+    head = evaluate(head_rows, classifier.labels, multi_label=multi_label)
     result.macro_f1 = head.macro_f1
-    base: Evaluation | None = None
-    base_predictions: list[Prediction] = []
-    if result.promoted_before is not None:
-        try:
-            served = load_version(registry, result.promoted_before, factory)
-            if served.multi_label != multi_label:
-                raise AlloopError(
-                    f"it is {'' if served.multi_label else 'not '}multi-label and the new "
-                    "version is the other way round; they cannot be compared"
-                )
-            base_predictions = predict(served, test)
-            base = evaluate(
-                base_predictions, served.labels, result.promoted_before, multi_label=multi_label
-            )
-            result.base_macro_f1 = base.macro_f1
-        except AlloopError as exc:
-            logger.warning("cannot score the promoted %s: %s", result.promoted_before, exc)
-    verdict = judge(head, base, config.gate)
+    gate = config.gate
+
+    def delta(base_rows: list[dict[str, Any]]) -> tuple[MetricDelta, Sequence[MetricDelta]]:
+        found = compare(
+            [Prediction.model_validate(row) for row in base_rows],
+            head_rows,
+            classifier.labels,
+            base_version=str(result.promoted_before),
+            head_version="new",
+            confidence=gate.confidence,
+        )
+        return found.macro_f1, found.per_label
+
+    verdict = decide(result, gate, result.promoted_before, delta, registry, test)
     result.reasons = verdict.reasons
 
     newest = newest_label_at(labelled)
@@ -226,14 +290,10 @@ def run_round(
         classifier.save,
         labels=classifier.labels,
         kind=factory.name,
-        training_args={
-            **replace(classifier_config, body=None).to_dict(),
-            "body_version": body,
-            "test_fraction": config.test_fraction,
-        },
+        training_args={**replace(classifier_config, body=None).to_dict(), "body_version": body},
         counts={
             "train": len(train),
-            "test": len(test),
+            "test": test.size,
             "round": result.round,
             "per_label": dict(sorted(classes.items())),
             "train_origins": dict(sorted(Counter(i.origin or "unknown" for i in train).items())),
@@ -247,16 +307,15 @@ def run_round(
         ),
     )
     head = head.model_copy(update={"version": card.version, "train_size": len(train)})
-    settle(
-        registry, result, card.version, (head, head_predictions), (base, base_predictions), verdict
-    )
+    settle(registry, result, card.version, scored({}, (head, head_rows), test), verdict)
     logger.info(
-        "round %d: %s trained on %d, macro-F1 %.3f on %d test docs (promoted %s: %s); %s",
+        "round %d: %s trained on %d, macro-F1 %.3f on %d test docs %s (serving %s: %s); %s",
         result.round,
         card.version,
         len(train),
         head.macro_f1,
-        len(test),
+        test.size,
+        test.origins,
         result.promoted_before,
         result.base_macro_f1,
         "promoted" if result.promoted else "not promoted: " + "; ".join(verdict.reasons),

@@ -4,8 +4,8 @@ A round ranks the window with an uncertainty strategy (small-text's breaking tie
 entropy or least confidence, run on the probabilities the scorer already computed: the model is
 not called again), drops near-duplicates (ten copies of one confusing tweet are one record),
 gives labels with few examples their share, picks a diverse batch from the most uncertain
-(small-text's greedy core-set on the MiniLM embeddings), and adds a random slice that keeps the
-test set representative. Before the first model, or while a label has fewer than
+(small-text's greedy core-set on the MiniLM embeddings), and adds a random slice (exploration,
+trained on: the test set is the scorer's evaluation sample, :mod:`loop.split`). Before the first model, or while a label has fewer than
 ``cold_start_examples`` labels, keyword seeds from the task config and representative picks
 fill the batch instead.
 

@@ -35,6 +35,7 @@ class Watcher(Generic[T]):
 
     what = "model"
     """What the logs call it."""
+    verb = "serving"
 
     def __init__(self, registry: ModelRegistry) -> None:
         self._registry = registry
@@ -46,6 +47,10 @@ class Watcher(Generic[T]):
     def load(self, version: str) -> T:
         """Load ``version`` from the registry; raise :class:`AlloopError` when it cannot."""
         raise NotImplementedError
+
+    def wanted(self) -> str | None:
+        """The version to hold: the promoted one."""
+        return self._registry.promoted()
 
     @property
     def version(self) -> str | None:
@@ -59,9 +64,9 @@ class Watcher(Generic[T]):
         """Load the promoted version if it is not the one held; return whether it changed."""
         with self._lock:
             try:
-                wanted = self._registry.promoted()
+                wanted = self.wanted()
             except AlloopError as exc:
-                logger.error("cannot read the promoted pointer: %s", exc)
+                logger.error("cannot read the registry: %s", exc)
                 return False
             if wanted != self._failed:
                 self._failed = None  # the pointer moved on: a later promotion retries it
@@ -69,7 +74,7 @@ class Watcher(Generic[T]):
             if wanted == held or (wanted is not None and wanted == self._failed):
                 return False
             if wanted is None:
-                logger.warning("no %s version is promoted any more; serving nothing", self.what)
+                logger.warning("no %s version any more; holding nothing", self.what)
                 self._served, self._held = None, None
                 return True
             try:
@@ -80,7 +85,7 @@ class Watcher(Generic[T]):
                 return False
             self._failed = None
             self._served, self._held = loaded, wanted
-            logger.info("now serving %s %s (was %s)", self.what, wanted, held)
+            logger.info("now %s %s %s (was %s)", self.verb, self.what, wanted, held)
             return True
 
 
@@ -89,3 +94,15 @@ class ModelWatcher(Watcher[ServedModel]):
 
     def load(self, version: str) -> ServedModel:
         return ServedModel(version=version, classifier=load_version(self._registry, version))
+
+
+class NewestWatcher(ModelWatcher):
+    """The newest classifier the trainer made, promoted or not: what the scorer's selection
+    ranks with, so that a version the gate has not promoted yet (its test set still small)
+    already chooses the next labels."""
+
+    what = "newest model"
+    verb = "selecting with"
+
+    def wanted(self) -> str | None:
+        return self._registry.latest()

@@ -58,6 +58,22 @@ class ScorerSettings(BaseModel):
     round_size: int = Field(default=500, ge=1)
     candidates_per_round: int = Field(default=20, ge=1)
     random_fraction: float = Field(default=0.1, ge=0, le=1)
+    select_with_newest: bool = Field(
+        default=True,
+        description="Rank selection rounds with the newest version, promoted or not",
+    )
+    cold_start_embeddings: bool = Field(
+        default=True,
+        description="Before any model serves, embed the window with the packaged encoder "
+        "for representative picks",
+    )
+    evaluation_fraction: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="Share of the stream drawn (by a hash of the id) for the evaluation "
+        "sample: the documents people label for the frozen test set",
+    )
     seed_keywords: dict[str, list[str]] = Field(default_factory=dict)
 
 
@@ -67,10 +83,21 @@ class TrainerSettings(BaseModel):
     group_id: str = "alloop-trainer"
     min_new_labels: int = Field(default=20, ge=1, description="New labels that start a round")
     max_wait_s: float = Field(default=300.0, gt=0, description="Longest a new label waits")
-    test_fraction: float = Field(default=0.2, gt=0, lt=1)
     full_finetune_every: int = Field(default=5, ge=0, description="0: always head-only")
-    max_macro_f1_drop: float = Field(default=0.0, ge=0, le=1)
+    max_macro_f1_drop: float = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        description="Gate: how far below zero the lower end of the macro-F1 delta's "
+        "interval may reach",
+    )
     max_label_f1_drop: float = Field(default=0.1, ge=0, le=1)
+    min_test_size: int = Field(
+        default=30, ge=1, description="Gate: test documents needed before any promotion"
+    )
+    gate_confidence: float = Field(
+        default=0.9, gt=0.5, lt=1, description="Gate: confidence of the bootstrap interval"
+    )
     task: str = "classification"
     model_kind: str = Field(default="setfit", description="setfit, or keywords for tests")
     num_iterations: int = Field(default=5, ge=1, description="SetFit pairs per example")

@@ -1,40 +1,62 @@
-"""The frozen train/test split: a stable hash of the document id decides, once and for all.
+"""The frozen test set: the labels that came from a uniform sample of the stream.
 
-A document is in the test set when its hash falls below ``test_fraction``. Nothing else
-matters (not the order labels arrive in, not the other documents), so the test set only grows
-as labels arrive, every version is scored on the documents it never trained on, and deltas
-between versions compare like with like.
+The documents people label because the selection chose them (uncertain, rare, unseen,
+drifted, cold-start picks) look like the selection, not like the stream: hard cases, rare
+labels. A score read on them says little about how a version does on the documents it will
+tag. So the test set is made of the other labels only:
+
+- ``evaluation``: documents of the evaluation sample, a uniform draw from the stream made by
+  the scorer apart from any selection strategy (:func:`in_evaluation_sample`, a stable hash of
+  the document id below ``ALLOOP_SCORER__EVALUATION_FRACTION``);
+- ``test-file``: labelled documents the model owner gave as an evaluation file
+  (``alloop train --test FILE``), like a manual train/test split.
+
+Every other label is trained on, all of them. The reason a document was chosen travels with
+it to Argilla (record metadata ``reason``) and back into the label store (``origin``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Protocol, TypeVar
+from typing import Final, Protocol, TypeVar
 
 from loop.ids import stable_fraction
 
-SALT = "alloop-test-split"
+EVALUATION: Final = "evaluation"
+"""The reason (and label origin) of documents drawn for the evaluation sample."""
+TEST_FILE: Final = "test-file"
+"""The origin of labels from an evaluation file the model owner gave."""
+TEST_ORIGINS = frozenset({EVALUATION, TEST_FILE})
+
+SALT = "alloop-evaluation-sample"
 
 
-class HasId(Protocol):
+class HasOrigin(Protocol):
     @property
-    def id(self) -> str: ...
+    def origin(self) -> str | None: ...
 
 
-T = TypeVar("T", bound=HasId)
+T = TypeVar("T", bound=HasOrigin)
 
 
-def in_test(doc_id: str, test_fraction: float = 0.2) -> bool:
-    """Whether the document belongs to the frozen test set."""
-    if not 0 < test_fraction < 1:
-        raise ValueError("test_fraction must be between 0 and 1")
-    return stable_fraction(doc_id, SALT) < test_fraction
+def in_evaluation_sample(doc_id: str, fraction: float) -> bool:
+    """Whether the scorer draws the document for the evaluation sample: a stable hash of
+    its id, so the draw is uniform over the stream, independent of every model and strategy,
+    and the same on a replay."""
+    if not 0 <= fraction <= 1:
+        raise ValueError("the evaluation fraction must be between 0 and 1")
+    return fraction > 0 and stable_fraction(doc_id, SALT) < fraction
 
 
-def split(items: Iterable[T], test_fraction: float = 0.2) -> tuple[list[T], list[T]]:
-    """(train, test) by :func:`in_test`, each in the input order."""
+def is_test(item: HasOrigin) -> bool:
+    """Whether a label belongs to the frozen test set (see the module's description)."""
+    return item.origin in TEST_ORIGINS
+
+
+def split(items: Iterable[T]) -> tuple[list[T], list[T]]:
+    """(train, test) by :func:`is_test`, each in the input order."""
     train: list[T] = []
     test: list[T] = []
     for item in items:
-        (test if in_test(item.id, test_fraction) else train).append(item)
+        (test if is_test(item) else train).append(item)
     return train, test

@@ -10,19 +10,22 @@ from loop.labels import LabelStore
 from loop.messages import Document, LabelEvent
 from loop.models.base import ClassifierConfig, ClassifierFactory, Target, count_labels
 from loop.registry import ModelCard, ModelRegistry
-from loop.split import split
 
 SEED = "seed"
 """The origin (and response-id prefix) of labels that came from a seed file."""
 
 
-def seed_labels(documents: Sequence[Document], store: LabelStore, task: str) -> int:
-    """Put a seed file's labelled documents into the label store, so that every training
-    round keeps them (the trainer trains on the store); one answer per document, keyed
-    ``seed:<id>``, so seeding twice adds nothing. Returns how many were new."""
+def seed_labels(
+    documents: Sequence[Document], store: LabelStore, task: str, origin: str = SEED
+) -> int:
+    """Put a file's labelled documents into the label store: a seed file's (``origin``
+    ``seed``), so that every training round keeps them (the trainer trains on the store), or
+    an evaluation file's (``test-file``, :data:`loop.split.TEST_FILE`), which joins the frozen
+    test set. One answer per document, keyed ``<origin>:<id>``, so adding a file twice adds
+    nothing. Returns how many were new."""
     fresh = []
     for doc in documents:
-        held = store.get(f"{SEED}:{doc.id}")
+        held = store.get(f"{origin}:{doc.id}")
         if doc.label is None and doc.labels is None:
             continue
         labels = sorted(set(doc.labels)) if doc.labels is not None else None
@@ -36,9 +39,9 @@ def seed_labels(documents: Sequence[Document], store: LabelStore, task: str) -> 
                 task=task,
                 label=label,
                 labels=labels,
-                response_id=f"{SEED}:{doc.id}",
-                annotator=SEED,
-                origin=SEED,
+                response_id=f"{origin}:{doc.id}",
+                annotator=origin,
+                origin=origin,
             )
         )
     return store.add(fresh)
@@ -55,19 +58,12 @@ def train_and_publish(
     *,
     promote: bool = False,
     notes: str | None = None,
-    test_fraction: float | None = None,
 ) -> ModelCard:
-    """Train on every labelled document and publish the result; optionally promote it.
-
-    With ``test_fraction``, the documents that the frozen split puts in the test set are held
-    out (use it when the same documents are seeded into the label store, so that no version
-    is later scored on documents it trained on)."""
+    """Train on every labelled document and publish the result; optionally promote it."""
     if config.multi_label:
         labelled = [doc for doc in documents if doc.labels is not None]
     else:
         labelled = [doc for doc in documents if doc.label is not None]
-    if test_fraction is not None:
-        labelled = split(labelled, test_fraction)[0]
     if not labelled:
         wanted = "label sets (a 'labels' list)" if config.multi_label else "a label"
         raise ModelError(f"no documents with {wanted} to train on")

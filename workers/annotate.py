@@ -136,10 +136,12 @@ class Oracle:
         sleep: Callable[[float], None] = time.sleep,
         accept_suggestions: bool = False,
         task: str | None = None,
+        reason: str | None = None,
     ) -> None:
         self.gold = gold
         self.accept_suggestions = accept_suggestions
         self.task = task
+        self.reason = reason
         self.prefix = prefix
         self.rate = rate
         self._sleep = sleep
@@ -163,8 +165,16 @@ class Oracle:
         return [d for d in items if str(d["name"]).startswith(f"{self.prefix}-")]
 
     def pending(self, dataset_id: str, skip: set[str]) -> list[dict[str, Any]]:
-        """One page of records pending for this annotator (minus those it cannot answer)."""
-        body = {"filters": PENDING_FOR_ME}
+        """One page of records pending for this annotator (minus those it cannot answer), of
+        the chosen selection reason only, if one is set."""
+        body: dict[str, Any] = {"filters": PENDING_FOR_ME}
+        if self.reason is not None:
+            by_reason = {
+                "type": "terms",
+                "scope": {"entity": "metadata", "metadata_property": "reason"},
+                "values": [self.reason],
+            }
+            body = {"filters": {"and": [*PENDING_FOR_ME["and"], by_reason]}}
         found: list[dict[str, Any]] = []
         offset = 0
         while True:

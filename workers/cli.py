@@ -231,19 +231,31 @@ def train(
     seed_store: Annotated[
         bool,
         typer.Option(
-            help="Also put the documents into the label store, so the trainer's rounds keep "
-            "them; the share the frozen split puts in the test set is then held out of this "
-            "model too."
+            help="Also put the documents into the label store, so the trainer's rounds keep them."
         ),
     ] = True,
+    test: Annotated[
+        Path | None,
+        typer.Option(
+            "--test",
+            help="An evaluation file (same columns as --data): its labelled rows join the "
+            "frozen test set in the label store, and every version is scored on it.",
+        ),
+    ] = None,
 ) -> None:
     """Train a SetFit classifier on a labelled seed file and register it as a new version
-    (a multi-label one, on the label sets, when ALLOOP_CLASSIFICATION__MULTI_LABEL is true)."""
+    (a multi-label one, on the label sets, when ALLOOP_CLASSIFICATION__MULTI_LABEL is true).
+
+    The version is scored on the frozen test set (the labelled evaluation sample and the
+    --test file) when there is one, so the improvement curve starts at this seed model."""
     from loop.labels import LabelStore
+    from loop.messages import Document
     from loop.models.base import ClassifierConfig
     from loop.models.setfit_classifier import SetFitFactory
     from loop.readers import Columns, Rejected, parse_label_map, read_documents
     from loop.registry import ModelRegistry
+    from loop.rounds import score_versions
+    from loop.split import TEST_FILE
     from loop.training import seed_labels, train_and_publish
     from workers.demo import take_per_label
 
@@ -255,13 +267,18 @@ def train(
         labels=labels_column,
         label_names=parse_label_map(label_map),
     )
-    docs, rejected = [], 0
-    for item in read_documents(data, columns):
-        if isinstance(item, Rejected):
-            rejected += 1
-            typer.echo(f"rejected {item.source}:{item.line}: {item.reason}", err=True)
-        elif (item.labels if multi_label else item.label) is not None:
-            docs.append(item)
+
+    def labelled_rows(path: Path) -> tuple[list[Document], int]:
+        rows, rejected = [], 0
+        for item in read_documents(path, columns):
+            if isinstance(item, Rejected):
+                rejected += 1
+                typer.echo(f"rejected {item.source}:{item.line}: {item.reason}", err=True)
+            elif (item.labels if multi_label else item.label) is not None:
+                rows.append(item)
+        return rows, rejected
+
+    docs, rejected = labelled_rows(data)
     if not docs:
         wanted = f"a label set in {labels_column!r}" if multi_label else f"a {label_column!r}"
         fail(f"{data}: no document with {wanted} to train on")
@@ -278,18 +295,39 @@ def train(
         f"training on {len(docs)} labelled documents ({rejected} lines rejected) ...", err=True
     )
     registry = ModelRegistry(settings.registry_path)
-    fraction = settings.trainer.test_fraction if seed_store else None
-    if seed_store:
-        store = LabelStore(
-            settings.labels_path, settings.argilla.min_submitted, settings.argilla.min_agreement
-        )
-        added = seed_labels(docs, store, settings.trainer.task)
-        typer.echo(f"label store: {added} seed label(s) added to {store.path}", err=True)
-    card = train_and_publish(
-        docs, SetFitFactory(), registry, config, promote=promote, test_fraction=fraction
+    store = LabelStore(
+        settings.labels_path, settings.argilla.min_submitted, settings.argilla.min_agreement
     )
+    task = settings.trainer.task
+    if seed_store:
+        added = seed_labels(docs, store, task)
+        typer.echo(f"label store: {added} seed label(s) added to {store.path}", err=True)
+    if test is not None:
+        held, _ = labelled_rows(test)
+        training = {d.id for d in docs}
+        if overlap := sorted(d.id for d in held if d.id in training):
+            fail(f"{test}: {len(overlap)} document(s) are in --data too, e.g. {overlap[0]}")
+        added = seed_labels(held, store, task, origin=TEST_FILE)
+        typer.echo(f"label store: {added} test label(s) from {test} added", err=True)
+    factory = SetFitFactory(cache_dir=settings.home / "trainer" / "embeddings")
+    card = train_and_publish(docs, factory, registry, config, promote=promote)
     state = "promoted" if promote else "not promoted"
     typer.echo(f"registered {card.version} ({state}) with labels {', '.join(card.labels)}")
+    scored = score_versions(store.labelled(task), registry, factory, multi_label)
+    if scored.size:
+        evaluation = registry.card(card.version).metrics or {}
+        f1 = evaluation.get("evaluation", {}).get("macro", {}).get("f1")
+        typer.echo(
+            f"scored on the frozen test set: {scored.size} documents {scored.origins}, "
+            f"macro-F1 {f1:.3f}"
+            if f1 is not None
+            else "could not be scored on the test set"
+        )
+    else:
+        typer.echo(
+            "no frozen test set yet: the evaluation sample (ALLOOP_SCORER__EVALUATION_FRACTION) "
+            "fills it as people label it, or give one with --test"
+        )
 
 
 @models_app.command("list")
@@ -352,6 +390,38 @@ def models_rollback() -> None:
         _announce(
             settings, ModelEvent(event="rolled_back", version=promotion.version, previous=before)
         )
+
+
+@models_app.command("stopping")
+def models_stopping(
+    last: Annotated[int, typer.Option(help="Labels the gain is read over.")] = 100,
+    kappa: Annotated[
+        float, typer.Option(help="Mean kappa between consecutive versions that means stop.")
+    ] = 0.99,
+    window: Annotated[int, typer.Option(help="Consecutive version pairs the mean is over.")] = 3,
+    as_json: JsonOption = False,
+) -> None:
+    """When to stop labeling: what the last labels bought (the macro-F1 gain with its
+    interval) and whether the versions' predictions have settled (small-text's KappaAverage
+    on the test documents). Same as GET /v1/curves/stopping; see docs/evaluation.md."""
+    from loop.registry import ModelRegistry
+    from loop.stopping import from_registry
+
+    signal = from_registry(
+        ModelRegistry(_settings().registry_path), last=last, kappa=kappa, window=window
+    )
+    if as_json:
+        typer.echo(signal.model_dump_json(indent=2))
+        return
+    typer.echo(
+        f"versions   {', '.join(signal.versions) or '-'} on {signal.test_size} test documents"
+    )
+    if signal.kappa:
+        typer.echo(
+            f"kappa      {' '.join(f'{k:.3f}' for k in signal.kappa)} (stop at a mean of "
+            f"{signal.kappa_threshold} over {signal.kappa_window})"
+        )
+    typer.echo(signal.advice)
 
 
 def _announce(settings: Settings, event: ModelEvent) -> None:
@@ -453,6 +523,13 @@ def annotate(
             "accepting the pre-annotations would."
         ),
     ] = False,
+    reason: Annotated[
+        str | None,
+        typer.Option(
+            help="Answer only records queued for this reason (evaluation, uncertain, rare, "
+            "unseen, random, cold-start)."
+        ),
+    ] = None,
 ) -> None:
     """Answer pending Argilla records with gold labels, as the annotator account.
 
@@ -488,6 +565,7 @@ def annotate(
         prefix=settings.argilla.dataset_prefix,
         rate=rate,
         accept_suggestions=accept_suggestions,
+        reason=reason,
     )
     total = 0
     try:
@@ -646,6 +724,13 @@ def bench_learning_curve(
     model_kind: Annotated[
         str, typer.Option(help="--end-to-end: the trainer's model (setfit; keywords for tests).")
     ] = "setfit",
+    gate_size: Annotated[
+        int,
+        typer.Option(
+            help="--end-to-end: documents of --train kept out of the stream as the owner's "
+            "evaluation file, the test set the trainer's gate reads (at most a quarter)."
+        ),
+    ] = 500,
 ) -> None:
     """Active learning against a baseline, with simulated annotators (gold labels).
 
@@ -660,9 +745,10 @@ def bench_learning_curve(
     each needs to reach 90 % of the full-data F1, and unseen recall along the curves.
 
     --end-to-end (classification): each strategy runs in a private loop on a local broker and
-    Argilla; per step --window documents are streamed, the scorer selects --step of them, the
-    oracle annotator answers them in Argilla and the trainer makes a version; every version is
-    then scored on --test. Same table, picture and last line. See docs/benchmarks.md.
+    Argilla; --gate-size documents of --train are its evaluation file (the gate's test set);
+    per step --window documents are streamed, the scorer selects --step of them, the oracle
+    annotator answers them in Argilla and the trainer makes a version; every version is then
+    scored on --test. Same table, picture and last line. See docs/benchmarks.md.
 
     --multi-label (classification): the documents carry label sets, as the NLU++ folds do
     (--labels-column intents); the head is one-vs-rest, selection ranks by the label nearest
@@ -712,7 +798,9 @@ def bench_learning_curve(
     if end_to_end:
         from bench import learning_curve_e2e
 
-        runner = partial(learning_curve_e2e.run, window=window, model_kind=model_kind)
+        runner = partial(
+            learning_curve_e2e.run, window=window, model_kind=model_kind, gate_size=gate_size
+        )
         if json_out == Path("bench/results/learning-curve.json"):
             out = Path("bench/results/learning-curve-e2e")
     summary = runner(

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import httpx
 from tqdm import tqdm
@@ -217,19 +217,11 @@ def run(
         from loop.labels import LabelStore
         from loop.models.base import ClassifierConfig
         from loop.models.setfit_classifier import SetFitFactory
-        from loop.split import split
         from loop.training import seed_labels, train_and_publish
 
-        # The seed labels go into the label store too, so the trainer's rounds build on them;
-        # the share the frozen split reserves for testing is held out of the seed model.
+        # The seed labels go into the label store too, so the trainer's rounds build on them.
         seed_labels(seed, LabelStore(settings.labels_path), settings.trainer.task)
-        held = len(split(seed, settings.trainer.test_fraction)[1])
-        print(
-            f"training a seed model on {len(seed) - held} labelled tweets "
-            f"({held} more wait in the label store's test set) ...",
-            file=out,
-            flush=True,
-        )
+        print(f"training a seed model on {len(seed)} labelled tweets ...", file=out, flush=True)
         started = time.monotonic()
         config = ClassifierConfig(num_iterations=iterations, head_c=settings.trainer.head_c)
         card = train_and_publish(
@@ -239,7 +231,6 @@ def run(
             config,
             promote=True,
             notes="demo seed model",
-            test_fraction=settings.trainer.test_fraction,
         )
         print(f"model        {card.version} trained in {time.monotonic() - started:.0f}s", file=out)
     else:
@@ -255,7 +246,8 @@ def run(
         # STOCK, CRYPTO, FOREX from the shipped patterns; a round after every few answers.
         env["ALLOOP_ENTITIES__ENABLED"] = "true"
         if "ALLOOP_ENTITIES__MIN_NEW_LABELS" not in os.environ:
-            env["ALLOOP_ENTITIES__MIN_NEW_LABELS"] = str(max(entity_labels // 2, 1))
+            phase = phases(evaluation_sample(stream, settings), entity_labels, ENTITY_PHASES)[0]
+            env["ALLOOP_ENTITIES__MIN_NEW_LABELS"] = str(max(sum(phase), 1))
     if settings.registry_dir:
         env["ALLOOP_REGISTRY_DIR"] = str(settings.registry_dir)
     print("starting the scorer and the API ...", file=out, flush=True)
@@ -265,8 +257,9 @@ def run(
     if argilla:
         print("starting the labeler and the trainer ...", file=out, flush=True)
         ensure_worker(settings, "labeler", ["worker", "labeler"], env)
-        # One round once the oracle's answers are in (unless configured otherwise).
-        rounds = {"ALLOOP_TRAINER__MIN_NEW_LABELS": str(max(oracle_labels, 20))}
+        # One round after each of the oracle's phases (unless configured otherwise).
+        phase = phases(evaluation_sample(stream, settings), oracle_labels)[0]
+        rounds = {"ALLOOP_TRAINER__MIN_NEW_LABELS": str(max(sum(phase), 1))}
         trainer_env = (
             {**rounds, **env} if "ALLOOP_TRAINER__MIN_NEW_LABELS" not in os.environ else env
         )
@@ -282,9 +275,11 @@ def run(
     result = collect_tagged(settings, servers, {d.id for d in stream}, since_ms, timeout_s=1800)
     show(result, stream, out)
     if argilla:
-        label_loop(settings, api.url or "", key, dataset, oracle_labels, out)
+        plan = phases(evaluation_sample(stream, settings), oracle_labels)
+        label_loop(settings, api.url or "", key, dataset, plan, out)
     if argilla and entities:
-        entity_loop(settings, api.url or "", key, entity_labels, out)
+        plan = phases(evaluation_sample(stream, settings), entity_labels, ENTITY_PHASES)
+        entity_loop(settings, api.url or "", key, plan, out)
     print(f"\nAPI          {api.url}  (docs: {api.url}/docs)", file=out)
     print(f"API key      {key}  (kept in {settings.state_dir / 'api_key'})", file=out)
     print(
@@ -324,10 +319,98 @@ def show(result: StreamResult, stream: Sequence[Document], out: TextIO) -> None:
         )
 
 
+PHASES = 3
+"""The oracle's answers come in this many phases, a training round after each: with the
+seed model, that makes the points of an improvement curve."""
+ENTITY_PHASES = 2
+"""The same for the entity task (its rounds train a tagger: minutes each)."""
+
+
+def evaluation_sample(stream: Sequence[Document], settings: Settings) -> int:
+    """How many streamed documents the scorer draws for the evaluation sample."""
+    from loop.split import in_evaluation_sample
+
+    fraction = settings.scorer.evaluation_fraction
+    return sum(in_evaluation_sample(d.id, fraction) for d in stream)
+
+
+def phases(evaluation: int, selected: int, count: int = PHASES) -> list[tuple[int, int]]:
+    """(evaluation-sample answers, other answers) of each of ``count`` phases: the
+    evaluation sample spread over the phases, and the same number of answers in every phase,
+    so that the trainer's count of new labels starts one round per phase."""
+    per_phase = -(-evaluation // count) + -(-selected // count)
+    plan, left = [], evaluation
+    for _ in range(count):
+        drawn = min(-(-evaluation // count), left)
+        left -= drawn
+        plan.append((drawn, per_phase - drawn))
+    return plan
+
+
+def answer(bot: Any, wanted: int, deadline_s: float = 300) -> int:
+    """Let the oracle give ``wanted`` answers (as they become pending); how many it gave."""
+    total, deadline = 0, time.monotonic() + deadline_s
+    while total < wanted and time.monotonic() < deadline:
+        total += bot.run(wanted - total).submitted
+        if total < wanted:
+            time.sleep(2)
+    return total
+
+
+def wait_for_version(registry: ModelRegistry, before: str | None, timeout_s: float = 600) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while registry.latest() == before and time.monotonic() < deadline:
+        time.sleep(2)
+    return registry.latest() != before
+
+
+def describe_round(registry: ModelRegistry, version: str, out: TextIO) -> None:
+    """A version's card, its evaluation (on how many test documents, from where) and what the
+    gate decided against what served."""
+    card = registry.card(version)
+    metrics = card.metrics or {}
+    evaluation = metrics.get("evaluation") or {}
+    gate = metrics.get("gate") or {}
+    state = "promoted" if registry.promoted() == version else "not promoted"
+    print(
+        f"new version  {version}: trained on {card.counts.get('train')} labels, {state}", file=out
+    )
+    if evaluation:
+        origins = ", ".join(f"{n} {k}" for k, n in (evaluation.get("test_origins") or {}).items())
+        print(
+            f"  test set   macro-F1 {evaluation['macro']['f1']:.3f} on {evaluation['test_size']} "
+            f"test documents ({origins or 'none yet'})",
+            file=out,
+        )
+    for reason in gate.get("reasons", []):
+        print(f"  gate       {reason}", file=out)
+
+
+def show_curve(registry: ModelRegistry, api_url: str, task: str, out: TextIO) -> None:
+    from loop.curves import curves
+
+    (macro,) = curves(registry, ["macro_f1"])
+    if not macro.points:
+        return
+    size = macro.points[-1].test_size
+    print(f"curve        macro-F1 of every version on the same {size} test documents:", file=out)
+    for p in macro.points:
+        mark = " (promoted)" if p.promoted else ""
+        print(f"  {p.version:8} {p.labels:5} labels  {p.value:.3f}{mark}", file=out)
+    print(f"  picture    {api_url}/v1/curves?format=png&task={task}", file=out)
+
+
 def label_loop(
-    settings: Settings, api_url: str, key: str, dataset: Path, answers: int, out: TextIO
+    settings: Settings,
+    api_url: str,
+    key: str,
+    dataset: Path,
+    plan: Sequence[tuple[int, int]],
+    out: TextIO,
 ) -> None:
-    """Show the queue in Argilla; let the oracle answer ``answers`` records; show the round."""
+    """Show the queue in Argilla; let the oracle answer in phases (part of the evaluation
+    sample, then other records), a training round after each; show each round and the
+    improvement curve."""
     from workers.annotate import Gold, Oracle
     from workers.labeler import connect
 
@@ -345,70 +428,76 @@ def label_loop(
             file=out,
         )
     registry = ModelRegistry(settings.registry_path)
-    before = registry.latest()
-    if answers <= 0 or credentials is None:
+    if not any(sum(p) for p in plan) or credentials is None:
         return
+    drawn = sum(e for e, _ in plan)
+    print(
+        f"test set     {drawn} tweets drawn at random from the stream (the evaluation sample, "
+        f"{settings.scorer.evaluation_fraction:.0%}) wait in Argilla with reason 'evaluation'; "
+        "once answered they are the frozen test set",
+        file=out,
+    )
     time.sleep(5)  # let the labeler place the first candidates
-    print(
-        f"the oracle annotator answers {answers} records with the gold labels ...",
-        file=out,
-        flush=True,
-    )
     gold = Gold(read_tweets(dataset))
-    bot = Oracle(
-        url, credentials.annotator_api_key, gold, prefix=settings.argilla.dataset_prefix, rate=5
-    )
-    total = 0
-    deadline = time.monotonic() + 300
+    task = settings.trainer.task
+    bots = {
+        reason: Oracle(
+            url,
+            credentials.annotator_api_key,
+            gold,
+            prefix=settings.argilla.dataset_prefix,
+            rate=10,
+            task=task,
+            reason=reason,
+        )
+        for reason in ("evaluation", None)
+    }
     try:
-        while total < answers and time.monotonic() < deadline:
-            total += bot.run(answers - total).submitted
-            if total < answers:
-                time.sleep(2)
+        for k, (evaluation, other) in enumerate(plan, start=1):
+            before = registry.latest()
+            print(
+                f"phase {k}/{len(plan)}    the oracle answers {evaluation} evaluation-sample and "
+                f"{other} selected records with the gold labels ...",
+                file=out,
+                flush=True,
+            )
+            given = answer(bots["evaluation"], evaluation)
+            given += answer(bots[None], evaluation + other - given)
+            if not wait_for_version(registry, before):
+                print("no new version yet: see the trainer's log (alloop stack status)", file=out)
+                return
+            describe_round(registry, str(registry.latest()), out)
     finally:
-        bot.close()
-    print(
-        f"answered     {total} records; waiting for the trainer's round ...", file=out, flush=True
-    )
-    deadline = time.monotonic() + 600
-    while registry.latest() == before and time.monotonic() < deadline:
-        time.sleep(2)
-    if registry.latest() == before:
-        print("no new version yet: see the trainer's log (alloop stack status)", file=out)
-        return
+        for bot in bots.values():
+            bot.close()
+    show_curve(registry, api_url, task, out)
     headers = {"X-API-Key": key}
-    version = registry.latest()
-    card = registry.card(str(version))
-    print(
-        f"new version  {version}: trained on {card.counts.get('train')} labels, "
-        f"{'promoted' if registry.promoted() == version else 'not promoted (see its gate)'}",
-        file=out,
-    )
     try:
-        evaluation = httpx.get(
-            f"{api_url}/v1/evaluations/{version}", headers=headers, timeout=10
+        seed = registry.versions()[0]
+        latest = registry.latest()
+        delta = httpx.get(
+            f"{api_url}/v1/evaluations/deltas",
+            headers=headers,
+            params={"base": seed, "head": latest},
+            timeout=30,
         ).json()
+        m = delta["macro_f1"]
         print(
-            f"evaluation   macro-F1 {evaluation['macro']['f1']:.3f} on {evaluation['test_size']} test "
-            f"documents ({api_url}/v1/evaluations/{version})",
+            f"delta        {delta['base']} -> {delta['head']}: macro-F1 {m['delta']:+.3f} "
+            f"[{m['ci_low']:+.3f}, {m['ci_high']:+.3f}] on {delta['common_test_size']} test "
+            f"documents, {len(delta['fixed'])} fixed, {len(delta['broken'])} broken",
             file=out,
         )
-        delta = httpx.get(f"{api_url}/v1/evaluations/deltas", headers=headers, timeout=30).json()
-        if "macro_f1" in delta:
-            m = delta["macro_f1"]
-            print(
-                f"delta        {delta['base']} -> {delta['head']}: macro-F1 {m['delta']:+.3f} "
-                f"[{m['ci_low']:+.3f}, {m['ci_high']:+.3f}], {len(delta['fixed'])} fixed, "
-                f"{len(delta['broken'])} broken",
-                file=out,
-            )
-    except (httpx.HTTPError, KeyError, ValueError) as exc:
-        print(f"(could not read the evaluation: {exc})", file=out)
+    except (httpx.HTTPError, KeyError, ValueError, IndexError) as exc:
+        print(f"(could not read the delta: {exc})", file=out)
 
 
-def entity_loop(settings: Settings, api_url: str, key: str, answers: int, out: TextIO) -> None:
-    """The entity queue: what reached it and why; the oracle accepts the suggested spans of
-    ``answers`` records in two halves, so that two versions and a delta between them appear."""
+def entity_loop(
+    settings: Settings, api_url: str, key: str, plan: Sequence[tuple[int, int]], out: TextIO
+) -> None:
+    """The entity queue: what reached it and why; the oracle accepts the suggested spans in
+    phases (part of the evaluation sample, then other records), an entity round after each;
+    each version is judged against what serves (the patterns, before the first promotion)."""
     from workers.annotate import Gold, Oracle
     from workers.labeler import connect
 
@@ -423,78 +512,58 @@ def entity_loop(settings: Settings, api_url: str, key: str, answers: int, out: T
         file=out,
     )
     headers = {"X-API-Key": key}
-    probe = "AUDJPY breaks out while $TSLA slides and Bitcoin holds"
-    try:
-        tagged = httpx.post(
-            f"{api_url}/v1/entities", headers=headers, json={"text": probe}, timeout=30
-        ).json()
-        found = ", ".join(
-            f"{e['text']} {e['label']}" for e in tagged.get("results", [{}])[0].get("entities", [])
-        )
-        print(f"tagging      {probe!r}: {found} ({tagged.get('entity_version')})", file=out)
-    except (httpx.HTTPError, ValueError, KeyError, IndexError) as exc:
-        print(f"(could not ask {api_url}/v1/entities: {exc})", file=out)
-    if answers <= 0 or credentials is None:
+    probe_entities(api_url, headers, out)
+    if not any(sum(p) for p in plan) or credentials is None:
         return
     registry = ModelRegistry(settings.entity_registry_path)
-    bot = Oracle(
-        url,
-        credentials.annotator_api_key,
-        Gold([]),
-        prefix=settings.argilla.dataset_prefix,
-        rate=5,
-        accept_suggestions=True,
-        task=task,
-    )
+    bots = {
+        reason: Oracle(
+            url,
+            credentials.annotator_api_key,
+            Gold([]),
+            prefix=settings.argilla.dataset_prefix,
+            rate=10,
+            accept_suggestions=True,
+            task=task,
+            reason=reason,
+        )
+        for reason in ("evaluation", None)
+    }
     try:
-        for half in (answers - answers // 2, answers // 2):
+        for k, (evaluation, other) in enumerate(plan, start=1):
             before = registry.latest()
-            total, deadline = 0, time.monotonic() + 300
-            while total < half and time.monotonic() < deadline:
-                total += bot.run(half - total).submitted
-                if total < half:
-                    time.sleep(2)
             print(
-                f"answered     {total} entity records (accepting the suggested spans); "
-                "waiting for the trainer ...",
+                f"phase {k}/{len(plan)}    the oracle accepts the suggested spans of {evaluation} "
+                f"evaluation-sample and {other} selected records; waiting for the trainer ...",
                 file=out,
                 flush=True,
             )
-            deadline = time.monotonic() + 600
-            while registry.latest() == before and time.monotonic() < deadline:
-                time.sleep(2)
-            version = registry.latest()
-            if version == before:
+            given = answer(bots["evaluation"], evaluation)
+            answer(bots[None], evaluation + other - given)
+            if not wait_for_version(registry, before, timeout_s=900):
                 print("no new entity version yet: see the trainer's log", file=out)
                 return
-            card = registry.card(str(version))
-            print(
-                f"entity model {version}: trained on {card.counts.get('train')} documents, "
-                f"{'promoted' if registry.promoted() == version else 'not promoted'}",
-                file=out,
-            )
+            describe_round(registry, str(registry.latest()), out)
     finally:
-        bot.close()
+        for bot in bots.values():
+            bot.close()
+    show_curve(registry, api_url, task, out)
+    probe_entities(api_url, headers, out)
+
+
+PROBE = "USDJPY rallies as $AAPL soars after earnings beat; ETH flat"
+
+
+def probe_entities(api_url: str, headers: dict[str, str], out: TextIO) -> None:
+    """What the served entities of one sentence are, with their offsets."""
     try:
-        delta = httpx.get(
-            f"{api_url}/v1/evaluations/deltas",
-            headers=headers,
-            params={"task": task},
-            timeout=30,
+        tagged = httpx.post(
+            f"{api_url}/v1/entities", headers=headers, json={"text": PROBE}, timeout=30
         ).json()
-        m = delta["micro_f1"]
-        if not delta["common_test_size"]:
-            print(
-                f"delta        {delta['base']} -> {delta['head']}: no test document scored by "
-                "both yet (the test set grows with the labels)",
-                file=out,
-            )
-            return
-        print(
-            f"delta        {delta['base']} -> {delta['head']}: span micro-F1 {m['delta']:+.3f} "
-            f"[{m['ci_low']:+.3f}, {m['ci_high']:+.3f}] ({api_url}/v1/evaluations/deltas"
-            f"?task={task})",
-            file=out,
+        found = ", ".join(
+            f"{e['text']} {e['label']} [{e['start']}:{e['end']}]"
+            for e in tagged.get("results", [{}])[0].get("entities", [])
         )
-    except (httpx.HTTPError, KeyError, ValueError) as exc:
-        print(f"(could not read the entity delta: {exc})", file=out)
+        print(f"tagging      {PROBE!r}: {found} ({tagged.get('entity_version')})", file=out)
+    except (httpx.HTTPError, ValueError, KeyError, IndexError) as exc:
+        print(f"(could not ask {api_url}/v1/entities: {exc})", file=out)

@@ -26,8 +26,10 @@ import httpx
 from loop.budget import Offer, Pending, plan
 from loop.errors import ConfigError
 from loop.messages import Candidate
+from loop.models.backbone import PackagedEncoder
 from loop.models.base import applying
 from loop.settings import Settings
+from loop.split import EVALUATION
 from workers.argilla_labels import LABEL_QUESTION, SPAN_QUESTION, TEXT_FIELD, poll
 from workers.bus import (
     LoopStats,
@@ -57,8 +59,9 @@ PENDING_RECORDS = {
     ]
 }
 GUIDELINES = (
-    "Each record is a document the model is unsure about (reason: uncertain), a random sample "
-    "that keeps the test set honest (random), or a cold-start pick. Choose the label the text "
+    "Each record is a document the model is unsure about (reason: uncertain), a document "
+    "drawn at random from the stream for the test set (evaluation), a random pick (random), or "
+    "a cold-start pick. Choose the label the text "
     "deserves; the model's suggestion is only a hint. Discard what cannot be labelled."
 )
 
@@ -67,14 +70,15 @@ ENTITY_GUIDELINES = (
     "Mark every entity of the listed types in the text, and only those. Records come from "
     "the model being unsure (reason: uncertain), from a surface form nobody has labelled yet, "
     "such as a new currency pair or coin (unseen), from a type with few examples (rare), or "
-    "from a random sample (random). The pre-annotations are the model's or the patterns' "
+    "at random from the stream (evaluation, random). The pre-annotations are the model's or the patterns' "
     "spans: accept, correct or remove them. Submit with no span when the text has none."
 )
 
 
 MULTI_LABEL_GUIDELINES = (
-    "Each record is a document the model is unsure about (reason: uncertain), a random sample "
-    "that keeps the test set honest (random), or a cold-start pick. Choose every label that "
+    "Each record is a document the model is unsure about (reason: uncertain), a document "
+    "drawn at random from the stream for the test set (evaluation), a random pick (random), or "
+    "a cold-start pick. Choose every label that "
     "applies to the text; the suggested labels are only a hint. Discard what no label fits or "
     "what cannot be labelled."
 )
@@ -176,25 +180,15 @@ def record_for(candidate: Candidate, vector: list[float] | None) -> Any:
 
 
 class Embedder:
-    """MiniLM sentence embeddings for the "find similar" vectors (loaded on first use)."""
+    """MiniLM sentence embeddings for the "find similar" vectors, rounded for Argilla."""
 
-    dimensions = 384
+    dimensions = PackagedEncoder.dimensions
 
     def __init__(self) -> None:
-        self._model: Any = None
+        self._encode = PackagedEncoder()
 
     def __call__(self, texts: Sequence[str]) -> list[list[float]]:
-        if self._model is None:
-            from sentence_transformers import SentenceTransformer
-
-            from loop.models.backbone import minilm_path, offline
-
-            offline()
-            self._model = SentenceTransformer(str(minilm_path()), device="cpu")
-        vectors = self._model.encode(
-            list(texts), batch_size=64, normalize_embeddings=True, show_progress_bar=False
-        )
-        return [[round(float(x), 6) for x in row] for row in vectors]
+        return [[round(float(x), 6) for x in row] for row in self._encode(texts)]
 
 
 @dataclass
@@ -267,9 +261,13 @@ class ArgillaQueue:
             page.raise_for_status()
             records = [item["record"] for item in page.json()["items"]]
             for record in records:
-                score = float((record.get("metadata") or {}).get("score", 0.0))
+                metadata = record.get("metadata") or {}
+                score = float(metadata.get("score", 0.0))
                 started = bool(record.get("responses"))
-                found.append((Pending(str(record["external_id"]), score, started), record["id"]))
+                kept = metadata.get("reason") == EVALUATION
+                found.append(
+                    (Pending(str(record["external_id"]), score, started, kept), record["id"])
+                )
             offset += len(records)
             if len(records) < 500:
                 return found
@@ -335,7 +333,9 @@ class Labeler:
     def _place(self, task: str, candidates: list[Candidate]) -> None:
         pending = self.queue.pending(task)
         decision = plan(
-            [p for p, _ in pending], [Offer(c.id, c.score) for c in candidates], self.budget
+            [p for p, _ in pending],
+            [Offer(c.id, c.score, c.reason == EVALUATION) for c in candidates],
+            self.budget,
         )
         if decision.remove:
             doomed = [server_id for p, server_id in pending if p.id in set(decision.remove)]

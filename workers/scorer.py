@@ -23,10 +23,14 @@ import numpy.typing as npt
 from loop.entities.selection import EntityScored, EntitySelectionConfig, select_entities
 from loop.entities.serving import EntityTagger, ExtractorWatcher, load_patterns, mention
 from loop.messages import Candidate, Document, TaggedDocument
+from loop.models.backbone import PackagedEncoder
 from loop.models.base import applying
+from loop.registry import ModelRegistry
+from loop.rounds import body_of
 from loop.selection import Scored, SelectionConfig, select
-from loop.serving import ModelWatcher, ServedModel
+from loop.serving import ModelWatcher, NewestWatcher, ServedModel
 from loop.settings import Settings
+from loop.split import EVALUATION, in_evaluation_sample
 from workers.bus import (
     LoopStats,
     Output,
@@ -105,6 +109,50 @@ class RoundClock:
         return True
 
 
+Entry = tuple[TaggedDocument, Scored]
+
+
+@dataclass
+class NewestModel:
+    """Selection ranks with the newest version the trainer made, promoted or not: the gate
+    waits for evidence on a test set that grows slowly, and selecting with an older model
+    spends labels on what the newer one already knows. The window's probabilities are
+    recomputed from the embeddings the scorer already has when the newest version shares
+    the body of the versions that tagged the window (head-only rounds); otherwise (a full
+    fine-tune not promoted yet) the served probabilities stand, rather than encoding the
+    window a second time."""
+
+    watcher: NewestWatcher
+    registry: ModelRegistry
+
+    def rescore(self, entries: list[Entry]) -> tuple[list[Entry], str | None]:
+        """The window as the newest version sees it, and the version that ranked it."""
+        tagged_by = entries[-1][0].model_version
+        newest = self.watcher.served
+        if newest is None or newest.version == tagged_by or tagged_by is None:
+            return entries, tagged_by
+        model = newest.classifier
+        if model.multi_label != (entries[-1][0].labels is not None):
+            return entries, tagged_by
+        texts = [doc.text for doc, _ in entries]
+        if hasattr(model, "predict_from_embeddings"):
+            vectors = [scored.embedding for _, scored in entries]
+            kind = self.registry.card(newest.version).kind
+            body = body_of(self.registry, newest.version, kind)
+            versions = {doc.model_version for doc, _ in entries}
+            same = all(body_of(self.registry, str(v), kind) == body for v in versions)
+            if not same or any(v is None for v in vectors):
+                return entries, tagged_by
+            probs = model.predict_from_embeddings(np.stack(vectors))  # type: ignore[arg-type]
+        else:
+            probs = model.predict_proba(texts)
+        labels = model.labels
+        return [
+            (doc, replace(scored, probabilities=dict(zip(labels, map(float, row), strict=True))))
+            for (doc, scored), row in zip(entries, probs, strict=True)
+        ], newest.version
+
+
 class CandidateRounds:
     """A bounded window of tagged documents and, every ``round_size`` of them, a selection
     round (:func:`loop.selection.select`) whose picks become candidates for people."""
@@ -115,11 +163,13 @@ class CandidateRounds:
         window_size: int,
         round_size: int,
         labelled: Callable[[str | None], dict[str, int]],
+        newest: NewestModel | None = None,
     ) -> None:
         self.config = config
         self.clock = RoundClock(round_size)
         self.labelled = labelled
-        self.window: deque[tuple[TaggedDocument, Scored]] = deque(maxlen=window_size)
+        self.newest = newest
+        self.window: deque[Entry] = deque(maxlen=window_size)
 
     def add(
         self, tagged: Sequence[TaggedDocument], embeddings: npt.NDArray[np.float32] | None
@@ -134,12 +184,15 @@ class CandidateRounds:
     def round(self) -> list[Candidate]:
         """Select from the window; the picked documents leave it."""
         entries = list(self.window)
+        ranked = entries
         version = entries[-1][0].model_version
+        if self.newest is not None:
+            ranked, version = self.newest.rescore(entries)
         counts = self.labelled(version)
-        labels = sorted({k for doc, _ in entries for k in doc.probabilities}) or sorted(counts)
+        labels = sorted({k for _, s in ranked for k in s.probabilities}) or sorted(counts)
         multi_label = entries[-1][0].labels is not None  # the newest model's kind
         picks = select(
-            [scored for _, scored in entries],
+            [scored for _, scored in ranked],
             self.config,
             counts,
             labels,
@@ -167,10 +220,11 @@ class CandidateRounds:
                 )
             )
         logger.info(
-            "selection round: %d candidates (%s) from a window of %d",
+            "selection round: %d candidates (%s) from a window of %d, ranked by %s",
             len(out),
             ", ".join(f"{r} {n}" for r, n in Counter(p.reason for p in picks).items()),
             len(entries),
+            version or "no model",
         )
         return out
 
@@ -249,6 +303,49 @@ class EntityRounds:
         return out
 
 
+def evaluation_candidates(
+    tagged: Sequence[TaggedDocument], fraction: float, entity_task: str | None
+) -> tuple[list[int], list[Candidate]]:
+    """Split tagged documents into those left for selection (their positions) and the
+    candidates of the evaluation sample (:func:`loop.split.in_evaluation_sample`): a uniform draw from the
+    stream, apart from every selection strategy, that becomes the frozen test set once people
+    label it. A drawn document goes to every task's dataset, with the model's suggestion."""
+    rest: list[int] = []
+    out: list[Candidate] = []
+    for i, doc in enumerate(tagged):
+        if not in_evaluation_sample(doc.id, fraction):
+            rest.append(i)
+            continue
+        out.append(
+            Candidate(
+                id=doc.id,
+                text=doc.text,
+                model_version=doc.model_version,
+                strategy="evaluation-sample",
+                score=0.0,
+                reason=EVALUATION,
+                probabilities=doc.probabilities,
+                multi_label=doc.labels is not None,
+                metadata=doc.metadata,
+            )
+        )
+        if entity_task is not None:
+            out.append(
+                Candidate(
+                    id=doc.id,
+                    text=doc.text,
+                    task=entity_task,
+                    model_version=doc.entity_version,
+                    strategy="evaluation-sample",
+                    score=0.0,
+                    reason=EVALUATION,
+                    spans=doc.entities,
+                    metadata=doc.metadata,
+                )
+            )
+    return rest, out
+
+
 @dataclass
 class Scorer:
     """Turns a batch of raw records into tagged outputs and dead letters."""
@@ -259,16 +356,25 @@ class Scorer:
     rounds: CandidateRounds | None = None
     entities: EntityTagger | None = None
     entity_rounds: EntityRounds | None = None
+    encoder: Callable[[Sequence[str]], npt.NDArray[np.float32]] | None = None
+    """Embeds the window while no model serves (the cold start's representative picks)."""
 
     def __post_init__(self) -> None:
         config = self.settings.scorer
         if self.rounds is None and config.candidates:
+            newest = None
+            if config.select_with_newest:
+                registry = ModelRegistry(self.settings.registry_path)
+                newest = NewestModel(NewestWatcher(registry), registry)
             self.rounds = CandidateRounds(
                 selection_config(self.settings),
                 config.window_size,
                 config.round_size,
                 labelled_counts(self.settings),
+                newest,
             )
+        if self.encoder is None and config.candidates and config.cold_start_embeddings:
+            self.encoder = PackagedEncoder()
         task = self.settings.entities
         if self.entities is None and task.enabled:
             self.entities = entity_tagger(self.settings)
@@ -289,6 +395,8 @@ class Scorer:
     def refresh(self) -> None:
         """Pick up newly promoted versions (between batches only)."""
         self.watcher.refresh()
+        if self.rounds is not None and self.rounds.newest is not None:
+            self.rounds.newest.watcher.refresh()
         if self.entities is not None and self.entities.watcher is not None:
             self.entities.watcher.refresh()
 
@@ -341,15 +449,27 @@ class Scorer:
                 except Exception as single:
                     record = by_key(records, doc.id)
                     outputs.append(dead_letter(record, f"scoring failed: {single}", self.worker_id))
+        if served is None and self.encoder is not None and tagged:
+            embeddings = self.encoder([doc.text for doc in tagged])
         tagged, scanned, failed = self.tag_entities(tagged)
         for doc_id, reason in failed.items():
             outputs.append(dead_letter(by_key(records, doc_id), reason, self.worker_id))
         outputs.extend(Output.of(topics.tagged, t, headers) for t in tagged)
+        if not self.settings.scorer.candidates:
+            return outputs
+        entity_task = self.settings.entities.task if self.entities is not None else None
+        fraction = self.settings.scorer.evaluation_fraction
+        keep, sampled = evaluation_candidates(tagged, fraction, entity_task)
+        outputs.extend(Output.of(topics.candidates, c, headers) for c in sampled)
+        left = [tagged[i] for i in keep]
         if self.rounds is not None:
-            picked = self.rounds.add(tagged, embeddings)
+            vectors = embeddings
+            if embeddings is not None and len(embeddings) == len(tagged):
+                vectors = embeddings[keep]
+            picked = self.rounds.add(left, vectors)
             outputs.extend(Output.of(topics.candidates, c, headers) for c in picked)
         if self.entity_rounds is not None and scanned:
-            picked = self.entity_rounds.add(tagged, scanned)
+            picked = self.entity_rounds.add(left, [scanned[i] for i in keep])
             outputs.extend(Output.of(topics.candidates, c, headers) for c in picked)
         return outputs
 

@@ -16,6 +16,7 @@ import sys
 from loop.entities.base import ExtractorConfig
 from loop.entities.factories import factory_for as extractor_factory
 from loop.entities.rounds import EntityRoundConfig, run_entity_round
+from loop.entities.serving import load_patterns
 from loop.labels import LabelStore
 from loop.memory import tune_malloc
 from loop.models.base import ClassifierConfig
@@ -27,12 +28,21 @@ from loop.settings import Settings
 from workers import logs
 
 
+def gate(settings: Settings) -> Gate:
+    trainer = settings.trainer
+    return Gate(
+        tolerance=trainer.max_macro_f1_drop,
+        max_label_f1_drop=trainer.max_label_f1_drop,
+        min_test_size=trainer.min_test_size,
+        confidence=trainer.gate_confidence,
+    )
+
+
 def round_config(settings: Settings) -> RoundConfig:
     trainer = settings.trainer
     return RoundConfig(
-        test_fraction=trainer.test_fraction,
         full_finetune_every=trainer.full_finetune_every,
-        gate=Gate(trainer.max_macro_f1_drop, trainer.max_label_f1_drop),
+        gate=gate(settings),
         classifier=ClassifierConfig(
             num_iterations=trainer.num_iterations,
             head_c=trainer.head_c,
@@ -42,11 +52,11 @@ def round_config(settings: Settings) -> RoundConfig:
 
 
 def entity_round_config(settings: Settings) -> EntityRoundConfig:
-    trainer, task = settings.trainer, settings.entities
+    task = settings.entities
     return EntityRoundConfig(
         types=tuple(task.types),
-        test_fraction=trainer.test_fraction,
-        gate=Gate(trainer.max_macro_f1_drop, trainer.max_label_f1_drop),
+        gate=gate(settings),
+        patterns=load_patterns(task.gazetteers) if task.patterns else None,
         extractor=ExtractorConfig(
             epochs=task.epochs, time_budget_s=task.time_budget_s, quantize=task.quantize
         ),

@@ -27,6 +27,7 @@ from loop.evaluation import Evaluation, Prediction
 from loop.labels import LabelStore
 from loop.registry import ModelRegistry
 from loop.settings import Settings
+from loop.stopping import Stopping, from_registry
 
 logger = logging.getLogger(__name__)
 
@@ -79,9 +80,10 @@ class UnknownTask(ApiError):
     summary="What changed between two versions",
     description="Per-label F1 deltas with a paired bootstrap confidence interval, macro-F1 and "
     "accuracy deltas, and the test documents that flipped (fixed: wrong to right; broken: right "
-    "to wrong), on the test documents both versions were scored on. Defaults: `head` is the "
-    "latest evaluated version, `base` the version it was compared with when trained (the one "
-    "promoted then), else the evaluated version before it.",
+    "to wrong), on the test documents both versions were scored on (every version is scored "
+    "again on the current test set after each round). Defaults: `head` is the latest evaluated "
+    "version, `base` what the gate compared it with (the version serving then, or `patterns` "
+    "for the first entity version), else the evaluated version before it.",
 )
 def deltas(
     state: State,
@@ -97,14 +99,15 @@ def deltas(
             raise NotEvaluated("no version has an evaluation yet")
         head = evaluated[-1]
     head_metrics = _metrics(registry, head)
-    recorded_base = (head_metrics.get("base") or {}).get("version")
+    recorded_base = (head_metrics.get("gate") or {}).get("baseline")
     if base is None:
         earlier = [v for v in evaluated if v < head]
         base = recorded_base or (earlier[-1] if earlier else None)
         if base is None:
             raise NotEvaluated(f"{head} is the first evaluated version: nothing to compare with")
-    if base == recorded_base and head_metrics["base"].get("predictions"):
-        base_rows = head_metrics["base"]["predictions"]  # scored on head's own test set
+    baseline = registry.baseline()
+    if baseline is not None and base == baseline.get("name"):
+        base_rows = baseline["predictions"]  # the patterns, before any entity version
     else:
         base_rows = _metrics(registry, base)["predictions"]
     if head_metrics["evaluation"].get("task") == "entities":
@@ -177,6 +180,27 @@ def improvement_curves(
     return Response(
         render(found, format, title=f"label {label}" if label else ""), media_type=media
     )
+
+
+@router.get(
+    "/v1/curves/stopping",
+    summary="When to stop labeling",
+    description="The macro-F1 gain of the newest version over the newest one trained on at "
+    "least `last` fewer labels, with its paired bootstrap interval, and small-text's "
+    "stabilizing-predictions criterion (KappaAverage): Cohen's kappa between consecutive "
+    "versions' predictions on the test documents, `stop` when the mean of the last `window` "
+    "reaches `kappa`. Classification only. See docs/evaluation.md.",
+)
+def stopping_signal(
+    state: State,
+    last: Annotated[int, Query(ge=1, description="Labels the gain is read over")] = 100,
+    kappa: Annotated[float, Query(gt=0, le=1)] = 0.99,
+    window: Annotated[int, Query(ge=1, le=20)] = 3,
+    task: Annotated[str, Query(description="classification only")] = "classification",
+) -> Stopping:
+    if task != "classification":
+        raise UnknownTask(f"the stopping signal is computed for classification, not {task!r}")
+    return from_registry(state.registry, last=last, kappa=kappa, window=window)
 
 
 @router.get(

@@ -2,9 +2,10 @@
 promoted version out.
 
 The same contract as classification rounds (:mod:`loop.rounds`): train on every labelled
-document of the frozen training split, score the new version and the promoted one on the
-same frozen test set, register the new version in the entity registry with its evaluation and
-per-document predictions, and promote it when it passes the gate. The card records the
+document outside the frozen test set, bring every earlier version and the patterns onto the
+current test set, register the new version in the entity registry with its evaluation and
+per-document predictions, and promote it when the gate finds evidence that it beats what
+serves: the promoted version, or the patterns before the first one. The card records the
 surface forms behind the version, which is how the scorer tells an unseen entity.
 """
 
@@ -13,9 +14,11 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
+from loop.deltas import MetricDelta
 from loop.entities.base import (
     EntityExtractor,
     Example,
@@ -24,14 +27,14 @@ from loop.entities.base import (
     Span,
     surface_form,
 )
-from loop.entities.evaluation import EntityEvaluation, EntityPrediction, evaluate_entities
+from loop.entities.evaluation import EntityPrediction, compare_entities, evaluate_entities
 from loop.entities.factories import load_extractor
 from loop.entities.serving import mention
-from loop.errors import AlloopError
 from loop.labels import ResolvedLabel
-from loop.promotion import Gate, judge
+from loop.promotion import Gate
 from loop.registry import ModelRegistry
-from loop.rounds import RoundResult, newest_label_at, rounds_so_far, settle
+from loop.rounds import RoundResult, decide, newest_label_at, rounds_so_far, settle
+from loop.scoreboard import Scores, TestSet, rescore, scored
 from loop.split import split
 
 logger = logging.getLogger(__name__)
@@ -39,14 +42,19 @@ logger = logging.getLogger(__name__)
 TASK = "entities"
 
 
+PATTERNS = "patterns"
+"""The baseline's name while no entity version serves: the financial patterns."""
+
+
 @dataclass(frozen=True)
 class EntityRoundConfig:
-    """How entity rounds train, split and promote."""
+    """How entity rounds train and promote."""
 
     types: tuple[str, ...]
-    test_fraction: float = 0.2
     gate: Gate = field(default_factory=Gate)
     extractor: ExtractorConfig = field(default_factory=ExtractorConfig)
+    patterns: EntityExtractor | None = None
+    """What tags documents before the first version (the baseline a first version must beat)."""
 
 
 def example(item: ResolvedLabel) -> Example:
@@ -78,6 +86,36 @@ def predict(
     ]
 
 
+def version_scorer(
+    registry: ModelRegistry, test: TestSet, types: Sequence[str]
+) -> Callable[[str], Scores]:
+    """How the scoreboard scores a registered entity version on ``test``."""
+
+    def score(version: str) -> Scores:
+        card = registry.card(version)
+        extractor = load_extractor(card.kind, registry.model_path(version))
+        rows = predict(extractor, test.items)
+        seen = [str(f) for f in card.counts.get("train_forms") or []]
+        evaluation = evaluate_entities(rows, types, seen, version)
+        return evaluation.model_copy(update={"train_size": card.counts.get("train")}), rows
+
+    return score
+
+
+def patterns_scorer(
+    patterns: EntityExtractor, test: TestSet, types: Sequence[str]
+) -> Callable[[], Scores]:
+    """How the scoreboard scores the patterns (which learned no surface form)."""
+
+    def score() -> Scores:
+        rows = predict(patterns, test.items)
+        return evaluate_entities(rows, types, (), PATTERNS).model_copy(
+            update={"train_size": 0}
+        ), rows
+
+    return score
+
+
 def run_entity_round(
     labelled: Sequence[ResolvedLabel],
     registry: ModelRegistry,
@@ -86,8 +124,9 @@ def run_entity_round(
 ) -> RoundResult:
     """Train, evaluate, register and maybe promote; see the module's description."""
     items = [item for item in labelled if item.spans is not None]
-    train, test = split(items, config.test_fraction)
-    result = RoundResult(train_size=len(train), test_size=len(test))
+    train, test_items = split(items)
+    test = TestSet.of(test_items)
+    result = RoundResult(train_size=len(train), test_size=test.size, test_origins=test.origins)
     result.promoted_before = registry.promoted()
     per_type = Counter(m.label for item in train for m in item.spans or ())
     if not per_type:
@@ -101,23 +140,32 @@ def run_entity_round(
     extractor = factory.train([example(item) for item in train], extractor_config)
     result.train_seconds = round(time.monotonic() - started, 1)
 
+    baseline = None
+    if config.patterns is not None:
+        baseline = (PATTERNS, patterns_scorer(config.patterns, test, types))
+    result.rescored = rescore(
+        registry, test, version_scorer(registry, test, types), baseline=baseline
+    )
     train_forms = forms(train)
-    head_rows = predict(extractor, test)
+    head_rows = predict(extractor, test.items)
     head = evaluate_entities(head_rows, types, train_forms)
     result.macro_f1 = head.macro_f1
-    base: EntityEvaluation | None = None
-    base_rows: list[EntityPrediction] = []
-    if result.promoted_before is not None:
-        try:
-            card = registry.card(result.promoted_before)
-            served = load_extractor(card.kind, registry.model_path(result.promoted_before))
-            base_rows = predict(served, test)
-            base_forms = [str(f) for f in card.counts.get("train_forms") or []]
-            base = evaluate_entities(base_rows, types, base_forms, result.promoted_before)
-            result.base_macro_f1 = base.macro_f1
-        except AlloopError as exc:
-            logger.warning("cannot score the promoted %s: %s", result.promoted_before, exc)
-    verdict = judge(head, base, config.gate)
+    gate = config.gate
+
+    def delta(base_rows: list[dict[str, Any]]) -> tuple[MetricDelta, Sequence[MetricDelta]]:
+        found = compare_entities(
+            [EntityPrediction.model_validate(row) for row in base_rows],
+            head_rows,
+            types,
+            base_version=str(result.baseline),
+            head_version="new",
+            seen_forms=train_forms,
+            confidence=gate.confidence,
+        )
+        return found.macro_f1, found.per_type
+
+    serving = result.promoted_before or (PATTERNS if config.patterns is not None else None)
+    verdict = decide(result, gate, serving, delta, registry, test)
     result.reasons = verdict.reasons
 
     newest = newest_label_at(labelled)
@@ -126,10 +174,10 @@ def run_entity_round(
         labels=types,
         task=TASK,
         kind=factory.name,
-        training_args={**extractor_config.to_dict(), "test_fraction": config.test_fraction},
+        training_args=extractor_config.to_dict(),
         counts={
             "train": len(train),
-            "test": len(test),
+            "test": test.size,
             "round": result.round,
             "per_type": dict(sorted(per_type.items())),
             "train_origins": dict(sorted(Counter(i.origin or "unknown" for i in train).items())),
@@ -142,15 +190,16 @@ def run_entity_round(
     )
     result.head_only = False
     head = head.model_copy(update={"version": card.version, "train_size": len(train)})
-    settle(registry, result, card.version, (head, head_rows), (base, base_rows), verdict)
+    settle(registry, result, card.version, scored({}, (head, head_rows), test), verdict)
     logger.info(
-        "entity round %d: %s trained on %d, macro-F1 %.3f on %d test docs (promoted %s: %s); %s",
+        "entity round %d: %s trained on %d, macro-F1 %.3f on %d test docs %s (serving %s: %s); %s",
         result.round,
         card.version,
         len(train),
         head.macro_f1,
-        len(test),
-        result.promoted_before,
+        test.size,
+        test.origins,
+        serving,
         result.base_macro_f1,
         "promoted" if result.promoted else "not promoted: " + "; ".join(verdict.reasons),
     )

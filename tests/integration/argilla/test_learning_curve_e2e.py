@@ -47,6 +47,7 @@ def test_the_curve_runs_through_the_loop(
         budget=40,
         step=20,  # a round trains on about 16: all of one class is about one chance in 1,000
         window=80,
+        gate_size=40,
         seeds=1,
         model_kind="keywords",
         out=tmp_path / "curve",
@@ -54,6 +55,10 @@ def test_the_curve_runs_through_the_loop(
     )
 
     pool = {str(d["id"]) for d in tweets[:240]}
+    streamed, gate = learning_curve_e2e.gate_split(
+        [d for d in read_documents(train) if isinstance(d, Document)], 40
+    )
+    assert len(gate) == 40 and not {d.id for d in gate} & {d.id for d in streamed}
     testset = [d for d in read_documents(test) if isinstance(d, Document)]
     names = ["Bearish", "Bullish", "Neutral"]
     for name in ("breaking-ties", "random"):
@@ -64,9 +69,10 @@ def test_the_curve_runs_through_the_loop(
         assert [p["version"] for p in points] == ["v0001", "v0002"]
         # The trainer's store holds the oracle's answers, each once, all from the pool.
         store = LabelStore(Path(run["home"]) / "labels" / "labels.jsonl")
-        answered = {answer.id for answer in store.answers()}
-        assert len(answered) == len(store) == 40
-        assert answered <= pool
+        answered = {a.id for a in store.answers() if a.origin != "test-file"}
+        assert len(answered) == len(store) - 40 == 40
+        assert answered <= pool - {d.id for d in gate}  # the evaluation file is never streamed
+        assert {a.id for a in store.answers() if a.origin == "test-file"} == {d.id for d in gate}
         # Each point is that version's score on the test file, as scored here.
         registry = ModelRegistry(Path(run["home"]) / "registry")
         for point in points:
@@ -99,9 +105,10 @@ def test_the_loop_serves_the_delta_between_the_versions_it_made(
             assert answer.status_code == 200, answer.text
             seen[name] = answer.json()
 
+    streamed, gate = learning_curve_e2e.gate_split(tweets, 40)
     points, _ = learning_curve_e2e.one_run(
         live.Stack(tmp_path / "stack", broker, argilla),
-        tweets,
+        streamed,
         ["Bearish", "Bullish", "Neutral"],
         strategy="breaking-ties",
         seed=0,
@@ -109,6 +116,7 @@ def test_the_loop_serves_the_delta_between_the_versions_it_made(
         step=20,
         window=80,
         model_kind="keywords",
+        gate=gate,
         inspect=ask_the_api,
     )
 
@@ -118,4 +126,5 @@ def test_the_loop_serves_the_delta_between_the_versions_it_made(
     assert "macro_f1" in delta and delta["per_label"]
     macro = next(c for c in seen["curve"] if c["metric"] == "macro_f1")
     assert [p["version"] for p in macro["points"]] == ["v0001", "v0002"]
-    assert seen["queue"]["labelled"] == 40
+    assert {p["test_size"] for p in macro["points"]} == {40}  # both on the evaluation file
+    assert seen["queue"]["labelled"] == 80

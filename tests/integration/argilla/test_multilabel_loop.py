@@ -83,22 +83,31 @@ def test_label_sets_go_round_the_loop(
         "ALLOOP_SCORER__ROUND_SIZE": str(len(stream)),
         "ALLOOP_SCORER__CANDIDATES_PER_ROUND": "24",
         "ALLOOP_SCORER__RANDOM_FRACTION": "0.25",
+        "ALLOOP_SCORER__EVALUATION_FRACTION": "0",  # the test set is the owner's file here
+        "ALLOOP_TRAINER__MIN_TEST_SIZE": "10",
         "ALLOOP_TRAINER__GROUP_ID": f"{env.prefix}-trainer",
         "ALLOOP_TRAINER__MIN_NEW_LABELS": "24",
         "ALLOOP_TRAINER__MAX_WAIT_S": "600",
     }
 
-    # A multi-label seed model from the first fold; its label sets join the label store.
+    # A multi-label seed model from the first fold; its label sets join the label store, and
+    # fold 3 is the owner's evaluation file: the frozen test set, scored at once.
+    held = utterances(3)
     seeded = env.alloop(
         "train",
         "--data",
         str(write(tmp_path / "seed.jsonl", seeds)),
+        "--test",
+        str(write(tmp_path / "test.jsonl", held)),
         "--iterations",
         "1",
         extra=config,
     )
     assert seeded.returncode == 0, seeded.stderr
     assert "registered v0001 (promoted)" in seeded.stdout
+    assert f"scored on the frozen test set: {len(held)} documents {{'test-file': {len(held)}}}" in (
+        seeded.stdout
+    )
 
     api = workers(["api"], "api", **config).start()
     labeler = workers(["worker", "labeler", "--no-vectors"], "labeler", **config).start()
@@ -161,7 +170,11 @@ def test_label_sets_go_round_the_loop(
     registry = ModelRegistry(env.registry)
     metrics = json.loads((registry.path("v0002") / "metrics.json").read_text())
     assert metrics["evaluation"]["multi_label"] and metrics["evaluation"]["confusion"] == []
-    assert metrics["base"]["version"] == "v0001" and metrics["base"]["evaluation"]["multi_label"]
+    assert metrics["evaluation"]["test_origins"] == {"test-file": len(held)}
+    assert metrics["gate"]["baseline"] == "v0001"  # judged against the serving seed model
+    seed_metrics = registry.card("v0001").metrics or {}
+    assert seed_metrics["evaluation"]["multi_label"]
+    assert seed_metrics["test_set"] == metrics["test_set"]  # both on the same documents
     assert registry.card("v0002").counts["train"] > registry.card("v0001").counts["train"]
 
     base = f"http://127.0.0.1:{port}"

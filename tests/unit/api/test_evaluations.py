@@ -10,9 +10,10 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from loop.labels import LabelStore
 from loop.messages import LabelEvent
+from loop.promotion import Gate
 from loop.registry import ModelRegistry
 from loop.rounds import RoundConfig, run_round
-from loop.split import in_test
+from loop.split import EVALUATION
 from loop.testing import KeywordFactory
 from tests.unit.api.conftest import KEY, settings_for
 
@@ -24,7 +25,8 @@ def answers(n: int, wrong_training: bool) -> list[LabelEvent]:
     for i in range(n):
         label = "up" if i % 2 else "down"
         text = f"stocks {WORDS[label][i % 4]} today {i}"
-        if wrong_training and i % 3 != 0 and not in_test(f"doc-{i}"):
+        origin = EVALUATION if i % 5 == 0 else "uncertain"
+        if wrong_training and i % 3 != 0 and origin != EVALUATION:
             label = "down" if label == "up" else "up"
         events.append(
             LabelEvent(
@@ -32,7 +34,7 @@ def answers(n: int, wrong_training: bool) -> list[LabelEvent]:
                 text=text,
                 label=label,
                 response_id=f"r{i}-{wrong_training}",
-                origin="random" if i % 4 == 0 else "uncertain",
+                origin=origin,
             )
         )
     return events
@@ -45,7 +47,9 @@ def trained(tmp_path: Path) -> tuple[ModelRegistry, TestClient]:
     for wrong in (True, False):
         store = LabelStore(tmp_path / f"store-{wrong}.jsonl")
         store.add(answers(120, wrong))
-        run_round(store.labelled(), registry, KeywordFactory(), RoundConfig())
+        run_round(
+            store.labelled(), registry, KeywordFactory(), RoundConfig(gate=Gate(min_test_size=10))
+        )
     final = LabelStore(settings.labels_path)
     final.add(answers(120, False))
     return registry, TestClient(create_app(settings), headers={"X-API-Key": KEY})

@@ -104,6 +104,7 @@ def test_openapi_docs_describe_every_endpoint(client: TestClient) -> None:
         ("GET", "/v1/evaluations/deltas"),
         ("GET", "/v1/evaluations/{version}"),
         ("GET", "/v1/curves"),
+        ("GET", "/v1/curves/stopping"),
         ("GET", "/v1/queue"),
         ("GET", "/health"),
         ("GET", "/metrics"),

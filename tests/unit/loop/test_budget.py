@@ -45,3 +45,12 @@ def test_a_full_queue_of_started_records_takes_nothing() -> None:
 def test_the_budget_must_be_positive() -> None:
     with pytest.raises(ValueError):
         plan([], [], 0)
+
+
+def test_the_evaluation_sample_is_outside_the_budget_and_never_replaced() -> None:
+    pending = [Pending("eval-1", 0.0, kept=True), Pending("a", 0.5), Pending("b", 0.6)]
+    result = plan(pending, [Offer("eval-2", 0.0, kept=True), Offer("c", 0.9)], budget=2)
+    assert "eval-2" in result.write  # the queue is full, and it goes in all the same
+    assert result.remove == ["a"]  # the better offer replaces a selected record ...
+    assert "eval-1" not in result.remove  # ... never an evaluation one, whatever its score
+    assert sorted(result.write) == ["c", "eval-2"]

@@ -15,6 +15,7 @@ from loop.evaluation import Prediction, evaluate
 from loop.labels import LabelStore, ResolvedLabel
 from loop.messages import Document, LabelEvent
 from loop.models.base import ClassifierConfig, applying
+from loop.promotion import Gate
 from loop.readers import Columns, Rejected, read_documents
 from loop.registry import ModelRegistry
 from loop.rounds import RoundConfig, run_round
@@ -148,14 +149,22 @@ def test_a_round_trains_a_multi_label_version_and_gates_it(tmp_path: Path) -> No
         text = " ".join(words[k] for k in labels) + f" n{i}"
         items.append(
             ResolvedLabel(
-                f"d{i}", text, "classification", None, "labelled", 1.0, 1, "random", labels=labels
+                f"d{i}",
+                text,
+                "classification",
+                None,
+                "labelled",
+                1.0,
+                1,
+                "evaluation" if i % 5 == 0 else "uncertain",
+                labels=labels,
             )
         )
     registry = ModelRegistry(tmp_path / "registry")
-    config = RoundConfig(classifier=MULTI)
+    config = RoundConfig(classifier=MULTI, gate=Gate(min_test_size=10))
     result = run_round(items, registry, KeywordFactory(), config)
     assert result.version == "v0001" and result.promoted
-    assert result.train_size + result.test_size == 60
+    assert (result.train_size, result.test_size) == (48, 12)
     metrics = json.loads((registry.path("v0001") / "metrics.json").read_text())
     evaluation = metrics["evaluation"]
     assert evaluation["multi_label"] and evaluation["macro"]["f1"] > 0.9

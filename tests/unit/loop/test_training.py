@@ -1,4 +1,4 @@
-"""Seed files: their labels join the label store, and the seed model holds out the test share."""
+"""Seed and evaluation files: their labels join the label store (training, or test set)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 from loop.labels import LabelStore
 from loop.messages import Document
 from loop.registry import ModelRegistry
-from loop.split import in_test
+from loop.split import TEST_FILE, split
 from loop.testing import KeywordFactory
 from loop.training import seed_labels, train_and_publish
 
@@ -29,11 +29,16 @@ def test_seed_labels_join_the_store_once_and_count_as_seed(tmp_path: Path) -> No
     assert len(resolved) == 40 and {r.origin for r in resolved} == {"seed"}
 
 
-def test_the_seed_model_holds_out_what_the_frozen_split_tests_on(tmp_path: Path) -> None:
+def test_an_evaluation_file_joins_the_store_as_the_frozen_test_set(tmp_path: Path) -> None:
+    store = LabelStore(tmp_path / "labels.jsonl")
+    seed_labels(docs()[:30], store, "classification")
+    assert seed_labels(docs()[30:], store, "classification", origin=TEST_FILE) == 10
+    train, test = split(LabelStore(store.path).labelled("classification"))
+    assert {r.id for r in test} == {d.id for d in docs()[30:]}
+    assert {r.origin for r in train} == {"seed"} and {r.origin for r in test} == {TEST_FILE}
+
+
+def test_the_seed_model_trains_on_every_labelled_document(tmp_path: Path) -> None:
     registry = ModelRegistry(tmp_path / "registry")
-    held_out = [d for d in docs() if in_test(d.id)]
-    assert held_out, "the fixture needs documents in the test share"
-    card = train_and_publish(docs(), KeywordFactory(), registry, test_fraction=0.2)
-    assert card.counts["train"] == 40 - len(held_out)
-    everything = train_and_publish(docs(), KeywordFactory(), registry)
-    assert everything.counts["train"] == 40
+    card = train_and_publish([*docs(), Document(id="u", text="none")], KeywordFactory(), registry)
+    assert card.counts["train"] == 40

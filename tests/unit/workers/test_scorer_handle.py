@@ -242,3 +242,78 @@ def test_a_new_form_is_routed_once_until_a_version_learns_it(tmp_path: Path) -> 
     assert all(c.reason != "unseen" for c in again), "the same new form is not routed twice"
     other = entity_candidates(2, "NZDJPY joins in")
     assert [(c.id, c.reason) for c in other] == [("d2", "unseen")]
+
+
+def test_the_evaluation_sample_goes_to_people_apart_from_selection(tmp_path: Path) -> None:
+    """A uniform draw of the stream (a hash of the id), whatever the model thinks of it:
+    every drawn document becomes an ``evaluation`` candidate for each task, at once, and
+    never enters a selection window, so the test set does not look like the selection."""
+    from loop.split import in_evaluation_sample
+
+    settings = Settings(
+        home=tmp_path / "home",
+        registry_dir=tmp_path / "registry",
+        scorer=ScorerSettings(round_size=1000, evaluation_fraction=0.2),
+        entities=EntitySettings(enabled=True),
+    )
+    scorer = Scorer(settings, watcher_with_model(tmp_path / "registry"), "w1")
+    docs = [Document(id=f"d{i}", text=f"stocks soar on USDJPY {i}") for i in range(200)]
+    outputs = scorer.handle([record(i, encode(d), d.id) for i, d in enumerate(docs)])
+
+    drawn = {d.id for d in docs if in_evaluation_sample(d.id, 0.2)}
+    assert 25 < len(drawn) < 55
+    picked = [decode(o.value, Candidate) for o in outputs if o.topic == "candidates"]
+    assert {c.reason for c in picked} == {"evaluation"}
+    assert {(c.id, c.task) for c in picked} == {
+        (i, task) for i in drawn for task in ("classification", "entities")
+    }
+    classified = next(c for c in picked if c.task == "classification")
+    assert classified.model_version == "v0001" and classified.probabilities
+    entity = next(c for c in picked if c.task == "entities")
+    assert [m.text for m in entity.spans] == ["USDJPY"]  # the served tags as the suggestion
+    assert scorer.rounds is not None and scorer.entity_rounds is not None
+    assert {doc.id for doc, _ in scorer.rounds.window} == {d.id for d in docs} - drawn
+    assert {doc.id for doc, _ in scorer.entity_rounds.window} == {d.id for d in docs} - drawn
+    assert sum(o.topic == "docs.tagged" for o in outputs) == 200  # every document is tagged
+
+
+def test_selection_ranks_with_the_newest_version_even_before_it_is_promoted(
+    tmp_path: Path,
+) -> None:
+    """v0001 serves and tags; v0002, which the gate has not promoted, knows the words of the
+    'unsure' documents: the round ranks with v0002, so they are no longer the uncertain ones."""
+    registry_dir = tmp_path / "registry"
+    watcher = watcher_with_model(registry_dir)
+    registry = ModelRegistry(registry_dir)
+    newer = KeywordFactory().train(
+        ["stocks soar", "shares rally", "market crash", "nothing here"],
+        ["up", "up", "down", "down"],
+        ClassifierConfig(),
+    )
+    registry.publish(newer.save, labels=newer.labels, kind="keywords")
+    assert registry.promoted() == "v0001" and registry.latest() == "v0002"
+
+    def round_with(select_with_newest: bool) -> list[Candidate]:
+        settings = Settings(
+            registry_dir=registry_dir,
+            scorer=ScorerSettings(
+                round_size=20,
+                candidates_per_round=4,
+                random_fraction=0.0,
+                evaluation_fraction=0.0,
+                select_with_newest=select_with_newest,
+            ),
+        )
+        scorer = Scorer(settings, watcher, "w1", encoder=lambda texts: np.eye(len(texts), 384))
+        scorer.refresh()
+        unsure = [Document(id=f"unsure-{i}", text=f"nothing here {i}") for i in range(10)]
+        torn = [Document(id=f"torn-{i}", text=f"stocks soar market crash {i}") for i in range(10)]
+        docs = unsure + torn
+        outputs = scorer.handle([record(i, encode(d), d.id) for i, d in enumerate(docs)])
+        return [decode(o.value, Candidate) for o in outputs if o.topic == "candidates"]
+
+    old = round_with(select_with_newest=False)
+    assert {c.id.split("-")[0] for c in old} == {"unsure"}  # 50/50 for v0001
+    new = round_with(select_with_newest=True)
+    assert {c.id.split("-")[0] for c in new} == {"torn"}  # v0002 is sure of "nothing here"
+    assert all(c.model_version == "v0001" for c in new)  # still tagged by the served one

@@ -8,32 +8,34 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from api.app import create_app
-from loop.entities.rounds import EntityRoundConfig, run_entity_round
+from loop.curves import curves
+from loop.entities.patterns import PatternExtractor
+from loop.entities.rounds import PATTERNS, EntityRoundConfig, run_entity_round
 from loop.entities.testing import GazetteerFactory
 from loop.labels import ResolvedLabel
 from loop.messages import EntityMention
+from loop.promotion import Gate
 from loop.registry import ModelRegistry
 from loop.settings import ApiSettings, EntitySettings, Settings
-from loop.split import in_test
+from loop.split import EVALUATION
 
-CONFIG = EntityRoundConfig(types=("CRYPTO", "FOREX", "STOCK"))
+TYPES = ("CRYPTO", "FOREX", "STOCK")
+CONFIG = EntityRoundConfig(types=TYPES, gate=Gate(min_test_size=3))
 
 
 def labelled(doc_id: str, surface: str, label: str) -> ResolvedLabel:
+    """A labelled document; ids ending in ``-t`` came from the evaluation sample (the frozen
+    test set), the others were selected (trained on)."""
     text = f"Traders watch {surface} today"
     start = text.index(surface)
     span = EntityMention(label=label, start=start, end=start + len(surface), text=surface)
-    return ResolvedLabel(
-        doc_id, text, "entities", None, "labelled", 1.0, 1, "uncertain", None, (span,)
-    )
+    origin = EVALUATION if doc_id.endswith("-t") else "uncertain"
+    return ResolvedLabel(doc_id, text, "entities", None, "labelled", 1.0, 1, origin, None, (span,))
 
 
 def ids(prefix: str, test: int, train: int) -> list[str]:
-    """Document ids with a chosen number in the frozen test set (the split hashes the id)."""
-    candidates = [f"{prefix}-{i}" for i in range(1000)]
-    return [c for c in candidates if in_test(c)][:test] + [c for c in candidates if not in_test(c)][
-        :train
-    ]
+    """``test`` document ids of the evaluation sample and ``train`` selected ones."""
+    return [f"{prefix}-{i}-t" for i in range(test)] + [f"{prefix}-{i}" for i in range(train)]
 
 
 def seeds() -> list[ResolvedLabel]:
@@ -55,11 +57,12 @@ def test_rounds_learn_an_unseen_pair_and_the_card_records_the_forms(tmp_path: Pa
     new_pair = [labelled(i, "AUDJPY", "FOREX") for i in ids("aud", 2, 3)]
     second = run_entity_round(seeds() + new_pair, registry, GazetteerFactory(), CONFIG)
     assert (second.version, second.promoted) == ("v0002", True), second.reasons
-    metrics = registry.card("v0002").metrics or {}
-    base = metrics["base"]["evaluation"]
-    head = metrics["evaluation"]
+    assert second.rescored == ["v0001"]  # the test set grew: v0001 scored on it again
+    base = (registry.card("v0001").metrics or {})["evaluation"]
+    head = (registry.card("v0002").metrics or {})["evaluation"]
     assert base["per_type"]["FOREX"]["recall"] == 0.5  # USDJPY found, AUDJPY missed
     assert head["per_type"]["FOREX"]["recall"] == 1.0
+    assert base["test_size"] == head["test_size"] == 8
     assert "audjpy" in registry.card("v0002").counts["forms"]
 
     settings = Settings(
@@ -96,13 +99,13 @@ def test_the_gate_refuses_a_worse_version_and_the_promoted_one_stays(tmp_path: P
     # never saw USDJPY and misses it.
     forgetful = [item for item in seeds() if item.spans and item.spans[0].label != "FOREX"]
     forgetful += [
-        ResolvedLabel(i.id, i.text, i.task, None, "labelled", 1.0, 1, None, None, i.spans)
+        ResolvedLabel(i.id, i.text, i.task, None, "labelled", 1.0, 1, i.origin, None, i.spans)
         for i in seeds()
-        if i.spans and i.spans[0].label == "FOREX" and in_test(i.id)
+        if i.spans and i.spans[0].label == "FOREX" and i.origin == EVALUATION
     ]
     worse = run_entity_round(forgetful, registry, GazetteerFactory(), CONFIG)
     assert worse.version == "v0002" and not worse.promoted
-    assert any("FOREX" in reason for reason in worse.reasons), worse.reasons
+    assert any("not above v0001's 1.000" in reason for reason in worse.reasons), worse.reasons
     assert registry.promoted() == "v0001"
 
 
@@ -113,3 +116,30 @@ def test_a_round_without_any_span_is_skipped(tmp_path: Path) -> None:
     ]
     result = run_entity_round(empty, ModelRegistry(tmp_path / "e"), GazetteerFactory(), CONFIG)
     assert result.version is None and "no entity span" in (result.skipped or "")
+
+
+def test_the_first_version_must_beat_the_serving_patterns(tmp_path: Path) -> None:
+    """Before any version the patterns tag documents: they are the baseline, scored on the
+    same test set and drawn on the curve at 0 labels."""
+    with_patterns = EntityRoundConfig(
+        TYPES, gate=Gate(min_test_size=3), patterns=PatternExtractor()
+    )
+    registry = ModelRegistry(tmp_path / "entities")
+    # The patterns know every one of these already: a version that learned them is no better.
+    same = run_entity_round(seeds(), registry, GazetteerFactory(), with_patterns)
+    assert same.version == "v0001" and not same.promoted and registry.promoted() is None
+    assert same.baseline == PATTERNS and same.base_macro_f1 == 1.0
+    assert any("not above patterns'" in r for r in same.reasons), same.reasons
+    assert same.rescored == [PATTERNS]
+
+    # Tesla is a stock the patterns do not know: a version that learned it beats them.
+    tesla = [labelled(i, "Tesla", "STOCK") for i in ids("ts", 3, 3)]
+    better = run_entity_round(seeds() + tesla, registry, GazetteerFactory(), with_patterns)
+    assert better.promoted and registry.promoted() == "v0002", better.reasons
+    assert better.baseline == PATTERNS and better.delta is not None and better.delta.delta > 0
+    points = curves(registry, ["macro_f1"])[0].points
+    assert [(p.version, p.labels, p.test_size) for p in points] == [
+        (PATTERNS, 0, 9),
+        ("v0001", 12, 9),
+        ("v0002", 15, 9),
+    ]
