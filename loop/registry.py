@@ -7,8 +7,10 @@ Layout::
     <root>/versions/v0001/metrics.json  its evaluation, written once it has been evaluated
     <root>/promoted.json              {"version": ..., "history": [...earlier promotions]}
 
-A version is written under a temporary name and renamed into place, so a crash mid-publish
-leaves no half version. The pointer is replaced atomically (write, fsync, rename) under a
+A version is written under a temporary name, flushed to disk (every file and folder of the
+weights, then the card) and renamed into place, and the folder that holds the new name is
+flushed too: a crash mid-publish, or a power cut right after it, leaves no half version. The
+pointer is replaced atomically (temporary file, fsync, rename, fsync of its folder) under a
 lock, so readers always see either the old or the new version, never a torn file.
 """
 
@@ -58,6 +60,26 @@ class Promotion(BaseModel):
     changed_at: datetime | None = None
 
 
+def _fsync(path: Path) -> None:
+    """Flush a file's data, or a folder's entries, to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    """Flush every file and folder below ``root``, each folder after what it holds."""
+    if not root.is_dir():
+        _fsync(root)
+        return
+    for folder, _, files in os.walk(root, topdown=False):
+        for name in files:
+            _fsync(Path(folder) / name)
+        _fsync(Path(folder))
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     with tmp.open("wb") as handle:
@@ -65,11 +87,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    _fsync(path.parent)
 
 
 class ModelRegistry:
@@ -155,6 +173,7 @@ class ModelRegistry:
         staging.mkdir()
         try:
             save(staging / "model")
+            _fsync_tree(staging / "model")
             with self._locked():
                 version = f"v{len(self.versions()) + 1:04d}"
                 while (self.versions_dir / version).exists():
@@ -172,6 +191,7 @@ class ModelRegistry:
                 )
                 _write_atomic(staging / "card.json", card.model_dump_json(indent=2).encode())
                 os.rename(staging, self.versions_dir / version)
+                _fsync(self.versions_dir)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise

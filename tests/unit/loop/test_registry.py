@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -173,6 +174,77 @@ def test_clean_staging_removes_leftovers_only(tmp_path: Path) -> None:
     assert registry.versions() == ["v0001"]
     assert registry.card("v0001").version == "v0001"
     assert registry.clean_staging() == 0
+
+
+# durability -------------------------------------------------------------------------------
+
+
+def record_disk_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:
+    """Every fsync (with the path it flushed) and every rename, in order."""
+    calls: list[tuple[str, ...]] = []
+    real_fsync, real_rename, real_replace = os.fsync, os.rename, os.replace
+
+    def fsync(fd: int) -> None:
+        calls.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def rename(src: str | Path, dst: str | Path) -> None:
+        calls.append(("rename", str(src), str(dst)))
+        real_rename(src, dst)
+
+    def replace(src: str | Path, dst: str | Path) -> None:
+        calls.append(("rename", str(src), str(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "rename", rename)
+    monkeypatch.setattr(os, "replace", replace)
+    return calls
+
+
+def test_publish_flushes_the_weights_before_and_the_folder_after_the_rename(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = ModelRegistry(tmp_path)
+
+    def save(path: Path) -> None:  # several files in nested folders, as SetFit writes
+        (path / "1_Pooling").mkdir(parents=True)
+        (path / "model.safetensors").write_bytes(b"\x00" * 64)
+        (path / "1_Pooling" / "config.json").write_text("{}")
+
+    calls = record_disk_calls(monkeypatch)
+    version = registry.publish(save, labels=["a", "b"]).version
+
+    final = str(registry.versions_dir / version)
+    [(_, staging, _)] = [c for c in calls if c[0] == "rename" and c[2] == final]
+    moved = calls.index(("rename", staging, final))
+    flushed = {os.path.relpath(c[1], staging) for c in calls[:moved] if c[0] == "fsync"}
+    assert {
+        "model/model.safetensors",
+        "model/1_Pooling/config.json",
+        "model/1_Pooling",
+        "model",
+        ".",  # with card.json in it (written through a flushed temporary file)
+    } <= flushed
+    # the folder that now holds the new name is flushed after the rename
+    assert ("fsync", str(registry.versions_dir)) in calls[moved + 1 :]
+
+
+def test_the_pointer_is_written_to_a_temporary_file_flushed_and_renamed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = ModelRegistry(tmp_path)
+    version = publish(registry)
+    calls = record_disk_calls(monkeypatch)
+
+    registry.promote(version)
+
+    [(_, tmp, target)] = [c for c in calls if c[0] == "rename"]
+    assert target == str(registry.pointer) and tmp != target
+    moved = calls.index(("rename", tmp, target))
+    assert ("fsync", tmp) in calls[:moved]
+    assert ("fsync", str(registry.root)) in calls[moved + 1 :]
+    assert not list(tmp_path.glob(".promoted.json.*"))
 
 
 # finding versions -------------------------------------------------------------------------
