@@ -7,20 +7,25 @@ Layout::
     <root>/versions/v0001/metrics.json  its evaluation, written once it has been evaluated
     <root>/promoted.json              {"version": ..., "history": [...earlier promotions]}
 
-A version is written under a temporary name, flushed to disk (every file and folder of the
+A version is written under a temporary name (``versions/.staging-<id>/``, held by a lock on
+``versions/.staging-<id>.lock`` while its publish runs), flushed to disk (every file and folder of the
 weights, then the card) and renamed into place, and the folder that holds the new name is
 flushed too: a crash mid-publish, or a power cut right after it, leaves no half version. The
 pointer is replaced atomically (temporary file, fsync, rename, fsync of its folder) under a
-lock, so readers always see either the old or the new version, never a torn file.
+lock, so readers always see either the old or the new version, never a torn file. Each
+publish first removes the staging folders of publishes that died (a killed round): those whose
+lock nobody holds.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import re
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,7 +37,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from loop.errors import NothingToRollBack, RegistryError, VersionNotFound
 
+logger = logging.getLogger(__name__)
+
 VERSION_PATTERN = re.compile(r"^v(\d{4,})$")
+STAGING_PREFIX = ".staging-"
+STALE_STAGING_S = 3600.0
+"""Age after which a staging folder without a lock file (left by an older alloop) is removed."""
 
 
 class ModelCard(BaseModel):
@@ -169,9 +179,8 @@ class ModelRegistry:
         """Write a new version: ``save(folder)`` writes the weights, then the card is added and
         the whole folder is renamed into place under the next free version name."""
         self._ensure()
-        staging = self.versions_dir / f".staging-{uuid.uuid4().hex}"
-        staging.mkdir()
-        try:
+        self.clean_staging()
+        with self._staging() as staging:
             save(staging / "model")
             _fsync_tree(staging / "model")
             with self._locked():
@@ -192,10 +201,22 @@ class ModelRegistry:
                 _write_atomic(staging / "card.json", card.model_dump_json(indent=2).encode())
                 os.rename(staging, self.versions_dir / version)
                 _fsync(self.versions_dir)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
         return card
+
+    @contextmanager
+    def _staging(self) -> Iterator[Path]:
+        """A fresh staging folder, locked for as long as the publish runs; gone afterwards
+        (renamed into a version, or removed when the publish failed)."""
+        name = f"{STAGING_PREFIX}{uuid.uuid4().hex}"
+        folder, lock_file = self.versions_dir / name, self.versions_dir / f"{name}.lock"
+        with lock_file.open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                folder.mkdir()
+                yield folder
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+                lock_file.unlink(missing_ok=True)
 
     def attach_metrics(self, version: str, metrics: dict[str, Any]) -> None:
         """Record a version's evaluation. The weights and the card stay as they were."""
@@ -203,13 +224,45 @@ class ModelRegistry:
         _write_atomic(folder / "metrics.json", json.dumps(metrics, indent=2).encode())
 
     def clean_staging(self) -> int:
-        """Remove what crashed publishes left behind; returns how many folders went."""
+        """Remove what publishes that died left behind; returns how many folders went.
+
+        A running publish holds the lock file beside its folder, so its folder stays. A
+        folder without a lock file (from a release before the lock files) goes once it is
+        :data:`STALE_STAGING_S` old."""
         if not self.versions_dir.is_dir():
             return 0
-        stale = [p for p in self.versions_dir.iterdir() if p.name.startswith(".staging-")]
-        for folder in stale:
+        removed = 0
+        for entry in self.versions_dir.iterdir():
+            if entry.name.startswith(STAGING_PREFIX) and not entry.name.endswith(".lock"):
+                removed += self._remove_if_abandoned(entry)
+        if removed:
+            logger.info("removed %d staging folder(s) of dead publishes", removed)
+        return removed
+
+    def _remove_if_abandoned(self, folder: Path) -> bool:
+        lock_file = folder.with_name(f"{folder.name}.lock")
+        try:
+            fd = os.open(lock_file, os.O_RDWR)
+        except FileNotFoundError:
+            try:
+                age = time.time() - folder.stat().st_mtime
+            except FileNotFoundError:  # published or removed meanwhile
+                return False
+            if age < STALE_STAGING_S:
+                return False
             shutil.rmtree(folder, ignore_errors=True)
-        return len(stale)
+            return True
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # its publish is running
+                return False
+            gone = not folder.exists()
+            shutil.rmtree(folder, ignore_errors=True)
+            lock_file.unlink(missing_ok=True)
+            return not gone
+        finally:
+            os.close(fd)
 
     # the promoted pointer -----------------------------------------------------------------
 

@@ -6,16 +6,17 @@ import json
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from multiprocessing.synchronize import Barrier
+from multiprocessing.synchronize import Barrier, Event
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from loop.errors import NothingToRollBack, RegistryError, VersionNotFound
-from loop.registry import ModelCard, ModelRegistry
+from loop.registry import STALE_STAGING_S, ModelCard, ModelRegistry
 
 
 def writer(content: str) -> Callable[[Path], None]:
@@ -159,18 +160,83 @@ def test_interrupted_save_leaves_no_version(tmp_path: Path) -> None:
     assert hidden_entries(registry) == []
 
 
-def test_clean_staging_removes_leftovers_only(tmp_path: Path) -> None:
+def _publish_and_hang(root: str, saving: Event) -> None:
+    """A round that is killed while it writes its weights."""
+
+    def save(path: Path) -> None:
+        path.mkdir()
+        (path / "weights.txt").write_text("half")
+        saving.set()
+        time.sleep(600)
+
+    ModelRegistry(Path(root)).publish(save, labels=["a", "b"])
+
+
+def test_a_publish_removes_what_a_killed_publish_left(tmp_path: Path) -> None:
+    context = multiprocessing.get_context("spawn")
+    saving = context.Event()
+    killed = context.Process(target=_publish_and_hang, args=(str(tmp_path), saving))
+    killed.start()
+    try:
+        assert saving.wait(timeout=60)
+    finally:
+        killed.kill()
+        killed.join(timeout=30)
+    registry = ModelRegistry(tmp_path)
+    assert hidden_entries(registry) != []  # its staging folder is still there
+
+    assert publish(registry) == "v0001"
+
+    assert hidden_entries(registry) == []
+    assert registry.versions() == ["v0001"]
+
+
+def test_cleaning_leaves_the_folder_of_a_publish_that_runs(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path)
+    saving, finish = threading.Event(), threading.Event()
+    published: list[str] = []
+
+    def slow(path: Path) -> None:
+        path.mkdir()
+        (path / "weights.txt").write_text("slow")
+        saving.set()
+        assert finish.wait(timeout=60)
+
+    def run() -> None:
+        # a registry object of its own, as another process would have
+        published.append(ModelRegistry(tmp_path).publish(slow, labels=["a", "b"]).version)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        assert saving.wait(timeout=60)
+        assert registry.clean_staging() == 0
+        assert publish(registry, "quick") == "v0001"  # which cleans before it publishes
+    finally:
+        finish.set()
+        thread.join(timeout=60)
+
+    assert published == ["v0002"]
+    assert (registry.model_path("v0002") / "weights.txt").read_text() == "slow"
+    assert hidden_entries(registry) == []
+
+
+def test_clean_staging_removes_old_unlocked_leftovers_only(tmp_path: Path) -> None:
     registry = ModelRegistry(tmp_path)
     assert registry.clean_staging() == 0  # nothing there yet, not even the folder
     publish(registry)
-    for name in (".staging-abc", ".staging-def"):
+    for name in (".staging-abc", ".staging-def"):  # left by a release without staging locks
         (registry.versions_dir / name / "model").mkdir(parents=True)
         (registry.versions_dir / name / "model" / "x").write_text("crashed")
+    (registry.versions_dir / ".staging-new" / "model").mkdir(parents=True)
+    hour_ago = time.time() - STALE_STAGING_S - 60
+    for name in (".staging-abc", ".staging-def"):
+        os.utime(registry.versions_dir / name, (hour_ago, hour_ago))
     assert registry.versions() == ["v0001"]  # leftovers are never versions
 
     assert registry.clean_staging() == 2
 
-    assert hidden_entries(registry) == []
+    assert hidden_entries(registry) == [".staging-new"]  # young: it may be writing still
     assert registry.versions() == ["v0001"]
     assert registry.card("v0001").version == "v0001"
     assert registry.clean_staging() == 0
