@@ -30,12 +30,13 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from loop.errors import NothingToRollBack, RegistryError, VersionNotFound
+from loop.errors import NothingToRollBack, PointerMoved, RegistryError, VersionNotFound
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,16 @@ VERSION_PATTERN = re.compile(r"^v(\d{4,})$")
 STAGING_PREFIX = ".staging-"
 STALE_STAGING_S = 3600.0
 """Age after which a staging folder without a lock file (left by an older alloop) is removed."""
+
+
+class Unchecked(Enum):
+    """The type of :data:`UNCHECKED`."""
+
+    UNCHECKED = "unchecked"
+
+
+UNCHECKED = Unchecked.UNCHECKED
+"""``promote(version)`` without ``expected``: move the pointer whatever it points at."""
 
 
 class ModelCard(BaseModel):
@@ -278,13 +289,22 @@ class ModelRegistry:
         """The version that serves now, if any."""
         return self.promotion().version
 
-    def promote(self, version: str) -> Promotion:
-        """Point at ``version``; the version that served before can be rolled back to."""
+    def promote(self, version: str, *, expected: str | Unchecked | None = UNCHECKED) -> Promotion:
+        """Point at ``version``; the version that served before can be rolled back to.
+
+        ``expected`` is the pointer the caller read (``None``: nothing was promoted). When the
+        pointer has moved since (a person promoted or rolled back meanwhile), nothing changes
+        and :class:`PointerMoved` is raised: compare and write happen under the registry's
+        lock, so two processes cannot interleave. Without ``expected`` the promotion is
+        unconditional (a person's). Promoting the version already promoted changes nothing.
+        """
         self.path(version)
         with self._locked():
             current = self.promotion()
             if current.version == version:
                 return current
+            if expected is not UNCHECKED and current.version != expected:
+                raise PointerMoved(expected, current.version)
             history = [*current.history, current.version] if current.version else current.history
             updated = Promotion(version=version, history=history, changed_at=datetime.now(UTC))
             _write_atomic(self.pointer, updated.model_dump_json(indent=2).encode())

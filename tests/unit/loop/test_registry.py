@@ -9,13 +9,14 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier, Event
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from loop.errors import NothingToRollBack, RegistryError, VersionNotFound
+from loop.errors import NothingToRollBack, PointerMoved, RegistryError, VersionNotFound
 from loop.registry import STALE_STAGING_S, ModelCard, ModelRegistry
 
 
@@ -416,6 +417,94 @@ def test_unreadable_pointer_is_a_registry_error(tmp_path: Path) -> None:
     registry.pointer.write_text('{"version": "v00')
     with pytest.raises(RegistryError, match="unreadable"):
         registry.promoted()
+
+
+# compare-and-swap: a promotion that expects what it read -------------------------------
+
+
+def test_promote_with_the_pointer_it_read_moves_it(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path)
+    a, b = publish(registry), publish(registry)
+    assert registry.promote(a, expected=None).version == a  # nothing was promoted
+    state = registry.promote(b, expected=a)
+    assert (state.version, state.history) == (b, [a])
+
+
+@pytest.mark.parametrize("meanwhile", ["rollback", "promote"])
+def test_promote_refuses_when_a_person_moved_the_pointer_meanwhile(
+    tmp_path: Path, meanwhile: str
+) -> None:
+    registry = ModelRegistry(tmp_path)
+    a, b, c, new = (publish(registry) for _ in range(4))
+    registry.promote(a)
+    registry.promote(b)
+    read = registry.promoted()  # a round starts, serving b
+    if meanwhile == "rollback":
+        ModelRegistry(tmp_path).rollback()  # a person, while the round trains
+    else:
+        ModelRegistry(tmp_path).promote(c)
+    after_person = registry.pointer.read_bytes()
+
+    with pytest.raises(PointerMoved, match=f"expected {b}") as raised:
+        registry.promote(new, expected=read)
+
+    assert (raised.value.expected, raised.value.actual) == (b, a if meanwhile == "rollback" else c)
+    assert isinstance(raised.value, RegistryError)
+    assert registry.pointer.read_bytes() == after_person  # what the person did stands
+
+
+def test_promote_expecting_nothing_refuses_once_something_is_promoted(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path)
+    a, b = publish(registry), publish(registry)
+    registry.promote(a)
+    with pytest.raises(PointerMoved):
+        registry.promote(b, expected=None)
+    assert registry.promoted() == a
+
+
+def test_promote_to_what_already_serves_is_a_no_op_whatever_was_expected(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path)
+    a, b = publish(registry), publish(registry)
+    registry.promote(a)
+    registry.promote(b)
+    state = registry.promote(b, expected=a)
+    assert (state.version, state.history) == (b, [a])
+
+
+def _promote_expecting(root: str, version: str, results: Queue[str], start: Barrier) -> None:
+    registry = ModelRegistry(Path(root))
+    read = registry.promoted()
+    start.wait(timeout=30)
+    try:
+        registry.promote(version, expected=read)
+        results.put(version)
+    except PointerMoved:
+        results.put("moved")
+
+
+def test_of_processes_that_read_the_same_pointer_exactly_one_promotes(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path)
+    first = publish(registry)
+    registry.promote(first)
+    contenders = [publish(registry) for _ in range(4)]
+    context = multiprocessing.get_context("spawn")
+    results: Queue[str] = context.Queue()
+    start = context.Barrier(len(contenders))
+    processes = [
+        context.Process(target=_promote_expecting, args=(str(tmp_path), v, results, start))
+        for v in contenders
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=60)
+    assert [p.exitcode for p in processes] == [0] * len(processes)
+
+    outcomes = sorted(results.get(timeout=10) for _ in contenders)
+    [winner] = [o for o in outcomes if o != "moved"]
+    assert outcomes.count("moved") == len(contenders) - 1
+    state = registry.promotion()
+    assert (state.version, state.history) == (winner, [first])
 
 
 # concurrency ------------------------------------------------------------------------------
