@@ -40,7 +40,7 @@ class PointerMoved(RegistryError):
     def __init__(self, expected: str | None, actual: str | None) -> None:
         super().__init__(
             f"the promoted pointer moved: expected {expected or 'nothing promoted'}, "
-            f"found {actual or 'nothing promoted'}; nothing was changed"
+            f"found {actual or 'nothing promoted'}; the pointer stays where it is"
         )
         self.expected = expected
         self.actual = actual

@@ -61,7 +61,11 @@ def train_and_publish(
 
     With ``test_fraction``, the documents that the frozen split puts in the test set are held
     out (use it when the same documents are seeded into the label store, so that no version
-    is later scored on documents it trained on)."""
+    is later scored on documents it trained on).
+
+    With ``promote``, the new version is promoted only if the pointer still names the version
+    that served when training began: a promotion or rollback made meanwhile stands, and
+    :class:`~loop.errors.PointerMoved` says so (the new version stays registered)."""
     if config.multi_label:
         labelled = [doc for doc in documents if doc.labels is not None]
     else:
@@ -71,6 +75,7 @@ def train_and_publish(
     if not labelled:
         wanted = "label sets (a 'labels' list)" if config.multi_label else "a label"
         raise ModelError(f"no documents with {wanted} to train on")
+    serving = registry.promoted()
     texts = [doc.text for doc in labelled]
     targets: list[Target] = [
         tuple(doc.labels or ()) if config.multi_label else str(doc.label) for doc in labelled
@@ -83,10 +88,10 @@ def train_and_publish(
         kind=factory.name,
         training_args=config.to_dict(),
         counts={"train": len(labelled), "per_label": dict(sorted(per_label.items()))},
-        parent=registry.promoted(),
+        parent=serving,
         notes=notes,
     )
     logger.info("published model %s trained on %d labels", card.version, len(labelled))
     if promote:
-        registry.promote(card.version)
+        registry.promote(card.version, expected=serving)
     return card
