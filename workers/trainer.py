@@ -40,6 +40,7 @@ from workers.bus import (
     run_loop,
     send_all,
 )
+from workers.round_schedule import RetrainPolicy, RoundSchedule
 
 logger = logging.getLogger(__name__)
 
@@ -73,31 +74,6 @@ class TrainerStatus(BaseModel):
             return cls.model_validate_json(cls.path(home, task).read_text())
         except (OSError, ValueError):
             return None
-
-
-@dataclass
-class RetrainPolicy:
-    """When a round is due: enough new labels, or new labels that waited long enough."""
-
-    min_new_labels: int
-    max_wait_s: float
-    new_labels: int = 0
-    first_new_at: float | None = None
-
-    def saw(self, count: int, now: float) -> None:
-        if count > 0:
-            self.new_labels += count
-            if self.first_new_at is None:
-                self.first_new_at = now
-
-    def due(self, now: float) -> bool:
-        if self.new_labels == 0 or self.first_new_at is None:
-            return False
-        waited = now - self.first_new_at
-        return self.new_labels >= self.min_new_labels or waited >= self.max_wait_s
-
-    def reset(self) -> None:
-        self.new_labels, self.first_new_at = 0, None
 
 
 @dataclass
@@ -186,18 +162,9 @@ def run(settings: Settings, servers: str, worker_id: str = "trainer") -> LoopSta
     stop = StopFlag().install()
     consumer = make_consumer(servers, settings.kafka, [topics.labels], settings.trainer.group_id)
     producer = make_producer(servers, settings.kafka)
-    counted: Counter[str] = Counter()
 
     def between_batches() -> None:
-        now = time.monotonic()
-        for task, policy in policies.items():
-            policy.saw(intake.per_task[task] - counted[task], now)
-            counted[task] = intake.per_task[task]
-        for task, policy in policies.items():
-            if policy.due(time.monotonic()):
-                logger.info("retraining %s: %d new label(s)", task, policy.new_labels)
-                policy.reset()
-                train(task)
+        schedule.tick(intake.per_task)
 
     def train(task: str) -> None:
         started = time.monotonic()
@@ -223,6 +190,8 @@ def run(settings: Settings, servers: str, worker_id: str = "trainer") -> LoopSta
         logger.info("round: %s", json.dumps(result))
         events = model_events(result)
         send_all(producer, [Output.of(topics.models, e) for e in events])
+
+    schedule = RoundSchedule(policies, train)
 
     logger.info(
         "trainer %s consuming %s, store %s (%d answers)",
