@@ -6,8 +6,10 @@ labels have arrived (``trainer.min_new_labels``), or some have waited ``trainer.
 a training round runs in a fresh process (``python -m workers.train_round``): it trains on
 all agreed labels, evaluates on the frozen test set, registers the version and promotes it
 when it passes the gate. Each task (the classifier's, and the entity task when enabled)
-counts its own new labels and has its own rounds. Scorers and the API pick up a promotion by themselves; the trainer
-also announces each round's outcome on the ``models`` topic.
+counts its own new labels and has its own rounds. Answers stored before a restart, and the
+answers of a round that failed, are not forgotten: see :mod:`workers.round_schedule`. Scorers
+and the API pick up a promotion by themselves; the trainer also announces each round's outcome
+on the ``models`` topic.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pydantic import BaseModel
 
 from loop.labels import LabelStore
 from loop.messages import LabelEvent, ModelEvent
+from loop.registry import ModelRegistry
 from loop.settings import Settings
 from workers.bus import (
     LoopStats,
@@ -40,7 +43,7 @@ from workers.bus import (
     run_loop,
     send_all,
 )
-from workers.round_schedule import RetrainPolicy, RoundSchedule
+from workers.round_schedule import Backlog, RetrainPolicy, RoundSchedule
 
 logger = logging.getLogger(__name__)
 
@@ -166,19 +169,19 @@ def run(settings: Settings, servers: str, worker_id: str = "trainer") -> LoopSta
     def between_batches() -> None:
         schedule.tick(intake.per_task)
 
-    def train(task: str) -> None:
+    def train(task: str) -> bool:
         started = time.monotonic()
         try:
             result = run_round(settings, task=task)
         except (RuntimeError, subprocess.TimeoutExpired) as exc:
-            logger.error("%s; the next label retries", exc)
+            logger.error("%s; retrying in %.0fs", exc, settings.trainer.max_wait_s)
             TrainerStatus(
                 finished_at=datetime.now(UTC),
                 duration_s=round(time.monotonic() - started, 1),
                 error=str(exc)[-500:],
                 task=task,
             ).save(settings.home)
-            return
+            return False
         TrainerStatus(
             finished_at=datetime.now(UTC),
             duration_s=result["duration_s"],
@@ -190,8 +193,18 @@ def run(settings: Settings, servers: str, worker_id: str = "trainer") -> LoopSta
         logger.info("round: %s", json.dumps(result))
         events = model_events(result)
         send_all(producer, [Output.of(topics.models, e) for e in events])
+        return True
 
-    schedule = RoundSchedule(policies, train)
+    registries = {
+        settings.trainer.task: ModelRegistry(settings.registry_path),
+        **{task: ModelRegistry(settings.entity_registry_path) for task in settings.entity_tasks},
+    }
+    schedule = RoundSchedule(
+        policies,
+        train,
+        backlog=Backlog.of(store, registries),
+        check_every_s=settings.trainer.check_interval_s,
+    )
 
     logger.info(
         "trainer %s consuming %s, store %s (%d answers)",
