@@ -55,6 +55,15 @@ def trainer_env(env: Env) -> dict[str, str]:
     }
 
 
+def never_retrain(env: Env) -> dict[str, str]:
+    """A trainer that stores answers and starts no round."""
+    return {
+        **trainer_env(env),
+        "ALLOOP_TRAINER__MIN_NEW_LABELS": "100000",
+        "ALLOOP_TRAINER__MAX_WAIT_S": "100000",
+    }
+
+
 def test_labels_become_a_promoted_version_with_events(
     env: Env, workers: Callable[..., WorkerProcess]
 ) -> None:
@@ -83,11 +92,7 @@ def test_labels_become_a_promoted_version_with_events(
 def test_a_killed_trainer_loses_and_duplicates_no_label(
     env: Env, workers: Callable[..., WorkerProcess]
 ) -> None:
-    extra = {
-        **trainer_env(env),
-        "ALLOOP_TRAINER__MIN_NEW_LABELS": "100000",
-        "ALLOOP_TRAINER__MAX_WAIT_S": "100000",
-    }
+    extra = never_retrain(env)
     first = workers(["worker", "trainer"], "trainer-1", **extra).start()
     first.wait_for("assigned partitions")
     send(env, answers(0, 200))
@@ -106,12 +111,7 @@ def test_a_killed_trainer_loses_and_duplicates_no_label(
 def test_labels_stored_before_a_restart_start_a_round_without_a_new_label(
     env: Env, workers: Callable[..., WorkerProcess]
 ) -> None:
-    waiting = {
-        **trainer_env(env),
-        "ALLOOP_TRAINER__MIN_NEW_LABELS": "100000",
-        "ALLOOP_TRAINER__MAX_WAIT_S": "100000",
-    }
-    first = workers(["worker", "trainer"], "trainer-1", **waiting).start()
+    first = workers(["worker", "trainer"], "trainer-1", **never_retrain(env)).start()
     first.wait_for("assigned partitions")
     send(env, answers(0, 30))
     first.wait_for("store holds 30")

@@ -4,14 +4,12 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from loop.errors import ConfigError, ModelError
-from loop.registry import ModelRegistry
 from tests.unit.api.conftest import KEY, AppFactory
 
 SECRET_PATH = "/srv/alloop/registry/versions/v0007/model"
@@ -74,22 +72,6 @@ def test_a_request_id_the_client_sent_is_kept_and_a_malformed_one_replaced(
         forged = client.get("/v1/test/model-error", headers={"X-Request-ID": "x\nERROR forged"})
     assert given.json()["request_id"] == "lb-4f2a-91"
     assert "forged" not in forged.json()["request_id"]
-
-
-def test_a_version_that_cannot_load_still_says_what_to_do_with_a_request_id(
-    make_app: AppFactory, registry: ModelRegistry
-) -> None:
-    def save_nothing(path: Path) -> None:
-        path.mkdir()
-
-    broken = registry.publish(save_nothing, labels=["a", "b"], kind="keywords").version
-    with TestClient(make_app(), headers={"X-API-Key": KEY}) as client:
-        response = client.post(f"/v1/models/{broken}/promote")
-    body = response.json()
-    assert (response.status_code, body["error"]) == (500, "model_load_failed")
-    assert "roll back with POST /v1/models/rollback" in body["detail"]
-    assert str(registry.root) not in response.text
-    assert body["request_id"] == response.headers["X-Request-ID"]
 
 
 def test_client_errors_carry_no_request_id(make_app: AppFactory) -> None:
