@@ -2,12 +2,17 @@
 
 Each error body has the same shape, :class:`api.schemas.ErrorBody`:
 ``{"error": "<machine-readable code>", "detail": "<a sentence for a person>"}``; validation
-errors add ``errors``, one entry per offending field.
+errors add ``errors``, one entry per offending field. A server error (5xx) adds ``request_id``
+(also the ``X-Request-ID`` header) and is logged under it; its detail never shows what failed
+inside (file paths, exception text) unless it is one of the API's own errors, whose details
+are written for clients.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import uuid
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any, ClassVar
@@ -30,6 +35,9 @@ from loop.errors import (
 )
 
 logger = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 class ApiError(AlloopError):
@@ -112,11 +120,26 @@ def error_response(
     *,
     errors: list[FieldError] | None = None,
     headers: Mapping[str, str] | None = None,
+    request_id: str | None = None,
 ) -> JSONResponse:
-    body = ErrorBody(error=code, detail=detail, errors=errors)
+    body = ErrorBody(error=code, detail=detail, errors=errors, request_id=request_id)
+    answer_headers = dict(headers or {})
+    if request_id is not None:
+        answer_headers[REQUEST_ID_HEADER] = request_id
     return JSONResponse(
-        body.model_dump(exclude_none=True), status_code=status, headers=dict(headers or {})
+        body.model_dump(exclude_none=True), status_code=status, headers=answer_headers
     )
+
+
+def request_id_of(request: Request) -> str:
+    """The id a proxy gave the request (``X-Request-ID``, when it is a plain token), or a new
+    one."""
+    given = request.headers.get(REQUEST_ID_HEADER, "")
+    return given if _CLIENT_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+
+def internal_detail(request_id: str) -> str:
+    return f"an internal error happened (request id {request_id}); the server log has the details"
 
 
 # Error codes of the framework's own HTTP errors (api.limits raises the 413), fixed here so
@@ -175,10 +198,16 @@ def _validation_detail(request: Request, exc: RequestValidationError) -> str:
 async def _on_alloop_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AlloopError)
     status, code = status_of(exc)
-    if status >= 500:
-        logger.error("%s %s failed: %s", request.method, request.url.path, exc)
     headers = exc.headers if isinstance(exc, ApiError) else None
-    return error_response(status, code, str(exc), headers=headers)
+    if status < 500:
+        return error_response(status, code, str(exc), headers=headers)
+    request_id = request_id_of(request)
+    logger.error(
+        "%s %s failed (request id %s): %s", request.method, request.url.path, request_id, exc
+    )
+    # The API's own errors say what to do and name no file; any other may show internals.
+    detail = str(exc) if isinstance(exc, ApiError) else internal_detail(request_id)
+    return error_response(status, code, detail, headers=headers, request_id=request_id)
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -195,8 +224,15 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    logger.exception("%s %s failed unexpectedly", request.method, request.url.path)
-    return error_response(500, "internal_error", "the server failed; see its log")
+    request_id = request_id_of(request)
+    logger.exception(
+        "%s %s failed unexpectedly (request id %s): %s",
+        request.method,
+        request.url.path,
+        request_id,
+        exc,
+    )
+    return error_response(500, "internal_error", internal_detail(request_id), request_id=request_id)
 
 
 def install(app: FastAPI) -> None:

@@ -27,6 +27,11 @@ class ErrorBody(BaseModel):
     errors: list[FieldError] | None = Field(
         default=None, description="Validation errors only: each offending field"
     )
+    request_id: str | None = Field(
+        default=None,
+        description="Server errors (5xx) only: quote it to the operator, whose log holds the "
+        "details under it (also in the `X-Request-ID` header)",
+    )
 
 
 def error_responses(descriptions: dict[int, str]) -> dict[int | str, dict[str, Any]]:

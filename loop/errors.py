@@ -31,3 +31,16 @@ class NothingToRollBack(RegistryError):
 
 class ConfigError(AlloopError):
     """The configuration is incomplete or contradictory."""
+
+
+class PointerMoved(RegistryError):
+    """A promotion expected the promoted pointer at one version, and it had moved meanwhile
+    (a person promoted or rolled back while a round ran)."""
+
+    def __init__(self, expected: str | None, actual: str | None) -> None:
+        super().__init__(
+            f"the promoted pointer moved: expected {expected or 'nothing promoted'}, "
+            f"found {actual or 'nothing promoted'}; the pointer stays where it is"
+        )
+        self.expected = expected
+        self.actual = actual

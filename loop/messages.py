@@ -211,7 +211,8 @@ def decode(data: bytes | None, model: type[M]) -> M:
     if schema != model.kind:
         raise MessageError(f"expected schema {model.kind!r}, got {schema!r}")
     version = raw.get("v", SCHEMA_VERSION)
-    if version != SCHEMA_VERSION:
+    # Strictly the integer: in Python, True == 1 and 1.0 == 1.
+    if type(version) is not int or version != SCHEMA_VERSION:
         raise MessageError(f"unsupported schema version {version!r} (this build reads v1)")
     try:
         return model.model_validate(raw)

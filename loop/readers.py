@@ -1,11 +1,13 @@
 """Read documents from JSONL, CSV or a folder of text files.
 
 Readers never drop a line silently: each line gives either a :class:`Document` or a
-:class:`Rejected` that says where and why.
+:class:`Rejected` that says where and why (a line that is not UTF-8 too). A UTF-8 byte order
+mark at the start of a file (Excel's "CSV UTF-8") is not part of its first field.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import sys
@@ -96,7 +98,7 @@ def _reason(exc: Exception) -> str:
 
 def _starts_with_bracket(path: Path) -> bool:
     with path.open("rb") as handle:
-        return handle.read(4096).lstrip().startswith(b"[")
+        return handle.read(4096).removeprefix(codecs.BOM_UTF8).lstrip().startswith(b"[")
 
 
 def read_json_array(path: Path, columns: Columns = Columns()) -> Iterator[Document | Rejected]:
@@ -127,7 +129,7 @@ def read_jsonl(path: Path, columns: Columns = Columns()) -> Iterator[Document | 
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             try:
-                line = raw.decode("utf-8")
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
                 if not line.strip():
                     continue
                 yield _json_document(json.loads(line), path, columns)
@@ -135,9 +137,20 @@ def read_jsonl(path: Path, columns: Columns = Columns()) -> Iterator[Document | 
                 yield Rejected(str(path), number, _reason(exc))
 
 
+def _not_utf8(values: list[str]) -> str | None:
+    """Why a CSV record read with ``surrogateescape`` is not UTF-8, if it is not."""
+    for value in values:
+        for char in value:
+            if "\udc80" <= char <= "\udcff":
+                return f"not UTF-8: byte 0x{ord(char) - 0xDC00:02x} (save the file as UTF-8)"
+    return None
+
+
 def read_csv(path: Path, columns: Columns = Columns()) -> Iterator[Document | Rejected]:
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    with path.open(encoding="utf-8", newline="") as handle:
+    # Bytes that are not UTF-8 become lone surrogates, so that one bad line is rejected and
+    # the lines after it are read.
+    with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None or columns.text not in header:
@@ -155,6 +168,8 @@ def read_csv(path: Path, columns: Columns = Columns()) -> Iterator[Document | Re
             if not values:  # a blank line; it still counts for the line numbers after it
                 continue
             try:
+                if bad := _not_utf8(values):
+                    raise ValueError(bad)
                 if len(values) != width:
                     raise ValueError(f"expected {width} fields, got {len(values)}")
                 yield _document(dict(zip(header, values, strict=True)), str(path), columns, {})
@@ -167,7 +182,7 @@ def read_folder(path: Path) -> Iterator[Document | Rejected]:
         if file.suffix.lower() not in TEXT_SUFFIXES:
             continue
         try:
-            text = file.read_text(encoding="utf-8")
+            text = file.read_text(encoding="utf-8-sig")
             yield _document({"text": text}, str(file), Columns(), {"file": file.name})
         except (UnicodeDecodeError, ValueError, ValidationError) as exc:
             yield Rejected(str(file), 0, _reason(exc))

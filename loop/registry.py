@@ -8,30 +8,53 @@ Layout::
     <root>/promoted.json              {"version": ..., "history": [...earlier promotions]}
     <root>/baseline.json              the scores of what served before any version (patterns)
 
-A version is written under a temporary name and renamed into place, so a crash mid-publish
-leaves no half version. The pointer is replaced atomically (write, fsync, rename) under a
-lock, so readers always see either the old or the new version, never a torn file.
+A version is written under a temporary name (``versions/.staging-<id>/``, held by a lock on
+``versions/.staging-<id>.lock`` while its publish runs), flushed to disk (every file and folder of the
+weights, then the card) and renamed into place, and the folder that holds the new name is
+flushed too: a crash mid-publish, or a power cut right after it, leaves no half version. The
+pointer is replaced atomically (temporary file, fsync, rename, fsync of its folder) under a
+lock, so readers always see either the old or the new version, never a torn file. Each
+publish first removes the staging folders of publishes that died (a killed round): those whose
+lock nobody holds.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import re
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from loop.errors import NothingToRollBack, RegistryError, VersionNotFound
+from loop.errors import NothingToRollBack, PointerMoved, RegistryError, VersionNotFound
+
+logger = logging.getLogger(__name__)
 
 VERSION_PATTERN = re.compile(r"^v(\d{4,})$")
+STAGING_PREFIX = ".staging-"
+STALE_STAGING_S = 3600.0
+"""Age after which a staging folder without a lock file (left by an older alloop) is removed."""
+
+
+class Unchecked(Enum):
+    """The type of :data:`UNCHECKED`."""
+
+    UNCHECKED = "unchecked"
+
+
+UNCHECKED = Unchecked.UNCHECKED
+"""``promote(version)`` without ``expected``: move the pointer whatever it points at."""
 
 
 class ModelCard(BaseModel):
@@ -59,6 +82,26 @@ class Promotion(BaseModel):
     changed_at: datetime | None = None
 
 
+def _fsync(path: Path) -> None:
+    """Flush a file's data, or a folder's entries, to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    """Flush every file and folder below ``root``, each folder after what it holds."""
+    if not root.is_dir():
+        _fsync(root)
+        return
+    for folder, _, files in os.walk(root, topdown=False):
+        for name in files:
+            _fsync(Path(folder) / name)
+        _fsync(Path(folder))
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     with tmp.open("wb") as handle:
@@ -66,11 +109,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    _fsync(path.parent)
 
 
 class ModelRegistry:
@@ -152,10 +191,10 @@ class ModelRegistry:
         """Write a new version: ``save(folder)`` writes the weights, then the card is added and
         the whole folder is renamed into place under the next free version name."""
         self._ensure()
-        staging = self.versions_dir / f".staging-{uuid.uuid4().hex}"
-        staging.mkdir()
-        try:
+        self.clean_staging()
+        with self._staging() as staging:
             save(staging / "model")
+            _fsync_tree(staging / "model")
             with self._locked():
                 version = f"v{len(self.versions()) + 1:04d}"
                 while (self.versions_dir / version).exists():
@@ -173,10 +212,23 @@ class ModelRegistry:
                 )
                 _write_atomic(staging / "card.json", card.model_dump_json(indent=2).encode())
                 os.rename(staging, self.versions_dir / version)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+                _fsync(self.versions_dir)
         return card
+
+    @contextmanager
+    def _staging(self) -> Iterator[Path]:
+        """A fresh staging folder, locked for as long as the publish runs; gone afterwards
+        (renamed into a version, or removed when the publish failed)."""
+        name = f"{STAGING_PREFIX}{uuid.uuid4().hex}"
+        folder, lock_file = self.versions_dir / name, self.versions_dir / f"{name}.lock"
+        with lock_file.open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                folder.mkdir()
+                yield folder
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+                lock_file.unlink(missing_ok=True)
 
     def attach_metrics(self, version: str, metrics: dict[str, Any]) -> None:
         """Record a version's evaluation. The weights and the card stay as they were."""
@@ -201,13 +253,45 @@ class ModelRegistry:
         _write_atomic(self.root / "baseline.json", json.dumps(metrics, indent=2).encode())
 
     def clean_staging(self) -> int:
-        """Remove what crashed publishes left behind; returns how many folders went."""
+        """Remove what publishes that died left behind; returns how many folders went.
+
+        A running publish holds the lock file beside its folder, so its folder stays. A
+        folder without a lock file (from a release before the lock files) goes once it is
+        :data:`STALE_STAGING_S` old."""
         if not self.versions_dir.is_dir():
             return 0
-        stale = [p for p in self.versions_dir.iterdir() if p.name.startswith(".staging-")]
-        for folder in stale:
+        removed = 0
+        for entry in self.versions_dir.iterdir():
+            if entry.name.startswith(STAGING_PREFIX) and not entry.name.endswith(".lock"):
+                removed += self._remove_if_abandoned(entry)
+        if removed:
+            logger.info("removed %d staging folder(s) of dead publishes", removed)
+        return removed
+
+    def _remove_if_abandoned(self, folder: Path) -> bool:
+        lock_file = folder.with_name(f"{folder.name}.lock")
+        try:
+            fd = os.open(lock_file, os.O_RDWR)
+        except FileNotFoundError:
+            try:
+                age = time.time() - folder.stat().st_mtime
+            except FileNotFoundError:  # published or removed meanwhile
+                return False
+            if age < STALE_STAGING_S:
+                return False
             shutil.rmtree(folder, ignore_errors=True)
-        return len(stale)
+            return True
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # its publish is running
+                return False
+            gone = not folder.exists()
+            shutil.rmtree(folder, ignore_errors=True)
+            lock_file.unlink(missing_ok=True)
+            return not gone
+        finally:
+            os.close(fd)
 
     # the promoted pointer -----------------------------------------------------------------
 
@@ -223,13 +307,22 @@ class ModelRegistry:
         """The version that serves now, if any."""
         return self.promotion().version
 
-    def promote(self, version: str) -> Promotion:
-        """Point at ``version``; the version that served before can be rolled back to."""
+    def promote(self, version: str, *, expected: str | Unchecked | None = UNCHECKED) -> Promotion:
+        """Point at ``version``; the version that served before can be rolled back to.
+
+        ``expected`` is the pointer the caller read (``None``: nothing was promoted). When the
+        pointer has moved since (a person promoted or rolled back meanwhile), nothing changes
+        and :class:`PointerMoved` is raised: compare and write happen under the registry's
+        lock, so two processes cannot interleave. Without ``expected`` the promotion is
+        unconditional (a person's). Promoting the version already promoted changes nothing.
+        """
         self.path(version)
         with self._locked():
             current = self.promotion()
             if current.version == version:
                 return current
+            if expected is not UNCHECKED and current.version != expected:
+                raise PointerMoved(expected, current.version)
             history = [*current.history, current.version] if current.version else current.history
             updated = Promotion(version=version, history=history, changed_at=datetime.now(UTC))
             _write_atomic(self.pointer, updated.model_dump_json(indent=2).encode())

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from loop.deltas import MetricDelta, compare
-from loop.errors import AlloopError
+from loop.errors import AlloopError, PointerMoved
 from loop.evaluation import Prediction, evaluate
 from loop.labels import ResolvedLabel
 from loop.models.base import (
@@ -169,7 +169,12 @@ def settle(
         },
     )
     if verdict.passed:
-        registry.promote(version)
+        try:  # a promotion or rollback a person made while the round ran stands
+            registry.promote(version, expected=result.promoted_before)
+        except PointerMoved as exc:
+            result.reasons.append(f"not promoted: {exc}")
+            logger.warning("%s passed the gate but is not promoted: %s", version, exc)
+            return
         result.promoted = True
 
 

@@ -83,6 +83,9 @@ class TrainerSettings(BaseModel):
     group_id: str = "alloop-trainer"
     min_new_labels: int = Field(default=20, ge=1, description="New labels that start a round")
     max_wait_s: float = Field(default=300.0, gt=0, description="Longest a new label waits")
+    check_interval_s: float = Field(
+        default=60.0, gt=0, description="How often stored answers no round covered are counted"
+    )
     full_finetune_every: int = Field(default=5, ge=0, description="0: always head-only")
     max_macro_f1_drop: float = Field(
         default=0.02,

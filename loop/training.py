@@ -59,7 +59,11 @@ def train_and_publish(
     promote: bool = False,
     notes: str | None = None,
 ) -> ModelCard:
-    """Train on every labelled document and publish the result; optionally promote it."""
+    """Train on every labelled document and publish the result; optionally promote it.
+
+    With ``promote``, the new version is promoted only if the pointer still names the version
+    that served when training began: a promotion or rollback made meanwhile stands, and
+    :class:`~loop.errors.PointerMoved` says so (the new version stays registered)."""
     if config.multi_label:
         labelled = [doc for doc in documents if doc.labels is not None]
     else:
@@ -67,6 +71,7 @@ def train_and_publish(
     if not labelled:
         wanted = "label sets (a 'labels' list)" if config.multi_label else "a label"
         raise ModelError(f"no documents with {wanted} to train on")
+    serving = registry.promoted()
     texts = [doc.text for doc in labelled]
     targets: list[Target] = [
         tuple(doc.labels or ()) if config.multi_label else str(doc.label) for doc in labelled
@@ -79,10 +84,10 @@ def train_and_publish(
         kind=factory.name,
         training_args=config.to_dict(),
         counts={"train": len(labelled), "per_label": dict(sorted(per_label.items()))},
-        parent=registry.promoted(),
+        parent=serving,
         notes=notes,
     )
     logger.info("published model %s trained on %d labels", card.version, len(labelled))
     if promote:
-        registry.promote(card.version)
+        registry.promote(card.version, expected=serving)
     return card

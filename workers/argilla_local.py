@@ -58,6 +58,10 @@ REQUIREMENTS = [
     "psycopg2-binary>=2.9",
 ]
 OWNER, ANNOTATOR = "alloop-owner", "annotator"
+# ``python -m alloop_argilla_sql`` reads any option from ALLOOP_ARGILLA_CLI_<COMMAND>_<OPTION>:
+# the secrets of a new user travel in the environment, never on a command line (``ps``).
+PASSWORD_VARIABLE = "ALLOOP_ARGILLA_CLI_DATABASE_USERS_CREATE_PASSWORD"
+API_KEY_VARIABLE = "ALLOOP_ARGILLA_CLI_DATABASE_USERS_CREATE_API_KEY"
 
 
 def _fingerprint() -> str:
@@ -162,19 +166,26 @@ def _auth_secret(home: Path) -> str:
     return path.read_text().strip()
 
 
-def _cli(python: Path, env: dict[str, str], *args: str) -> str:
+def _cli(
+    python: Path, env: dict[str, str], *args: str, hidden_env: dict[str, str] | None = None
+) -> str:
+    """Run Argilla's command line. ``hidden_env``: more environment variables, secrets kept
+    out of error messages. It never prompts: a missing value fails instead."""
     done = subprocess.run(
         [str(python), "-m", "alloop_argilla_sql", *args],
-        env={**os.environ, **env},
+        env={**os.environ, **env, **(hidden_env or {})},
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # no terminal to prompt on
         capture_output=True,
         text=True,
         check=False,
         timeout=300,
     )
     if done.returncode != 0:
-        raise StackError(
-            f"argilla {' '.join(args[:3])} failed: {(done.stderr or done.stdout)[-1500:]}"
-        )
+        said = (done.stderr or done.stdout)[-1500:]
+        for secret in (hidden_env or {}).values():
+            said = said.replace(secret, "***")
+        raise StackError(f"argilla {' '.join(args[:3])} failed: {said}")
     return done.stdout
 
 
@@ -192,24 +203,14 @@ def _ensure_user(
 def _create_user(
     python: Path, env: dict[str, str], username: str, role: str, key: str, password: str
 ) -> None:
-    output = _cli(
+    _cli(
         python,
         env,
-        "database",
-        "users",
-        "create",
-        "--username",
-        username,
-        "--first-name",
-        username,
-        "--role",
-        role,
-        "--password",
-        password,
-        "--api-key",
-        key,
+        *("database", "users", "create"),
+        *("--username", username, "--first-name", username, "--role", role),
+        hidden_env={PASSWORD_VARIABLE: password, API_KEY_VARIABLE: key},
     )
-    logger.debug("created Argilla user %s: %s", username, output.strip()[-200:])
+    logger.debug("created Argilla user %s (%s)", username, role)
 
 
 def wait_until_up(

@@ -6,8 +6,10 @@ labels have arrived (``trainer.min_new_labels``), or some have waited ``trainer.
 a training round runs in a fresh process (``python -m workers.train_round``): it trains on
 all agreed labels, evaluates on the frozen test set, registers the version and promotes it
 when it passes the gate. Each task (the classifier's, and the entity task when enabled)
-counts its own new labels and has its own rounds. Scorers and the API pick up a promotion by themselves; the trainer
-also announces each round's outcome on the ``models`` topic.
+counts its own new labels and has its own rounds. Answers stored before a restart, and the
+answers of a round that failed, are not forgotten: see :mod:`workers.round_schedule`. Scorers
+and the API pick up a promotion by themselves; the trainer also announces each round's outcome
+on the ``models`` topic.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pydantic import BaseModel
 
 from loop.labels import LabelStore
 from loop.messages import LabelEvent, ModelEvent
+from loop.registry import ModelRegistry
 from loop.settings import Settings
 from workers.bus import (
     LoopStats,
@@ -40,6 +43,7 @@ from workers.bus import (
     run_loop,
     send_all,
 )
+from workers.round_schedule import Backlog, RetrainPolicy, RoundSchedule
 
 logger = logging.getLogger(__name__)
 
@@ -73,31 +77,6 @@ class TrainerStatus(BaseModel):
             return cls.model_validate_json(cls.path(home, task).read_text())
         except (OSError, ValueError):
             return None
-
-
-@dataclass
-class RetrainPolicy:
-    """When a round is due: enough new labels, or new labels that waited long enough."""
-
-    min_new_labels: int
-    max_wait_s: float
-    new_labels: int = 0
-    first_new_at: float | None = None
-
-    def saw(self, count: int, now: float) -> None:
-        if count > 0:
-            self.new_labels += count
-            if self.first_new_at is None:
-                self.first_new_at = now
-
-    def due(self, now: float) -> bool:
-        if self.new_labels == 0 or self.first_new_at is None:
-            return False
-        waited = now - self.first_new_at
-        return self.new_labels >= self.min_new_labels or waited >= self.max_wait_s
-
-    def reset(self) -> None:
-        self.new_labels, self.first_new_at = 0, None
 
 
 @dataclass
@@ -186,32 +165,23 @@ def run(settings: Settings, servers: str, worker_id: str = "trainer") -> LoopSta
     stop = StopFlag().install()
     consumer = make_consumer(servers, settings.kafka, [topics.labels], settings.trainer.group_id)
     producer = make_producer(servers, settings.kafka)
-    counted: Counter[str] = Counter()
 
     def between_batches() -> None:
-        now = time.monotonic()
-        for task, policy in policies.items():
-            policy.saw(intake.per_task[task] - counted[task], now)
-            counted[task] = intake.per_task[task]
-        for task, policy in policies.items():
-            if policy.due(time.monotonic()):
-                logger.info("retraining %s: %d new label(s)", task, policy.new_labels)
-                policy.reset()
-                train(task)
+        schedule.tick(intake.per_task)
 
-    def train(task: str) -> None:
+    def train(task: str) -> bool:
         started = time.monotonic()
         try:
             result = run_round(settings, task=task)
         except (RuntimeError, subprocess.TimeoutExpired) as exc:
-            logger.error("%s; the next label retries", exc)
+            logger.error("%s; retrying in %.0fs", exc, settings.trainer.max_wait_s)
             TrainerStatus(
                 finished_at=datetime.now(UTC),
                 duration_s=round(time.monotonic() - started, 1),
                 error=str(exc)[-500:],
                 task=task,
             ).save(settings.home)
-            return
+            return False
         TrainerStatus(
             finished_at=datetime.now(UTC),
             duration_s=result["duration_s"],
@@ -223,6 +193,18 @@ def run(settings: Settings, servers: str, worker_id: str = "trainer") -> LoopSta
         logger.info("round: %s", json.dumps(result))
         events = model_events(result)
         send_all(producer, [Output.of(topics.models, e) for e in events])
+        return True
+
+    registries = {
+        settings.trainer.task: ModelRegistry(settings.registry_path),
+        **{task: ModelRegistry(settings.entity_registry_path) for task in settings.entity_tasks},
+    }
+    schedule = RoundSchedule(
+        policies,
+        train,
+        backlog=Backlog.of(store, registries),
+        check_every_s=settings.trainer.check_interval_s,
+    )
 
     logger.info(
         "trainer %s consuming %s, store %s (%d answers)",

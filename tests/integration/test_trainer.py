@@ -56,6 +56,15 @@ def trainer_env(env: Env) -> dict[str, str]:
     }
 
 
+def never_retrain(env: Env) -> dict[str, str]:
+    """A trainer that stores answers and starts no round."""
+    return {
+        **trainer_env(env),
+        "ALLOOP_TRAINER__MIN_NEW_LABELS": "100000",
+        "ALLOOP_TRAINER__MAX_WAIT_S": "100000",
+    }
+
+
 def test_labels_become_a_promoted_version_with_events(
     env: Env, workers: Callable[..., WorkerProcess]
 ) -> None:
@@ -84,11 +93,7 @@ def test_labels_become_a_promoted_version_with_events(
 def test_a_killed_trainer_loses_and_duplicates_no_label(
     env: Env, workers: Callable[..., WorkerProcess]
 ) -> None:
-    extra = {
-        **trainer_env(env),
-        "ALLOOP_TRAINER__MIN_NEW_LABELS": "100000",
-        "ALLOOP_TRAINER__MAX_WAIT_S": "100000",
-    }
+    extra = never_retrain(env)
     first = workers(["worker", "trainer"], "trainer-1", **extra).start()
     first.wait_for("assigned partitions")
     send(env, answers(0, 200))
@@ -102,3 +107,21 @@ def test_a_killed_trainer_loses_and_duplicates_no_label(
     store = LabelStore(path)
     assert {e.response_id for e in store.answers()} == {f"resp-{i}" for i in range(300)}
     assert len(path.read_text().splitlines()) == 300
+
+
+def test_labels_stored_before_a_restart_start_a_round_without_a_new_label(
+    env: Env, workers: Callable[..., WorkerProcess]
+) -> None:
+    first = workers(["worker", "trainer"], "trainer-1", **never_retrain(env)).start()
+    first.wait_for("assigned partitions")
+    send(env, answers(0, 30))
+    first.wait_for("store holds 30")
+    assert first.stop() == 0  # thirty answers stored, below its threshold: no round
+
+    # restarted with a threshold of forty and a wait of three seconds; nobody labels anything
+    second = workers(["worker", "trainer"], "trainer-2", **trainer_env(env)).start()
+    second.wait_for("round: ", timeout=180)
+    assert second.stop() == 0
+    registry = ModelRegistry(env.registry)
+    card = registry.card("v0001")
+    assert card.counts["train"] + card.counts["test"] == 30

@@ -106,6 +106,8 @@ def test_a_version_that_cannot_load_is_reported_and_the_old_one_keeps_serving(
         assert body["error"] == "model_load_failed"
         assert f"{broken} is promoted but could not be loaded" in body["detail"]
         assert "still serves v0001" in body["detail"]
+        assert str(registry.root) not in response.text  # no path, but a request id to quote
+        assert body["request_id"] == response.headers["X-Request-ID"]
         assert classify(client, "moon")["model_version"] == "v0001"
         health = client.get("/health").json()
         assert health["status"] == "degraded" and health["promoted_version"] == broken

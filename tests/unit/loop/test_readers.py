@@ -147,6 +147,44 @@ def test_csv_line_numbers_stay_right_after_blank_lines(tmp_path: Path) -> None:
     assert len(docs) + len(rejected) == non_blank_lines(path) - 1  # minus the header
 
 
+def test_csv_with_a_byte_order_mark_keeps_its_ids(tmp_path: Path) -> None:
+    path = tmp_path / "docs.csv"  # as Excel saves "CSV UTF-8"
+    path.write_bytes("id,text,label\nr1,caf\u00e9 opens,up\n".encode("utf-8-sig"))
+    docs, rejected = split(list(read_documents(path)))
+    assert [(d.id, d.text, d.label) for d in docs] == [("r1", "caf\u00e9 opens", "up")]
+    assert not rejected
+
+
+def test_jsonl_and_text_files_with_a_byte_order_mark(tmp_path: Path) -> None:
+    jsonl = tmp_path / "docs.jsonl"
+    jsonl.write_bytes(
+        '{"id": "a", "text": "one"}\n{"id": "b", "text": "two"}\n'.encode("utf-8-sig")
+    )
+    assert [d.id for d in split(list(read_jsonl(jsonl)))[0]] == ["a", "b"]
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    (folder / "a.txt").write_bytes("a note".encode("utf-8-sig"))
+    [doc] = split(list(read_folder(folder)))[0]
+    assert doc.text == "a note" and doc.id == content_id("a note")
+
+
+def test_csv_line_that_is_not_utf8_is_rejected_and_reading_goes_on(tmp_path: Path) -> None:
+    path = tmp_path / "docs.csv"
+    path.write_bytes(
+        b"id,text\n"  # 1
+        b"r1,ok one\n"  # 2
+        b"r2,caf\xe9 in Latin-1\n"  # 3
+        b'r3,"two\nlines"\n'  # 4-5
+        b"r4,\xff\xfe\n"  # 6
+        b"r5,ok two\n"  # 7
+    )
+    docs, rejected = split(list(read_documents(path)))
+    assert [d.id for d in docs] == ["r1", "r3", "r5"]
+    assert [r.line for r in rejected] == [3, 6]
+    assert all(r.source == str(path) for r in rejected)
+    assert "not UTF-8" in rejected[0].reason and "0xe9" in rejected[0].reason
+
+
 def test_csv_rejects_unknown_label_and_blank_text(tmp_path: Path) -> None:
     path = tmp_path / "docs.csv"
     path.write_text("text,label\nfine,0\nodd,9\n  ,0\n", encoding="utf-8")

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from multiprocessing.synchronize import Barrier
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Barrier, Event
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from loop.errors import NothingToRollBack, RegistryError, VersionNotFound
-from loop.registry import ModelCard, ModelRegistry
+from loop.errors import NothingToRollBack, PointerMoved, RegistryError, VersionNotFound
+from loop.registry import STALE_STAGING_S, ModelCard, ModelRegistry
 
 
 def writer(content: str) -> Callable[[Path], None]:
@@ -158,21 +161,157 @@ def test_interrupted_save_leaves_no_version(tmp_path: Path) -> None:
     assert hidden_entries(registry) == []
 
 
-def test_clean_staging_removes_leftovers_only(tmp_path: Path) -> None:
+def _publish_and_hang(root: str, saving: Event) -> None:
+    """A round that is killed while it writes its weights."""
+
+    def save(path: Path) -> None:
+        path.mkdir()
+        (path / "weights.txt").write_text("half")
+        saving.set()
+        time.sleep(600)
+
+    ModelRegistry(Path(root)).publish(save, labels=["a", "b"])
+
+
+def test_a_publish_removes_what_a_killed_publish_left(tmp_path: Path) -> None:
+    context = multiprocessing.get_context("spawn")
+    saving = context.Event()
+    killed = context.Process(target=_publish_and_hang, args=(str(tmp_path), saving))
+    killed.start()
+    try:
+        assert saving.wait(timeout=60)
+    finally:
+        killed.kill()
+        killed.join(timeout=30)
+    registry = ModelRegistry(tmp_path)
+    assert hidden_entries(registry) != []  # its staging folder is still there
+
+    assert publish(registry) == "v0001"
+
+    assert hidden_entries(registry) == []
+    assert registry.versions() == ["v0001"]
+
+
+def test_cleaning_leaves_the_folder_of_a_publish_that_runs(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path)
+    saving, finish = threading.Event(), threading.Event()
+    published: list[str] = []
+
+    def slow(path: Path) -> None:
+        path.mkdir()
+        (path / "weights.txt").write_text("slow")
+        saving.set()
+        assert finish.wait(timeout=60)
+
+    def run() -> None:
+        # a registry object of its own, as another process would have
+        published.append(ModelRegistry(tmp_path).publish(slow, labels=["a", "b"]).version)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        assert saving.wait(timeout=60)
+        assert registry.clean_staging() == 0
+        assert publish(registry, "quick") == "v0001"  # which cleans before it publishes
+    finally:
+        finish.set()
+        thread.join(timeout=60)
+
+    assert published == ["v0002"]
+    assert (registry.model_path("v0002") / "weights.txt").read_text() == "slow"
+    assert hidden_entries(registry) == []
+
+
+def test_clean_staging_removes_old_unlocked_leftovers_only(tmp_path: Path) -> None:
     registry = ModelRegistry(tmp_path)
     assert registry.clean_staging() == 0  # nothing there yet, not even the folder
     publish(registry)
-    for name in (".staging-abc", ".staging-def"):
+    for name in (".staging-abc", ".staging-def"):  # left by a release without staging locks
         (registry.versions_dir / name / "model").mkdir(parents=True)
         (registry.versions_dir / name / "model" / "x").write_text("crashed")
+    (registry.versions_dir / ".staging-new" / "model").mkdir(parents=True)
+    hour_ago = time.time() - STALE_STAGING_S - 60
+    for name in (".staging-abc", ".staging-def"):
+        os.utime(registry.versions_dir / name, (hour_ago, hour_ago))
     assert registry.versions() == ["v0001"]  # leftovers are never versions
 
     assert registry.clean_staging() == 2
 
-    assert hidden_entries(registry) == []
+    assert hidden_entries(registry) == [".staging-new"]  # young: it may be writing still
     assert registry.versions() == ["v0001"]
     assert registry.card("v0001").version == "v0001"
     assert registry.clean_staging() == 0
+
+
+# durability -------------------------------------------------------------------------------
+
+
+def record_disk_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:
+    """Every fsync (with the path it flushed) and every rename, in order."""
+    calls: list[tuple[str, ...]] = []
+    real_fsync, real_rename, real_replace = os.fsync, os.rename, os.replace
+
+    def fsync(fd: int) -> None:
+        calls.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def rename(src: str | Path, dst: str | Path) -> None:
+        calls.append(("rename", str(src), str(dst)))
+        real_rename(src, dst)
+
+    def replace(src: str | Path, dst: str | Path) -> None:
+        calls.append(("rename", str(src), str(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "rename", rename)
+    monkeypatch.setattr(os, "replace", replace)
+    return calls
+
+
+def test_publish_flushes_the_weights_before_and_the_folder_after_the_rename(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = ModelRegistry(tmp_path)
+
+    def save(path: Path) -> None:  # several files in nested folders, as SetFit writes
+        (path / "1_Pooling").mkdir(parents=True)
+        (path / "model.safetensors").write_bytes(b"\x00" * 64)
+        (path / "1_Pooling" / "config.json").write_text("{}")
+
+    calls = record_disk_calls(monkeypatch)
+    version = registry.publish(save, labels=["a", "b"]).version
+
+    final = str(registry.versions_dir / version)
+    [(_, staging, _)] = [c for c in calls if c[0] == "rename" and c[2] == final]
+    moved = calls.index(("rename", staging, final))
+    flushed = {os.path.relpath(c[1], staging) for c in calls[:moved] if c[0] == "fsync"}
+    assert {
+        "model/model.safetensors",
+        "model/1_Pooling/config.json",
+        "model/1_Pooling",
+        "model",
+        ".",  # with card.json in it (written through a flushed temporary file)
+    } <= flushed
+    # the folder that now holds the new name is flushed after the rename
+    assert ("fsync", str(registry.versions_dir)) in calls[moved + 1 :]
+
+
+def test_the_pointer_is_written_to_a_temporary_file_flushed_and_renamed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = ModelRegistry(tmp_path)
+    version = publish(registry)
+    calls = record_disk_calls(monkeypatch)
+
+    registry.promote(version)
+
+    [(_, tmp, target)] = [c for c in calls if c[0] == "rename"]
+    assert target == str(registry.pointer) and tmp != target
+    moved = calls.index(("rename", tmp, target))
+    assert ("fsync", tmp) in calls[:moved]
+    assert ("fsync", str(registry.root)) in calls[moved + 1 :]
+    assert not list(tmp_path.glob(".promoted.json.*"))
 
 
 # finding versions -------------------------------------------------------------------------
@@ -278,6 +417,94 @@ def test_unreadable_pointer_is_a_registry_error(tmp_path: Path) -> None:
     registry.pointer.write_text('{"version": "v00')
     with pytest.raises(RegistryError, match="unreadable"):
         registry.promoted()
+
+
+# compare-and-swap: a promotion that expects what it read -------------------------------
+
+
+def test_promote_with_the_pointer_it_read_moves_it(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path)
+    a, b = publish(registry), publish(registry)
+    assert registry.promote(a, expected=None).version == a  # nothing was promoted
+    state = registry.promote(b, expected=a)
+    assert (state.version, state.history) == (b, [a])
+
+
+@pytest.mark.parametrize("meanwhile", ["rollback", "promote"])
+def test_promote_refuses_when_a_person_moved_the_pointer_meanwhile(
+    tmp_path: Path, meanwhile: str
+) -> None:
+    registry = ModelRegistry(tmp_path)
+    a, b, c, new = (publish(registry) for _ in range(4))
+    registry.promote(a)
+    registry.promote(b)
+    read = registry.promoted()  # a round starts, serving b
+    if meanwhile == "rollback":
+        ModelRegistry(tmp_path).rollback()  # a person, while the round trains
+    else:
+        ModelRegistry(tmp_path).promote(c)
+    after_person = registry.pointer.read_bytes()
+
+    with pytest.raises(PointerMoved, match=f"expected {b}") as raised:
+        registry.promote(new, expected=read)
+
+    assert (raised.value.expected, raised.value.actual) == (b, a if meanwhile == "rollback" else c)
+    assert isinstance(raised.value, RegistryError)
+    assert registry.pointer.read_bytes() == after_person  # what the person did stands
+
+
+def test_promote_expecting_nothing_refuses_once_something_is_promoted(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path)
+    a, b = publish(registry), publish(registry)
+    registry.promote(a)
+    with pytest.raises(PointerMoved):
+        registry.promote(b, expected=None)
+    assert registry.promoted() == a
+
+
+def test_promote_to_what_already_serves_is_a_no_op_whatever_was_expected(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path)
+    a, b = publish(registry), publish(registry)
+    registry.promote(a)
+    registry.promote(b)
+    state = registry.promote(b, expected=a)
+    assert (state.version, state.history) == (b, [a])
+
+
+def _promote_expecting(root: str, version: str, results: Queue[str], start: Barrier) -> None:
+    registry = ModelRegistry(Path(root))
+    read = registry.promoted()
+    start.wait(timeout=30)
+    try:
+        registry.promote(version, expected=read)
+        results.put(version)
+    except PointerMoved:
+        results.put("moved")
+
+
+def test_of_processes_that_read_the_same_pointer_exactly_one_promotes(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path)
+    first = publish(registry)
+    registry.promote(first)
+    contenders = [publish(registry) for _ in range(4)]
+    context = multiprocessing.get_context("spawn")
+    results: Queue[str] = context.Queue()
+    start = context.Barrier(len(contenders))
+    processes = [
+        context.Process(target=_promote_expecting, args=(str(tmp_path), v, results, start))
+        for v in contenders
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=60)
+    assert [p.exitcode for p in processes] == [0] * len(processes)
+
+    outcomes = sorted(results.get(timeout=10) for _ in contenders)
+    [winner] = [o for o in outcomes if o != "moved"]
+    assert outcomes.count("moved") == len(contenders) - 1
+    state = registry.promotion()
+    assert (state.version, state.history) == (winner, [first])
 
 
 # concurrency ------------------------------------------------------------------------------

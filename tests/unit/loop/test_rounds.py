@@ -300,3 +300,31 @@ def test_a_second_round_reuses_the_embeddings_and_predicts_the_same(
     with_cache = cached.load(setfit_registry.model_path(str(second.version)))
     assert np.allclose(uncached.predict_proba(texts), with_cache.predict_proba(texts), atol=1e-5)
     assert first.macro_f1 == second.macro_f1
+
+
+class RollbackWhileTraining(KeywordFactory):
+    """Trains like the keyword fake; meanwhile a person rolls the registry back."""
+
+    def __init__(self, registry: ModelRegistry) -> None:
+        self.registry = registry
+
+    def train(
+        self, texts: Sequence[str], labels: Sequence[str], config: ClassifierConfig
+    ) -> Classifier:
+        ModelRegistry(self.registry.root).rollback()
+        return super().train(texts, labels, config)
+
+
+def test_a_rollback_made_while_a_round_runs_is_not_undone(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path / "registry")
+    bad = [Document(id=i.id, text=i.text, label=i.label) for i in labelled(100, noisy=True)]
+    train_and_publish(bad, KeywordFactory(), registry, promote=True)
+    train_and_publish(bad, KeywordFactory(), registry, promote=True)
+    assert registry.promoted() == "v0002"
+
+    result = run_round(
+        labelled(100), registry, RollbackWhileTraining(registry), RoundConfig(gate=GATE)
+    )
+    assert result.version == "v0003" and not result.promoted
+    assert registry.promoted() == "v0001"  # the person's rollback stands
+    assert any("the promoted pointer moved" in reason for reason in result.reasons)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
+
+from loop.errors import PointerMoved
 from loop.labels import LabelStore
 from loop.messages import Document
+from loop.models.base import Classifier, ClassifierConfig, Target
 from loop.registry import ModelRegistry
 from loop.split import TEST_FILE, split
 from loop.testing import KeywordFactory
@@ -42,3 +47,30 @@ def test_the_seed_model_trains_on_every_labelled_document(tmp_path: Path) -> Non
     registry = ModelRegistry(tmp_path / "registry")
     card = train_and_publish([*docs(), Document(id="u", text="none")], KeywordFactory(), registry)
     assert card.counts["train"] == 40
+
+
+class RollbackWhileTraining(KeywordFactory):
+    """Trains like KeywordFactory; meanwhile, a person rolls the registry back."""
+
+    def __init__(self, registry: ModelRegistry) -> None:
+        self.registry = registry
+
+    def train(
+        self, texts: Sequence[str], labels: Sequence[Target], config: ClassifierConfig
+    ) -> Classifier:
+        ModelRegistry(self.registry.root).rollback()
+        return super().train(texts, labels, config)
+
+
+def test_a_promotion_made_while_training_is_not_undone(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path / "registry")
+    first = train_and_publish(docs(), KeywordFactory(), registry, promote=True).version
+    second = train_and_publish(docs(), KeywordFactory(), registry, promote=True).version
+    assert registry.promotion().history == [first]
+
+    with pytest.raises(PointerMoved, match=f"expected {second}, found {first}"):
+        train_and_publish(docs(), RollbackWhileTraining(registry), registry, promote=True)
+
+    assert registry.promoted() == first  # the rollback stands
+    assert registry.latest() == "v0003"  # the new version is registered, not promoted
+    assert registry.card("v0003").parent == second  # what served when training began
