@@ -207,26 +207,9 @@ def run(
 ) -> dict[str, Any]:
     pool, testset, names = read_task(train, test, columns, multi_label)
     started = time.monotonic()
-    model = Model.load(names, multi_label)
-    pool_x = model.embed([d.text for d in pool])
-    test_x = model.embed([d.text for d in testset])
-    test_gold = [target(d, multi_label) for d in testset]
-    (full_test,) = model.fit_predict(pool_x, [target(d, multi_label) for d in pool], [test_x])
-    full = macro_f1(full_test, test_gold, names)
-    print(f"full data: {len(pool)} labels, macro-F1 {full:.3f}", file=sys.stderr)
-
-    curves: dict[str, list[list[tuple[int, float]]]] = {}
-    for name in (strategy, baseline):
-        config = SelectionConfig(strategy=name)
-        curves[name] = []
-        for seed in range(seeds):
-            points = curve(model, pool_x, pool, test_x, test_gold, config, budget, step, seed)
-            curves[name].append(points)
-            print(
-                f"{name:16} seed {seed}: " + " ".join(f"{n}:{f:.3f}" for n, f in points),
-                file=sys.stderr,
-            )
-
+    full, curves = simulate(
+        pool, testset, names, multi_label, (strategy, baseline), seeds, budget, step
+    )
     summary: dict[str, Any] = {
         "train": str(train if isinstance(train, Path) else train[0]),
         "test": str(test if isinstance(test, Path) else test[0]),
@@ -244,6 +227,38 @@ def run(
         matrix = [[f for _, f in r] for r in runs]
         summary[name] = statistics([n for n, _ in runs[0]], matrix, budget, full)
     return write(summary, strategy, baseline, out)
+
+
+def simulate(
+    pool: Sequence[Document],
+    testset: Sequence[Document],
+    names: list[str],
+    multi_label: bool,
+    strategies: Sequence[str],
+    seeds: int,
+    budget: int,
+    step: int,
+) -> tuple[float, dict[str, list[list[tuple[int, float]]]]]:
+    """The full-data score and, per strategy, one simulated curve per seed."""
+    model = Model.load(names, multi_label)
+    pool_x = model.embed([d.text for d in pool])
+    test_x = model.embed([d.text for d in testset])
+    test_gold = [target(d, multi_label) for d in testset]
+    (full_test,) = model.fit_predict(pool_x, [target(d, multi_label) for d in pool], [test_x])
+    full = macro_f1(full_test, test_gold, names)
+    print(f"full data: {len(pool)} labels, macro-F1 {full:.3f}", file=sys.stderr)
+    curves: dict[str, list[list[tuple[int, float]]]] = {}
+    for name in strategies:
+        config = SelectionConfig(strategy=name)
+        curves[name] = []
+        for seed in range(seeds):
+            points = curve(model, pool_x, pool, test_x, test_gold, config, budget, step, seed)
+            curves[name].append(points)
+            print(
+                f"{name:16} seed {seed}: " + " ".join(f"{n}:{f:.3f}" for n, f in points),
+                file=sys.stderr,
+            )
+    return full, curves
 
 
 def read_task(

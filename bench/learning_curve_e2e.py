@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from bench import live
-from bench.learning_curve import read_task, statistics, write
+from bench.learning_curve import read_task, simulate, statistics, write
 from loop.evaluation import Prediction, evaluate
 from loop.messages import Document
 from loop.models.base import Classifier, ClassifierConfig
@@ -246,6 +246,7 @@ def run(
     model_kind: str = "setfit",
     out: Path = Path("bench/results/learning-curve-e2e"),
     stack: live.Stack | None = None,
+    simulation: bool = True,
 ) -> dict[str, Any]:
     """Both curves through the loop; on ``stack`` if given, else on a broker and a local
     Argilla started for the run."""
@@ -325,5 +326,27 @@ def run(
                 "served_macro_f1_mean": [round(v, 4) for v in np.array(served_scored).mean(axis=0)],
                 "runs": details,
             }
+    if simulation:
+        # The simulation on the same pool (the evaluation file left out), test set and seeds:
+        # how much of its gain survives the loop.
+        sim_full, sim_curves = simulate(
+            pool, testset, names, False, (strategy, baseline), seeds, budget, step
+        )
+        summary["simulation"] = {
+            name: statistics(
+                [n for n, _ in runs[0]], [[f for _, f in r] for r in runs], budget, sim_full
+            )
+            for name, runs in sim_curves.items()
+        }
+        summary["gain_kept"] = gain_kept(summary, strategy, baseline)
     summary["seconds"] = round(time.monotonic() - started, 1)
     return write(summary, strategy, baseline, out)
+
+
+def gain_kept(summary: dict[str, Any], strategy: str, baseline: str) -> float | None:
+    """The share of the simulation's area gain (strategy over baseline) that the loop kept;
+    None when the simulation shows no gain to keep."""
+    loop_gain = summary[strategy]["area"] - summary[baseline]["area"]
+    sim = summary["simulation"]
+    sim_gain = sim[strategy]["area"] - sim[baseline]["area"]
+    return round(loop_gain / sim_gain, 3) if sim_gain > 0 else None

@@ -821,6 +821,15 @@ def bench_learning_curve(
         chosen: {k: summary[chosen][k] for k in ("area", "labels_to_95pct_full")},
         baseline: {k: summary[baseline][k] for k in ("area", "labels_to_95pct_full")},
     }
+    if "simulation" in summary:  # --end-to-end: the same pool simulated, and what survived
+        simulated = summary["simulation"]
+        typer.echo(
+            f"simulation area {simulated[chosen]['area']:.3f} vs "
+            f"{simulated[baseline]['area']:.3f} on the same pool; share of its gain kept "
+            f"through the loop: {summary['gain_kept']}"
+        )
+        final["simulation"] = {name: {"area": simulated[name]["area"]} for name in simulated}
+        final["gain_kept"] = summary["gain_kept"]
     typer.echo(json.dumps(final))
 
 

@@ -50,6 +50,7 @@ def test_the_curve_runs_through_the_loop(
         gate_size=40,
         seeds=1,
         model_kind="keywords",
+        simulation=False,
         out=tmp_path / "curve",
         stack=live.Stack(tmp_path / "stack", broker, argilla),
     )
