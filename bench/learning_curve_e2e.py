@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,18 @@ def _rounds(log: Path, marker: str) -> list[str]:
     if not log.is_file():
         return []
     return [line.split(marker, 1)[1] for line in log.read_text().splitlines() if marker in line]
+
+
+def _round_with(log: Path, after: int, answers: int) -> tuple[int, dict[str, Any]] | None:
+    """The first round logged after the first ``after`` that trained on all ``answers``
+    (rounds the trainer started on its own, e.g. on the evaluation file alone, are passed
+    over), with the count of round lines read up to it."""
+    rounds = _rounds(log, "round: {")
+    for i in range(after, len(rounds)):
+        result: dict[str, Any] = json.loads("{" + rounds[i])
+        if int(result.get("train_size", 0)) >= answers:
+            return i + 1, result
+    return None
 
 
 def _more_than(log: Path, marker: str, n: int) -> Callable[[], bool]:
@@ -167,6 +180,7 @@ def one_run(
     try:
         loop.wait_assigned("scorer", "labeler", "trainer")
         served: str | None = None
+        consumed = 0  # the trainer's round lines read so far
         for k in range(steps):
             started = time.monotonic()
             chunk = [pool[i] for i in order[k * window : (k + 1) * window]]
@@ -192,12 +206,12 @@ def one_run(
                     time.sleep(1)
             answered += given
             live.wait_for(
-                _more_than(loop.log("trainer"), "round: {", k),
+                partial(_round_with, loop.log("trainer"), consumed, answered),
                 900,
                 f"the trainer's round {k + 1}",
                 every=1,
             )
-            result = json.loads("{" + _rounds(loop.log("trainer"), "round: {")[k])
+            consumed, result = _round_with(loop.log("trainer"), consumed, answered) or (0, {})
             if result.get("promoted"):
                 served = result["version"]
                 live.wait_for(
