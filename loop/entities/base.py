@@ -6,7 +6,7 @@ handle spans without loading a model library. Implementations live beside this m
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -62,6 +62,25 @@ def make_span(document: str, start: int, end: int, label: str, score: float = 1.
     span = Span(start, end, label, document[start:end], score)
     span.check(document)
     return span
+
+
+def overlap(a: Span, b: Span) -> bool:
+    """Whether two spans share at least one character."""
+    return a.start < b.end and b.start < a.end
+
+
+def best_first(span: Span) -> tuple[float, int, int]:
+    """Rank of a span among overlapping ones: higher score, then longer, then earlier."""
+    return (-span.score, span.start - span.end, span.start)
+
+
+def keep_apart(spans: Iterable[Span], key: Callable[[Span], Any] = best_first) -> list[Span]:
+    """The spans that overlap none ranked before them by ``key``, sorted by offset."""
+    kept: list[Span] = []
+    for span in sorted(spans, key=key):
+        if not any(overlap(span, k) for k in kept):
+            kept.append(span)
+    return sorted(kept)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from loop.entities.base import Example, ExtractorConfig, Span, ensure_empty_folder
+from loop.entities.base import Example, ExtractorConfig, Span, ensure_empty_folder, keep_apart
 from loop.errors import ModelError
 
 META_FILE = "patterns.json"
@@ -150,7 +150,7 @@ class PatternExtractor:
 
     def matches(self, text: str) -> list[Span]:
         """Every match in ``text``, overlaps resolved, sorted by offset."""
-        return _resolve(self._candidates(text))
+        return keep_apart(self._candidates(text))
 
     def _candidates(self, text: str) -> Iterable[Span]:
         gaz = self.gazetteers
@@ -235,13 +235,3 @@ def _is_pair(base: str, quote: str, codes: frozenset[str]) -> bool:
 
 def _span(text: str, start: int, end: int, label: str, score: float) -> Span:
     return Span(start, end, label, text[start:end], score)
-
-
-def _resolve(candidates: Iterable[Span]) -> list[Span]:
-    """Keep the best of overlapping matches (higher score, then longer, then earlier)."""
-    kept: list[Span] = []
-    ranked = sorted(candidates, key=lambda s: (-s.score, s.start - s.end, s.start))
-    for span in ranked:
-        if all(span.end <= k.start or k.end <= span.start for k in kept):
-            kept.append(span)
-    return sorted(kept)
