@@ -18,6 +18,14 @@ class SpanError(ModelError):
     """A span does not fit its text (offsets out of range, or its text does not match)."""
 
 
+MODEL = "model"
+"""Source of a span the served version predicted."""
+GAZETTEER = "gazetteer"
+"""Source of a pattern match of a gazetteer entry: a currency pair, a coin, a listed ticker."""
+PATTERN = "pattern"
+"""Source of a pattern match that no gazetteer lists (a cashtag of an unlisted ticker)."""
+
+
 @dataclass(frozen=True, order=True)
 class Span:
     """An entity mention: ``text[start:end]`` is the surface form, typed ``label``.
@@ -36,6 +44,10 @@ class Span:
     """The surface form, exactly ``document[start:end]``."""
     score: float = 1.0
     """Confidence in [0, 1] that this span with this type is an entity (1.0 for gold spans)."""
+    source: str = field(default="", compare=False)
+    """Where it came from: :data:`MODEL`, :data:`GAZETTEER` or :data:`PATTERN`; empty for
+    gold spans and a model's own output until it is served (:mod:`loop.entities.merge`).
+    Not compared: two spans with the same offsets, type and score are equal."""
 
     def check(self, document: str) -> None:
         """Raise :class:`SpanError` unless this span lies in ``document`` and matches it."""
