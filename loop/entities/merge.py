@@ -7,12 +7,14 @@ round that scores a version as it will be served.
 
 ``gazetteer-first`` (the default), over spans that may overlap:
 
-1. A pattern match of a gazetteer entry (source ``gazetteer``: a currency pair, a coin, a
+1. Where a model span and a pattern match agree (the same offsets and type), the model's span
+   is served (source ``model``, its own score): the version found it.
+2. A pattern match of a gazetteer entry (source ``gazetteer``: a currency pair, a coin, a
    listed ticker) is served, and every model span overlapping it is dropped, whatever its
-   score or boundaries.
-2. A model span and a regex-only match (source ``pattern``: a cashtag no gazetteer lists)
+   score: another type or other boundaries lose to the gazetteer.
+3. A model span and a regex-only match (source ``pattern``: a cashtag no gazetteer lists)
    that overlap: the higher score is served, the match on a tie.
-3. A span that overlaps nothing else is served.
+4. A span that overlaps nothing else is served.
 
 ``off``: the model's spans alone (the patterns then tag only while no version serves).
 
@@ -45,7 +47,10 @@ def merge(
     model = [s if s.source else replace(s, source=MODEL) for s in model_spans]
     if rule is MergeRule.OFF:
         return sorted(model)
-    matches = [s if s.source else replace(s, source=PATTERN) for s in pattern_spans]
+    found = {span.key for span in model}
+    matches = [
+        s if s.source else replace(s, source=PATTERN) for s in pattern_spans if s.key not in found
+    ]
     return keep_apart([*model, *matches], key=_rank)
 
 

@@ -29,8 +29,17 @@ def test_the_demo_sentence_keeps_the_known_pair_the_cashtag_and_the_coin() -> No
     model = [span("USDJPY", "STOCK", 0.62), span("$AAPL", "STOCK", 0.71)]
     assert served(merge(model, PATTERNS)) == [
         ("USDJPY", "FOREX", 0.9, GAZETTEER),
-        ("$AAPL", "STOCK", 0.95, PATTERN),
+        ("$AAPL", "STOCK", 0.71, MODEL),  # it agrees with the cashtag match: the model's
         ("ETH", "CRYPTO", 0.85, GAZETTEER),
+    ]
+
+
+def test_a_model_span_that_agrees_with_a_match_is_served_as_the_model_s() -> None:
+    model = [span("USDJPY", "FOREX", 0.55), span("ETH", "CRYPTO", 0.99)]
+    assert served(merge(model, PATTERNS)) == [
+        ("USDJPY", "FOREX", 0.55, MODEL),
+        ("$AAPL", "STOCK", 0.95, PATTERN),
+        ("ETH", "CRYPTO", 0.99, MODEL),
     ]
 
 
@@ -45,7 +54,7 @@ def test_a_regex_match_loses_only_to_a_more_confident_model_span() -> None:
     surer = span("$AAPL", "CRYPTO", 0.97)
     assert served(merge([surer], cashtag)) == [("$AAPL", "CRYPTO", 0.97, MODEL)]
     for score in (0.95, 0.6):  # a tie goes to the match
-        weaker = span("$AAPL soars", "STOCK", score)
+        weaker = span("$AAPL soars", "STOCK", score)  # other boundaries: no agreement
         assert served(merge([weaker], cashtag)) == [("$AAPL", "STOCK", 0.95, PATTERN)]
 
 
