@@ -16,11 +16,12 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from api.app import create_app
-from loop.entities.base import Example, ExtractorConfig, Span, make_span
+from loop.entities.base import Example, ExtractorConfig, Span
 from loop.entities.transformer_tagger import TransformerTaggerFactory
 from loop.registry import ModelRegistry
 from loop.settings import ApiSettings, EntitySettings, Settings
 from loop.testing import KeywordClassifier
+from tests.unit.loop.entities.conftest import spans_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -30,11 +31,7 @@ TYPES = ("STOCK", "CRYPTO", "FOREX")
 
 
 def example(text: str, *found: tuple[str, str]) -> Example:
-    spans = []
-    for surface, label in found:
-        start = text.index(surface)
-        spans.append(make_span(text, start, start + len(surface), label))
-    return Example(text, tuple(spans))
+    return Example(text, spans_of(text, *found))
 
 
 SEVEN = [
