@@ -2,10 +2,15 @@
 webhooks, oracle, trainer, and the MiniLM tagger.
 
 The first entity version learns from a few seed labels that name one currency pair (USDJPY).
-A stream then brings AUDJPY, which nobody has labelled: the scorer routes it to Argilla as
+A stream then brings NZDCAD, which nobody has labelled: the scorer routes it to Argilla as
 ``unseen`` with the pattern's span as the suggestion; the oracle answers with gold spans
 (through Argilla's HTTP API, like a person); the trainer trains the next version, which tags
-AUDJPY, and the delta the API serves shows FOREX improving.
+NZDCAD itself, and the delta the API serves shows FOREX improving.
+
+The new pair shares no subword with USDJPY (``nz ##dc ##ad`` against ``usd ##j ##py``).
+AUDJPY (``au ##d ##j ##py``) would not do: the first version tags ``AU`` as STOCK and
+``DJPY`` as FOREX, which whole-token alignment makes ``AUDJPY`` FOREX, already right (it
+tags NZDCAD as a STOCK).
 """
 
 from __future__ import annotations
@@ -43,7 +48,8 @@ NEW_PAIR = [
     "Long {x} into the close",
     "Is {x} topping out? Zürich desk thinks so",
 ]
-PROBE = "Long AUDJPY into the close"
+NEW = "NZDCAD"
+PROBE = f"Long {NEW} into the close"
 FILLER = ["Quiet session for {x}", "{x} flat into the weekend", "Watching {x} closely"]
 
 
@@ -64,16 +70,16 @@ def seeds() -> list[dict[str, Any]]:
 
 
 def new_pair_ids() -> list[str]:
-    """Ids of the AUDJPY documents: three fall in the frozen test set, five in training (the
-    split is a hash of the id, so the test can choose them)."""
-    test = [f"aud-{i}" for i in range(500) if in_test(f"aud-{i}")][:3]
-    train = [f"aud-{i}" for i in range(500) if not in_test(f"aud-{i}")][:5]
+    """Ids of the new pair's documents: three fall in the frozen test set, five in training
+    (the split is a hash of the id, so the test can choose them)."""
+    test = [f"pair-{i}" for i in range(500) if in_test(f"pair-{i}")][:3]
+    train = [f"pair-{i}" for i in range(500) if not in_test(f"pair-{i}")][:5]
     return test + train
 
 
 def stream() -> list[dict[str, Any]]:
     docs = [
-        example(doc_id, NEW_PAIR[i % len(NEW_PAIR)], "AUDJPY", "FOREX")
+        example(doc_id, NEW_PAIR[i % len(NEW_PAIR)], NEW, "FOREX")
         for i, doc_id in enumerate(new_pair_ids())
     ]
     for i, (name, label) in enumerate(
@@ -214,26 +220,26 @@ def test_an_unseen_pair_is_routed_labelled_learned_and_shows_in_the_delta(
     producer.flush()
     producer.close()
 
-    aud = set(new_pair_ids())
+    pair_ids = set(new_pair_ids())
 
     def all_routed() -> list[dict[str, Any]] | None:
-        found = [r for r in loop.records() if r["external_id"] in aud]
-        return found if len(found) == len(aud) else None
+        found = [r for r in loop.records() if r["external_id"] in pair_ids]
+        return found if len(found) == len(pair_ids) else None
 
-    routed = wait("the AUDJPY documents in Argilla", all_routed)
+    routed = wait(f"the {NEW} documents in Argilla", all_routed)
     unseen = [r for r in routed if r["metadata"]["reason"] == "unseen"]
     assert unseen, [r["metadata"] for r in routed]
     record = unseen[0]
     text = record["fields"]["text"]
     (suggestion,) = record["suggestions"]
     spans = [(s["label"], text[s["start"] : s["end"]]) for s in suggestion["value"]]
-    assert ("FOREX", "AUDJPY") in spans, suggestion
+    assert ("FOREX", NEW) in spans, suggestion
     assert record["metadata"]["model_version"] == "v0001"
 
     answered = env.alloop("annotate", "--oracle", str(loop.gold), extra=loop.vars)
     assert answered.returncode == 0, answered.stderr[-2000:]
     count = int(answered.stdout.split("answered ")[1].split()[0])
-    assert count >= len(aud), answered.stdout
+    assert count >= len(pair_ids), answered.stdout
 
     trainer_vars = {**loop.vars, "ALLOOP_ENTITIES__MIN_NEW_LABELS": str(count)}
     trainer = workers(["worker", "trainer"], "trainer", **trainer_vars).start()
@@ -244,15 +250,15 @@ def test_an_unseen_pair_is_routed_labelled_learned_and_shows_in_the_delta(
         return body if body["entity_version"] == "v0002" else None
 
     after = wait("v0002 served by the API", served_v2, timeout=60)
-    # The gazetteer tags AUDJPY whatever the version says; "model" means v0002 found it.
+    # The gazetteer tags the pair whatever the version says; "model" means v0002 found it.
     tags = [(e["label"], e["text"], e["source"]) for e in after["results"][0]["entities"]]
-    assert ("FOREX", "AUDJPY", "model") in tags, after
+    assert ("FOREX", NEW, "model") in tags, after
 
     delta = loop.api("GET", "/v1/evaluations/deltas", params={"task": "entities"})
     assert (delta["base"], delta["head"]) == ("v0001", "v0002")
     forex = next(d for d in delta["per_type"] if d["label"] == "FOREX")
     assert forex["delta"] > 0, forex
-    assert {f["id"] for f in delta["fixed"]} & aud, delta["fixed"]
+    assert {f["id"] for f in delta["fixed"]} & pair_ids, delta["fixed"]
     evaluation = loop.api("GET", "/v1/evaluations/v0002", params={"task": "entities"})
     assert evaluation["per_type"]["FOREX"]["support"] >= 3
 
