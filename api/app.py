@@ -112,6 +112,7 @@ def create_app(settings: Settings) -> FastAPI:
             ExtractorWatcher(ModelRegistry(settings.entity_registry_path)),
             load_patterns(task.gazetteers) if task.enabled and task.patterns else None,
             tuple(task.types),
+            task.merge,
         ),
     )
     app = FastAPI(

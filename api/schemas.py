@@ -151,6 +151,13 @@ class EntityOut(BaseModel):
     end: int = Field(description="Offset one past the last character")
     text: str = Field(description="The surface form, exactly `text[start:end]`")
     score: float = Field(description="Confidence in [0, 1]")
+    source: str = Field(
+        description=(
+            "What found it: `model` (the entity version), `gazetteer` (a pattern match of a "
+            "known currency pair, coin or listed ticker) or `pattern` (a regex-only match, "
+            "e.g. a cashtag no gazetteer lists)"
+        ),
+    )
 
 
 class DocumentEntities(BaseModel):

@@ -67,7 +67,11 @@ class Document(Message):
 class EntityMention(BaseModel):
     """An entity span on the wire: ``text[start:end]`` of its document, typed ``label``.
 
-    Offsets are Python string indices (Unicode code points), end exclusive.
+    Offsets are Python string indices (Unicode code points), end exclusive. ``source`` says
+    what found a served entity: ``model`` (the entity version), ``gazetteer`` (a pattern match
+    of a known pair, coin or listed ticker) or ``pattern`` (a regex-only match, e.g. another
+    cashtag); None where it does not apply (people's answers) and in messages written before
+    the field existed.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -77,6 +81,7 @@ class EntityMention(BaseModel):
     end: int = Field(gt=0)
     text: str
     score: float = Field(default=1.0, ge=0, le=1)
+    source: str | None = None
 
 
 class TaggedDocument(Message):

@@ -13,6 +13,8 @@ from typing import Annotated
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from loop.entities.merge import MergeRule
+
 
 def _default_home() -> Path:
     return Path.home() / ".alloop"
@@ -129,6 +131,10 @@ class EntitySettings(BaseModel):
     )
     patterns: bool = Field(default=True, description="Financial patterns: cold start, unseen")
     gazetteers: Path | None = Field(default=None, description="JSON gazetteers for the patterns")
+    merge: MergeRule = Field(
+        default=MergeRule.GAZETTEER_FIRST,
+        description="How served tags combine the version's spans and the pattern matches",
+    )
     model_kind: str = Field(default="minilm-tagger", description="minilm-tagger or spacy-ner")
     candidates_per_round: int = Field(default=10, ge=0)
     uncertain_below: float = Field(default=0.8, gt=0, le=1, description="Span score to doubt")

@@ -485,7 +485,7 @@ def entity_tagger(settings: Settings) -> EntityTagger:
     watcher = ExtractorWatcher(ModelRegistry(settings.entity_registry_path))
     watcher.refresh()
     patterns = load_patterns(task.gazetteers) if task.patterns else None
-    return EntityTagger(watcher, patterns, tuple(task.types))
+    return EntityTagger(watcher, patterns, tuple(task.types), task.merge)
 
 
 def selection_config(settings: Settings) -> SelectionConfig:

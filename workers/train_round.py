@@ -57,6 +57,7 @@ def entity_round_config(settings: Settings) -> EntityRoundConfig:
         types=tuple(task.types),
         gate=gate(settings),
         patterns=load_patterns(task.gazetteers) if task.patterns else None,
+        merge=task.merge,
         extractor=ExtractorConfig(
             epochs=task.epochs, time_budget_s=task.time_budget_s, quantize=task.quantize
         ),

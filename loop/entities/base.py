@@ -6,7 +6,7 @@ handle spans without loading a model library. Implementations live beside this m
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -16,6 +16,14 @@ from loop.errors import ModelError
 
 class SpanError(ModelError):
     """A span does not fit its text (offsets out of range, or its text does not match)."""
+
+
+MODEL = "model"
+"""Source of a span the served version predicted."""
+GAZETTEER = "gazetteer"
+"""Source of a pattern match of a gazetteer entry: a currency pair, a coin, a listed ticker."""
+PATTERN = "pattern"
+"""Source of a pattern match that no gazetteer lists (a cashtag of an unlisted ticker)."""
 
 
 @dataclass(frozen=True, order=True)
@@ -36,6 +44,10 @@ class Span:
     """The surface form, exactly ``document[start:end]``."""
     score: float = 1.0
     """Confidence in [0, 1] that this span with this type is an entity (1.0 for gold spans)."""
+    source: str = field(default="", compare=False)
+    """Where it came from: :data:`MODEL`, :data:`GAZETTEER` or :data:`PATTERN`; empty for
+    gold spans and a model's own output until it is served (:mod:`loop.entities.merge`).
+    Not compared: two spans with the same offsets, type and score are equal."""
 
     def check(self, document: str) -> None:
         """Raise :class:`SpanError` unless this span lies in ``document`` and matches it."""
@@ -62,6 +74,25 @@ def make_span(document: str, start: int, end: int, label: str, score: float = 1.
     span = Span(start, end, label, document[start:end], score)
     span.check(document)
     return span
+
+
+def overlap(a: Span, b: Span) -> bool:
+    """Whether two spans share at least one character."""
+    return a.start < b.end and b.start < a.end
+
+
+def best_first(span: Span) -> tuple[float, int, int]:
+    """Rank of a span among overlapping ones: higher score, then longer, then earlier."""
+    return (-span.score, span.start - span.end, span.start)
+
+
+def keep_apart(spans: Iterable[Span], key: Callable[[Span], Any] = best_first) -> list[Span]:
+    """The spans that overlap none ranked before them by ``key``, sorted by offset."""
+    kept: list[Span] = []
+    for span in sorted(spans, key=key):
+        if not any(overlap(span, k) for k in kept):
+            kept.append(span)
+    return sorted(kept)
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,20 @@
 """Turn per-token type probabilities into scored spans; shared by the token-level taggers.
 
-Pure functions over arrays, so they are tested without a model. A token has character
-offsets and a probability row over the BIO tags ``O, B-T1, I-T1, B-T2, I-T2, ...``.
+Pure functions over arrays, so they are tested without a model. A token (a subword) has
+character offsets and a probability row over the BIO tags ``O, B-T1, I-T1, B-T2, I-T2, ...``.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from loop.entities.base import Span
+from loop.entities.alignment import Tokens
+from loop.entities.base import Span, keep_apart, overlap
 
 
 def bio_tags(types: Sequence[str]) -> list[str]:
@@ -37,10 +39,13 @@ def decode(
     """Spans and near misses of one text.
 
     Spans follow the argmax tag of each token (``B-T`` starts an entity, ``I-T`` continues
-    one of the same type or starts a new one). A span's score is the mean over its tokens of
-    the probability of its type (``B-T`` plus ``I-T``). Spans scoring at least ``threshold``
-    are predictions; the rest, and runs of ``O`` tokens whose best type scores at least
-    ``floor``, are near misses (scored the same way).
+    one of the same type or starts a new one), widened to whole words of ``text``
+    (:mod:`loop.entities.alignment`: ``$AA`` out of ``$AAPL`` becomes ``$AAPL``). A span's
+    score is the mean, over every token inside the widened span, of the probability of its
+    type (``B-T`` plus ``I-T``). Spans scoring at least ``threshold`` are predictions (of two
+    that overlap once widened, the higher-scored, then the longer); the rest, and runs of ``O``
+    tokens whose best type scores at least ``floor``, are near misses (widened and scored the
+    same way), unless they overlap a prediction.
     """
     count = len(tokens.offsets)
     if count == 0:
@@ -74,19 +79,27 @@ def decode(
             last += 1
         runs.append((index, last, kind, True))
         index = last + 1
-    spans: list[Span] = []
-    misses: list[Span] = []
+    words = Tokens.of(text)
+    starts = [start for start, _ in tokens.offsets]
+    found: list[tuple[Span, bool]] = []
     for first, last, kind, argmax_run in runs:
-        start, end = tokens.offsets[first][0], tokens.offsets[last][1]
-        if start >= end:
+        covered = words.cover(tokens.offsets[first][0], tokens.offsets[last][1])
+        if covered is None:
             continue
-        score = float(type_probs[first : last + 1, kind].mean())
+        start, end = covered
+        # Every subword of the widened span counts, also those the run left out.
+        lo, hi = bisect_left(starts, start), bisect_left(starts, end)
+        score = float(type_probs[lo:hi, kind].mean()) if hi > lo else 0.0
         span = Span(start, end, types[kind], text[start:end], round(score, 6))
-        if argmax_run and score >= threshold:
-            spans.append(span)
-        elif score >= floor:
-            misses.append(span)
-    return spans, misses
+        found.append((span, argmax_run and score >= threshold))
+    spans = keep_apart(span for span, predicted in found if predicted)
+    misses: dict[tuple[int, int, str], Span] = {}
+    for span, _ in found:
+        if span.score < floor or any(overlap(span, kept) for kept in spans):
+            continue
+        if span.key not in misses or span.score > misses[span.key].score:
+            misses[span.key] = span
+    return spans, sorted(misses.values())
 
 
 def merge_windows(

@@ -15,6 +15,9 @@ match is right (a prior, not a learned probability):
 ``STOCK``
     Cashtags (``$AAPL``, ``$BRK.B``); the span includes the ``$``.
 
+Each match says whether a gazetteer backs it (``source``): every pair and coin does, and a
+cashtag of a ticker in :attr:`Gazetteers.stocks`; any other cashtag is a regex-only match.
+
 Overlapping matches are resolved by score, then by length. The gazetteers are part of the
 task config: pass your own to :class:`PatternExtractor`.
 """
@@ -27,7 +30,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from loop.entities.base import Example, ExtractorConfig, Span, ensure_empty_folder
+from loop.entities.base import (
+    GAZETTEER,
+    PATTERN,
+    Example,
+    ExtractorConfig,
+    Span,
+    ensure_empty_folder,
+    keep_apart,
+)
 from loop.errors import ModelError
 
 META_FILE = "patterns.json"
@@ -104,12 +115,17 @@ class Gazetteers:
     traded: frozenset[str] = TRADED
     currencies: frozenset[str] = ISO_4217
     crypto: Mapping[str, str] = field(default_factory=lambda: dict(CRYPTO_ASSETS))
+    stocks: frozenset[str] = frozenset()
+    """Tickers the task knows (upper case, no ``$``: ``AAPL``, ``BRK.B``). A cashtag of one is
+    a gazetteer match, which a model's span cannot override once served; every other cashtag
+    is still tagged ``STOCK``, as a regex-only match. None by default."""
 
     def to_dict(self) -> dict[str, object]:
         return {
             "traded": sorted(self.traded),
             "currencies": sorted(self.currencies),
             "crypto": dict(self.crypto),
+            "stocks": sorted(self.stocks),
         }
 
     @classmethod
@@ -123,6 +139,7 @@ class Gazetteers:
             traded=codes("traded", TRADED),
             currencies=codes("currencies", ISO_4217),
             crypto=dict(crypto) if isinstance(crypto, dict) else dict(CRYPTO_ASSETS),
+            stocks=codes("stocks", frozenset()),
         )
 
 
@@ -150,35 +167,36 @@ class PatternExtractor:
 
     def matches(self, text: str) -> list[Span]:
         """Every match in ``text``, overlaps resolved, sorted by offset."""
-        return _resolve(self._candidates(text))
+        return keep_apart(self._candidates(text))
 
     def _candidates(self, text: str) -> Iterable[Span]:
         gaz = self.gazetteers
         for m in _SEPARATED.finditer(text):
             if _is_pair(m.group(1), m.group(2), gaz.currencies):
-                yield _span(text, m.start(), m.end(), "FOREX", SCORES["pair_separated"])
+                yield _span(m, "FOREX", SCORES["pair_separated"])
         for m in _JOINED.finditer(text):
             if _is_pair(m.group(1), m.group(2), gaz.traded):
                 upper = m.group(0).isupper()
                 kind = "pair_joined_upper" if upper else "pair_joined_lower"
-                yield _span(text, m.start(), m.end(), "FOREX", SCORES[kind])
+                yield _span(m, "FOREX", SCORES[kind])
         for m in _CASHTAG.finditer(text):
             symbol = m.group(1).upper()
+            source = GAZETTEER
             if len(symbol) == 6 and _is_pair(symbol[:3], symbol[3:], gaz.traded):
                 label = "FOREX"
             elif symbol in gaz.crypto:
                 label = "CRYPTO"
             else:
-                label = "STOCK"
-            yield _span(text, m.start(), m.end(), label, SCORES["cashtag"])
+                label, source = "STOCK", GAZETTEER if symbol in gaz.stocks else PATTERN
+            yield _span(m, label, SCORES["cashtag"], source)
         for m in self._symbols.finditer(text):
             upper = m.group(0).isupper()
             kind = "crypto_symbol" if upper else "crypto_symbol_lower"
             if upper or m.group(0).islower():
-                yield _span(text, m.start(), m.end(), "CRYPTO", SCORES[kind])
+                yield _span(m, "CRYPTO", SCORES[kind])
         if self._names is not None:
             for m in self._names.finditer(text):
-                yield _span(text, m.start(), m.end(), "CRYPTO", SCORES["crypto_name"])
+                yield _span(m, "CRYPTO", SCORES["crypto_name"])
 
     def predict(self, texts: Sequence[str], batch_size: int = 32) -> list[list[Span]]:
         return [[s for s in self.matches(t) if s.score >= self.threshold] for t in texts]
@@ -233,15 +251,5 @@ def _is_pair(base: str, quote: str, codes: frozenset[str]) -> bool:
     return same_case and base != quote and base in codes and quote in codes
 
 
-def _span(text: str, start: int, end: int, label: str, score: float) -> Span:
-    return Span(start, end, label, text[start:end], score)
-
-
-def _resolve(candidates: Iterable[Span]) -> list[Span]:
-    """Keep the best of overlapping matches (higher score, then longer, then earlier)."""
-    kept: list[Span] = []
-    ranked = sorted(candidates, key=lambda s: (-s.score, s.start - s.end, s.start))
-    for span in ranked:
-        if all(span.end <= k.start or k.end <= span.start for k in kept):
-            kept.append(span)
-    return sorted(kept)
+def _span(match: re.Match[str], label: str, score: float, source: str = GAZETTEER) -> Span:
+    return Span(match.start(), match.end(), label, match.group(0), score, source)

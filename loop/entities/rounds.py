@@ -29,6 +29,7 @@ from loop.entities.base import (
 )
 from loop.entities.evaluation import EntityPrediction, compare_entities, evaluate_entities
 from loop.entities.factories import load_extractor
+from loop.entities.merge import MergeRule, merge
 from loop.entities.serving import mention
 from loop.labels import ResolvedLabel
 from loop.promotion import Gate
@@ -54,7 +55,9 @@ class EntityRoundConfig:
     gate: Gate = field(default_factory=Gate)
     extractor: ExtractorConfig = field(default_factory=ExtractorConfig)
     patterns: EntityExtractor | None = None
-    """What tags documents before the first version (the baseline a first version must beat)."""
+    """What tags documents before the first version (the baseline a first version must beat),
+    and beside every version after it: versions are scored as served, merged by ``merge``."""
+    merge: MergeRule = MergeRule.GAZETTEER_FIRST
 
 
 def example(item: ResolvedLabel) -> Example:
@@ -69,12 +72,28 @@ def forms(items: Sequence[ResolvedLabel]) -> list[str]:
 
 
 def predict(
-    extractor: EntityExtractor, items: Sequence[ResolvedLabel], batch_size: int = 32
+    extractor: EntityExtractor | None,
+    items: Sequence[ResolvedLabel],
+    batch_size: int = 32,
+    *,
+    patterns: EntityExtractor | None = None,
+    rule: MergeRule = MergeRule.GAZETTEER_FIRST,
 ) -> list[EntityPrediction]:
-    """The extractor's spans beside the gold spans of each labelled document."""
+    """The spans served for each labelled document, beside its gold spans: the extractor's,
+    merged with the pattern matches by ``rule`` as the scorer and the API serve them
+    (:mod:`loop.entities.merge`); the patterns alone without an extractor."""
     if not items:
         return []
-    found = extractor.predict([item.text for item in items], batch_size)
+    texts = [item.text for item in items]
+    found: list[list[Span]] = (
+        extractor.predict(texts, batch_size) if extractor is not None else [[] for _ in texts]
+    )
+    if patterns is not None:
+        matches = patterns.predict(texts, batch_size)
+        found = [
+            merge(spans, hits, rule if extractor is not None else MergeRule.GAZETTEER_FIRST)
+            for spans, hits in zip(found, matches, strict=True)
+        ]
     return [
         EntityPrediction(
             id=item.id,
@@ -87,14 +106,14 @@ def predict(
 
 
 def version_scorer(
-    registry: ModelRegistry, test: TestSet, types: Sequence[str]
+    registry: ModelRegistry, test: TestSet, config: EntityRoundConfig, types: Sequence[str]
 ) -> Callable[[str], Scores]:
-    """How the scoreboard scores a registered entity version on ``test``."""
+    """How the scoreboard scores a registered entity version on ``test``, as served."""
 
     def score(version: str) -> Scores:
         card = registry.card(version)
         extractor = load_extractor(card.kind, registry.model_path(version))
-        rows = predict(extractor, test.items)
+        rows = predict(extractor, test.items, patterns=config.patterns, rule=config.merge)
         seen = [str(f) for f in card.counts.get("train_forms") or []]
         evaluation = evaluate_entities(rows, types, seen, version)
         return evaluation.model_copy(update={"train_size": card.counts.get("train")}), rows
@@ -108,7 +127,7 @@ def patterns_scorer(
     """How the scoreboard scores the patterns (which learned no surface form)."""
 
     def score() -> Scores:
-        rows = predict(patterns, test.items)
+        rows = predict(None, test.items, patterns=patterns)
         return evaluate_entities(rows, types, (), PATTERNS).model_copy(
             update={"train_size": 0}
         ), rows
@@ -144,10 +163,10 @@ def run_entity_round(
     if config.patterns is not None:
         baseline = (PATTERNS, patterns_scorer(config.patterns, test, types))
     result.rescored = rescore(
-        registry, test, version_scorer(registry, test, types), baseline=baseline
+        registry, test, version_scorer(registry, test, config, types), baseline=baseline
     )
     train_forms = forms(train)
-    head_rows = predict(extractor, test.items)
+    head_rows = predict(extractor, test.items, patterns=config.patterns, rule=config.merge)
     head = evaluate_entities(head_rows, types, train_forms)
     result.macro_f1 = head.macro_f1
     gate = config.gate

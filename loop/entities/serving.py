@@ -2,8 +2,10 @@
 
 The promoted version of the entity registry serves. Before any version exists, the task's
 patterns do (cold start): their matches are the tags and the pre-annotations people accept or
-correct. Patterns also keep running beside a trained model, because a pattern hit whose text
-was never labelled is how an unseen currency pair or coin reaches people.
+correct. Patterns also keep running beside a trained model: their matches are merged into the
+served tags (:mod:`loop.entities.merge`), so a known pair or coin is not lost to an
+undertrained version, and a pattern hit whose text was never labelled is how an unseen
+currency pair or coin reaches people.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 
 from loop.entities.base import EntityExtractor, Span, analyse
 from loop.entities.factories import load_extractor
+from loop.entities.merge import MergeRule, merge
 from loop.entities.patterns import Gazetteers, PatternExtractor
 from loop.entities.selection import EntityScored
 from loop.errors import ConfigError
@@ -75,16 +78,19 @@ def mention(span: Span) -> EntityMention:
         end=span.end,
         text=span.text,
         score=round(min(1.0, max(0.0, float(span.score))), 6),
+        source=span.source or None,
     )
 
 
 @dataclass
 class EntityTagger:
-    """Tags texts with the served extractor, or with the patterns before any version."""
+    """Tags texts with the served extractor and the patterns, merged by ``rule``
+    (:mod:`loop.entities.merge`), or with the patterns alone before any version."""
 
     watcher: ExtractorWatcher | None
     patterns: PatternExtractor | None
     types: Sequence[str] = ()
+    rule: MergeRule = MergeRule.GAZETTEER_FIRST
 
     @property
     def version(self) -> str | None:
@@ -97,61 +103,57 @@ class EntityTagger:
     def served(self) -> ServedExtractor | None:
         return self.watcher.served if self.watcher else None
 
+    def _matches(self, text: str) -> list[Span]:
+        """The pattern matches of the task's types (all, near misses included)."""
+        if self.patterns is None:
+            return []
+        wanted = set(self.types)
+        return [s for s in self.patterns.matches(text) if not wanted or s.label in wanted]
+
     def scan(
         self, ids: Sequence[str], texts: Sequence[str], batch_size: int = 32
     ) -> list[EntityScored]:
-        """What the extractor and the patterns find in each text."""
+        """What the extractor and the patterns find in each text, apart (selection compares
+        them); :meth:`tags` makes the served entities of it."""
         served = self.served
-        wanted = set(self.types)
         analysed = (
             analyse(served.extractor, texts, batch_size)
             if served is not None
             else [([], []) for _ in texts]
         )
-        matched = (
-            [self.patterns.matches(text) for text in texts]
-            if self.patterns is not None
-            else [[] for _ in texts]
-        )
-
-        def keep(spans: Sequence[Span]) -> tuple[Span, ...]:
-            return tuple(s for s in spans if not wanted or s.label in wanted)
-
         # The model's types are what it was trained on; the patterns answer for the task's.
         return [
-            EntityScored(doc_id, text, tuple(spans), tuple(near), keep(matches))
-            for doc_id, text, (spans, near), matches in zip(
-                ids, texts, analysed, matched, strict=True
-            )
+            EntityScored(doc_id, text, tuple(spans), tuple(near), tuple(self._matches(text)))
+            for doc_id, text, (spans, near) in zip(ids, texts, analysed, strict=True)
         ]
 
     def tag(
         self, texts: Sequence[str], batch_size: int = 32
     ) -> tuple[str | None, list[list[EntityMention]]]:
         """The version that answered and the entities of each text, for callers that need no
-        selection (the API). The patterns run only while no model serves, since only then are
-        they the tags; one extractor answers the whole call, even if a reload happens."""
+        selection (the API): the same entities as :meth:`tags` gives the scorer. One
+        extractor answers the whole call, even if a reload happens."""
         served = self.served
-        if served is not None:
-            found = served.extractor.predict(texts, batch_size)
-            return served.version, [[mention(s) for s in spans] for spans in found]
-        if self.patterns is None:
-            return None, [[] for _ in texts]
-        matched = [self.patterns.matches(text) for text in texts]
-        wanted = set(self.types)
-        return PATTERNS_VERSION, [
-            [
-                mention(s)
-                for s in spans
-                if s.score >= self.patterns.threshold and (not wanted or s.label in wanted)
-            ]
-            for spans in matched
+        if served is None:
+            if self.patterns is None:
+                return None, [[] for _ in texts]
+            return PATTERNS_VERSION, [self._serve(None, self._matches(text)) for text in texts]
+        found = served.extractor.predict(texts, batch_size)
+        merging = self.rule is not MergeRule.OFF  # else the matches are not served: skip them
+        return served.version, [
+            self._serve(spans, self._matches(text) if merging else [])
+            for text, spans in zip(texts, found, strict=True)
         ]
 
     def tags(self, scanned: EntityScored) -> list[EntityMention]:
-        """The entities a document is tagged with: the model's, or the confident pattern
-        matches while no model serves."""
-        if self.served is not None:
-            return [mention(s) for s in scanned.spans]
+        """The entities a document is tagged with: the served version's spans and the
+        confident pattern matches merged, or the confident matches while no version serves."""
+        return self._serve(scanned.spans if self.served is not None else None, scanned.matches)
+
+    def _serve(self, model: Sequence[Span] | None, matches: Sequence[Span]) -> list[EntityMention]:
+        """``model`` is None while no version serves: the confident matches are the tags."""
         threshold = self.patterns.threshold if self.patterns is not None else 1.0
-        return [mention(s) for s in scanned.matches if s.score >= threshold]
+        confident = [s for s in matches if s.score >= threshold]
+        # The matches alone are what either rule serves when no version does.
+        spans = merge([], confident) if model is None else merge(model, confident, self.rule)
+        return [mention(s) for s in spans]

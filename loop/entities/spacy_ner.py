@@ -3,8 +3,10 @@
 A blank pipeline holds only a rule-based tokenizer, which ships with spaCy; the ``ner``
 component learns its own hash-embedding CNN features from the training examples. Span
 scores are beam marginals: the beam search keeps ``beam_width`` analyses of a text, and a
-span's score is the probability mass of the analyses that contain it. Spans at or above the
-threshold are predictions (two overlapping spans cannot both exceed 0.5); those between the
+span's score is the probability mass of the analyses that contain it. Spans are widened to
+whole tokens (:mod:`loop.entities.alignment`; spaCy's tokenizer splits ``$AAPL`` into ``$``
+and ``AAPL``, ``BTC-USD`` into three), the best kept of those that become the same. Spans at
+or above the threshold are predictions, the better of two that overlap; those between the
 near-miss floor and the threshold are near misses. Saved with spaCy's ``to_disk``.
 """
 
@@ -18,14 +20,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from loop.entities.alignment import align
 from loop.entities.base import (
     EntityExtractor,
     Example,
     ExtractorConfig,
     Span,
+    best_first,
     check_examples,
     ensure_empty_folder,
     entity_types,
+    overlap,
 )
 from loop.errors import ModelError
 
@@ -82,11 +87,13 @@ class SpacyExtractor:
     ) -> list[tuple[list[Span], list[Span]]]:
         """Predicted spans and near misses of each text, in one pass of the pipeline."""
         split: list[tuple[list[Span], list[Span]]] = []
-        for found in self.scored_spans(texts, batch_size):
+        for text, beam in zip(texts, self.scored_spans(texts, batch_size), strict=True):
             spans: list[Span] = []
             misses: list[Span] = []
-            for span in found:  # best first: a weaker overlapping span becomes a near miss
-                clash = any(span.start < kept.end and kept.start < span.end for kept in spans)
+            # Whole tokens ("AAPL" of "$AAPL" is "$AAPL"), best first: a weaker overlapping
+            # span becomes a near miss.
+            for span in sorted(align(text, beam), key=best_first):
+                clash = any(overlap(span, kept) for kept in spans)
                 if span.score >= self.config.threshold and not clash:
                     spans.append(span)
                 elif self.config.near_miss_floor <= span.score < self.config.threshold:

@@ -2,10 +2,15 @@
 webhooks, oracle, trainer, and the MiniLM tagger.
 
 The first entity version learns from a few seed labels that name one currency pair (USDJPY).
-A stream then brings AUDJPY, which nobody has labelled: the scorer routes it to Argilla as
+A stream then brings NZDCAD, which nobody has labelled: the scorer routes it to Argilla as
 ``unseen`` with the pattern's span as the suggestion; the oracle answers with gold spans
 (through Argilla's HTTP API, like a person); the trainer trains the next version, which tags
-AUDJPY, and the delta the API serves shows FOREX improving.
+NZDCAD itself, and the delta the API serves shows FOREX improving.
+
+The new pair shares no subword with USDJPY (``nz ##dc ##ad`` against ``usd ##j ##py``).
+AUDJPY (``au ##d ##j ##py``) would not do: the first version tags ``AU`` as STOCK and
+``DJPY`` as FOREX, which whole-token alignment makes ``AUDJPY`` FOREX, already right (it
+tags NZDCAD as a STOCK).
 """
 
 from __future__ import annotations
@@ -44,7 +49,8 @@ NEW_PAIR = [
     "Long {x} into the close",
     "Is {x} topping out? Zürich desk thinks so",
 ]
-PROBE = "Long AUDJPY into the close"
+NEW = "NZDCAD"
+PROBE = f"Long {NEW} into the close"
 FILLER = ["Quiet session for {x}", "{x} flat into the weekend", "Watching {x} closely"]
 
 
@@ -68,21 +74,18 @@ EVALUATION_FRACTION = 0.2
 
 
 def new_pair_ids() -> list[str]:
-    """Ids of the AUDJPY documents: three the scorer draws for the evaluation sample (the
+    """Ids of the new pair's documents: three the scorer draws for the evaluation sample (the
     frozen test set), five it does not (the draw is a hash of the id, so the test can choose
     them)."""
-    drawn = [
-        f"aud-{i}" for i in range(500) if in_evaluation_sample(f"aud-{i}", EVALUATION_FRACTION)
-    ]
-    rest = [
-        f"aud-{i}" for i in range(500) if not in_evaluation_sample(f"aud-{i}", EVALUATION_FRACTION)
-    ]
+    ids = [f"pair-{i}" for i in range(500)]
+    drawn = [i for i in ids if in_evaluation_sample(i, EVALUATION_FRACTION)]
+    rest = [i for i in ids if not in_evaluation_sample(i, EVALUATION_FRACTION)]
     return drawn[:3] + rest[:5]
 
 
 def stream() -> list[dict[str, Any]]:
     docs = [
-        example(doc_id, NEW_PAIR[i % len(NEW_PAIR)], "AUDJPY", "FOREX")
+        example(doc_id, NEW_PAIR[i % len(NEW_PAIR)], NEW, "FOREX")
         for i, doc_id in enumerate(new_pair_ids())
     ]
     # Enough documents after the new pair for selection rounds to go on (the evaluation
@@ -140,6 +143,9 @@ class EntityLoop:
             "ALLOOP_ENTITIES__ENABLED": "true",
             "ALLOOP_SCORER__ROUND_SIZE": "4",
             "ALLOOP_SCORER__EVALUATION_FRACTION": str(EVALUATION_FRACTION),
+            # The version alone is served (and scored): with the gazetteer beside it, the
+            # new pair would be tagged right before anyone labelled it.
+            "ALLOOP_ENTITIES__MERGE": "off",
             "ALLOOP_TRAINER__MIN_TEST_SIZE": "3",
             "ALLOOP_SCORER__BATCH_SIZE": "4",
             "ALLOOP_TRAINER__GROUP_ID": f"{env.prefix}-trainer",
@@ -231,13 +237,13 @@ def test_an_unseen_pair_is_routed_labelled_learned_and_shows_in_the_delta(
     producer.flush()
     producer.close()
 
-    aud = set(new_pair_ids())
+    pair_ids = set(new_pair_ids())
 
     def all_routed() -> list[dict[str, Any]] | None:
-        found = [r for r in loop.records() if r["external_id"] in aud]
-        return found if len(found) == len(aud) else None
+        found = [r for r in loop.records() if r["external_id"] in pair_ids]
+        return found if len(found) == len(pair_ids) else None
 
-    routed = wait("the AUDJPY documents in Argilla", all_routed)
+    routed = wait(f"the {NEW} documents in Argilla", all_routed)
     drawn = {r["external_id"] for r in routed if r["metadata"]["reason"] == "evaluation"}
     assert drawn == set(new_pair_ids()[:3])  # the evaluation sample, whatever the selection did
     unseen = [r for r in routed if r["metadata"]["reason"] == "unseen"]
@@ -246,13 +252,13 @@ def test_an_unseen_pair_is_routed_labelled_learned_and_shows_in_the_delta(
     text = record["fields"]["text"]
     (suggestion,) = record["suggestions"]
     spans = [(s["label"], text[s["start"] : s["end"]]) for s in suggestion["value"]]
-    assert ("FOREX", "AUDJPY") in spans, suggestion
+    assert ("FOREX", NEW) in spans, suggestion
     assert record["metadata"]["model_version"] == "v0001"
 
     answered = env.alloop("annotate", "--oracle", str(loop.gold), extra=loop.vars)
     assert answered.returncode == 0, answered.stderr[-2000:]
     count = int(answered.stdout.split("answered ")[1].split()[0])
-    assert count >= len(aud), answered.stdout
+    assert count >= len(pair_ids), answered.stdout
 
     trainer_vars = {**loop.vars, "ALLOOP_ENTITIES__MIN_NEW_LABELS": str(count)}
     trainer = workers(["worker", "trainer"], "trainer", **trainer_vars).start()
@@ -263,19 +269,21 @@ def test_an_unseen_pair_is_routed_labelled_learned_and_shows_in_the_delta(
         return body if body["entity_version"] == "v0002" else None
 
     after = wait("v0002 served by the API", served_v2, timeout=60)
-    tags = [(e["label"], e["text"]) for e in after["results"][0]["entities"]]
-    assert ("FOREX", "AUDJPY") in tags, after
+    tags = [(e["label"], e["text"], e["source"]) for e in after["results"][0]["entities"]]
+    assert ("FOREX", NEW, "model") in tags, after
 
     delta = loop.api("GET", "/v1/evaluations/deltas", params={"task": "entities"})
     assert (delta["base"], delta["head"]) == ("v0001", "v0002")
     forex = next(d for d in delta["per_type"] if d["label"] == "FOREX")
     assert forex["delta"] > 0, forex
-    assert {f["id"] for f in delta["fixed"]} & aud, delta["fixed"]
+    assert {f["id"] for f in delta["fixed"]} & pair_ids, delta["fixed"]
     evaluation = loop.api("GET", "/v1/evaluations/v0002", params={"task": "entities"})
     drawn_ids = {d["id"] for d in stream() if in_evaluation_sample(d["id"], EVALUATION_FRACTION)}
     assert evaluation["test_origins"] == {"evaluation": len(drawn_ids)}  # the sample only
     assert evaluation["test_size"] == len(drawn_ids)
-    assert evaluation["per_type"]["FOREX"]["support"] == 3  # the three drawn AUDJPY documents
+    assert (
+        evaluation["per_type"]["FOREX"]["support"] == 3
+    )  # the three drawn documents of the new pair
 
 
 def test_span_offsets_survive_the_round_trip_through_argilla(

@@ -12,6 +12,7 @@ from loop.messages import (
     SCHEMA_VERSION,
     Candidate,
     Document,
+    EntityMention,
     LabelEvent,
     Message,
     ModelEvent,
@@ -123,6 +124,22 @@ def test_tagged_document_encoding_is_deterministic() -> None:
     assert first == second
     # and a re-score of the same bytes decodes to the same bytes again
     assert encode(decode(first, TaggedDocument)) == first
+
+
+def test_entity_sources_are_optional_both_ways() -> None:
+    # A tagged document written before entities had a source still decodes...
+    old = (
+        b'{"schema": "tagged_document", "v": 1, "id": "d", "text": "AUDJPY up", '
+        b'"status": "unscored", "entities": [{"label": "FOREX", "start": 0, "end": 6, '
+        b'"text": "AUDJPY", "score": 0.9}], "entity_version": "patterns"}'
+    )
+    (mention,) = decode(old, TaggedDocument).entities
+    assert mention.source is None
+    # ...and a reader that knows no source ignores it (extra fields are ignored).
+    new = json.loads(old)
+    new["entities"][0]["source"] = "gazetteer"
+    assert decode(json.dumps(new).encode(), TaggedDocument).entities[0].source == "gazetteer"
+    assert EntityMention.model_validate(new["entities"][0] | {"later": 1}).source == "gazetteer"
 
 
 def test_unscored_tagged_document_has_no_prediction() -> None:

@@ -7,7 +7,9 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
+from loop.entities.base import Example, ExtractorConfig, make_span
 from loop.entities.serving import ServedExtractor
+from loop.entities.testing import GazetteerFactory
 from loop.messages import Candidate, Document, TaggedDocument, decode, encode
 from loop.models.base import ClassifierConfig
 from loop.registry import ModelRegistry
@@ -220,6 +222,25 @@ def test_a_document_that_breaks_the_entity_extractor_is_dead_lettered_alone(
     assert dict(dead.headers)["alloop.error"].startswith(b"entity tagging failed: tokenizer")
     (tagged,) = [decode(o.value, TaggedDocument) for o in by_topic["docs.tagged"]]
     assert (tagged.id, tagged.entity_version) == ("ok", "v0009")
+
+
+def test_tagged_entities_are_the_served_version_and_the_patterns_merged(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home", entities=EntitySettings(enabled=True))
+    scorer = Scorer(settings, watcher_with_model(tmp_path / "registry"), "w1")
+    assert scorer.entities is not None and scorer.entities.watcher is not None
+    taught = "USDJPY and earnings"  # a version that calls USDJPY a stock
+    example = Example(taught, (make_span(taught, 0, 6, "STOCK"),))
+    version = GazetteerFactory().train([example], ExtractorConfig())
+    scorer.entities.watcher._served = ServedExtractor("v0003", version)
+    text = "USDJPY rallies as $AAPL soars; ETH flat"
+    outputs = scorer.handle([record(0, encode(Document(id="d", text=text)), "d")])
+    (tagged,) = [decode(o.value, TaggedDocument) for o in outputs if o.topic == "docs.tagged"]
+    assert tagged.entity_version == "v0003"
+    assert [(e.text, e.label, e.source) for e in tagged.entities] == [
+        ("USDJPY", "FOREX", "gazetteer"),
+        ("$AAPL", "STOCK", "pattern"),
+        ("ETH", "CRYPTO", "gazetteer"),
+    ]
 
 
 def test_a_new_form_is_routed_once_until_a_version_learns_it(tmp_path: Path) -> None:

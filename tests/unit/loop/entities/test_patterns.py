@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from loop.entities.factories import factory_for
-from loop.entities.patterns import PatternExtractor
+from loop.entities.patterns import Gazetteers, PatternExtractor
 
 
 def found(text: str) -> list[tuple[str, str]]:
@@ -63,3 +63,26 @@ def test_save_and_load_give_the_same_predictions(tmp_path: Path) -> None:
     texts = ["USDJPY and $AAPL", "eth, Bitcoin and usd-jpy"]
     assert loaded.predict(texts) == extractor.predict(texts)
     assert loaded.near_misses(texts) == extractor.near_misses(texts)
+
+
+def test_matches_say_whether_they_come_from_a_gazetteer() -> None:
+    text = "USD/JPY, $EURUSD, Bitcoin, ETH, $BTC, $AAPL and $MSFT"
+    sources = {s.text: s.source for s in PatternExtractor().matches(text)}
+    assert sources == {
+        "USD/JPY": "gazetteer",
+        "$EURUSD": "gazetteer",
+        "Bitcoin": "gazetteer",
+        "ETH": "gazetteer",
+        "$BTC": "gazetteer",
+        "$AAPL": "pattern",
+        "$MSFT": "pattern",
+    }
+    listed = PatternExtractor(Gazetteers(stocks=frozenset({"AAPL"})))
+    assert {s.text: s.source for s in listed.matches(text)}["$AAPL"] == "gazetteer"
+
+
+def test_listed_stocks_round_trip_and_old_gazetteers_still_load() -> None:
+    gazetteers = Gazetteers.from_dict({"stocks": ["aapl", "BRK.B"]})
+    assert gazetteers.stocks == frozenset({"AAPL", "BRK.B"})
+    assert Gazetteers.from_dict(gazetteers.to_dict()) == gazetteers
+    assert Gazetteers.from_dict({"traded": ["USD", "JPY"]}).stocks == frozenset()

@@ -143,3 +143,22 @@ def test_the_first_version_must_beat_the_serving_patterns(tmp_path: Path) -> Non
         ("v0001", 12, 9),
         ("v0002", 15, 9),
     ]
+
+
+def test_versions_are_scored_as_served_with_the_pattern_matches(tmp_path: Path) -> None:
+    """A version that learned USDJPY as a STOCK (wrong training labels) is served with the
+    gazetteer's FOREX beside it, which wins the conflict: its evaluation says what users get."""
+    wrong = [labelled(i, "USDJPY", "STOCK") for i in ids("fx", 0, 4)]
+    test = [labelled(i, "USDJPY", "FOREX") for i in ids("fx-test", 3, 0)]
+    alone = run_entity_round(
+        wrong + test, ModelRegistry(tmp_path / "alone"), GazetteerFactory(), CONFIG
+    )
+    served = run_entity_round(
+        wrong + test,
+        ModelRegistry(tmp_path / "served"),
+        GazetteerFactory(),
+        EntityRoundConfig(TYPES, gate=Gate(min_test_size=3), patterns=PatternExtractor()),
+    )
+    assert alone.macro_f1 == 0.0  # the version alone tags a STOCK
+    assert served.macro_f1 == 1.0  # as served, the gazetteer's FOREX wins
+    assert served.base_macro_f1 == 1.0 and not served.promoted  # no better than the patterns
