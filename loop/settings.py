@@ -100,6 +100,11 @@ class TrainerSettings(BaseModel):
     min_test_size: int = Field(
         default=30, ge=1, description="Gate: test documents needed before any promotion"
     )
+    min_label_support: int = Field(
+        default=10,
+        ge=1,
+        description="Gate: test documents a label needs before its F1 can block a promotion",
+    )
     gate_confidence: float = Field(
         default=0.9, gt=0.5, lt=1, description="Gate: confidence of the bootstrap interval"
     )

@@ -35,6 +35,7 @@ def gate(settings: Settings) -> Gate:
         max_label_f1_drop=trainer.max_label_f1_drop,
         min_test_size=trainer.min_test_size,
         confidence=trainer.gate_confidence,
+        min_label_support=trainer.min_label_support,
     )
 
 

@@ -180,3 +180,14 @@ def test_the_gate_decides_nothing_on_a_small_test_set_and_alone_only_when_nothin
     assert not small.passed and "too few to decide anything" in small.reasons[0]
     assert judge(30, None, None, (), Gate()).passed
     assert not judge(29, None, None, (), Gate()).passed
+
+
+def test_a_label_on_a_few_test_documents_does_not_block_a_clear_gain() -> None:
+    # Bullish and Neutral get much better; the 6 Bearish documents get worse.
+    golds = ["Bearish"] * 6 + ["Bullish"] * 150 + ["Neutral"] * 150
+    swap = {"Bullish": "Neutral", "Neutral": "Bullish", "Bearish": "Bearish"}
+    base = preds([(g, g if g == "Bearish" or i % 2 else swap[g]) for i, g in enumerate(golds)])
+    head = preds([(g, "Neutral" if i < 3 else g) for i, g in enumerate(golds)])
+    guarded = verdict_of(base, head, Gate(min_label_support=5), len(golds))
+    assert not guarded.passed and any("'Bearish'" in r for r in guarded.reasons)
+    assert verdict_of(base, head, Gate(), len(golds)).passed  # 6 documents: below the default 10
