@@ -13,8 +13,9 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -400,6 +401,43 @@ def show_curve(registry: ModelRegistry, api_url: str, task: str, out: TextIO) ->
     print(f"  picture    {api_url}/v1/curves?format=png&task={task}", file=out)
 
 
+def in_phases(
+    oracle: Callable[..., Any],
+    settings: Settings,
+    task: str,
+    plan: Sequence[tuple[int, int]],
+    registry: ModelRegistry,
+    verb: str,
+    out: TextIO,
+) -> bool:
+    """Let the oracle (``oracle(**options)`` makes one) answer ``task``'s records phase by
+    phase, the evaluation sample first, and show the version the trainer makes after each;
+    False when a round did not come."""
+    bots = {
+        reason: oracle(prefix=settings.argilla.dataset_prefix, rate=10, task=task, reason=reason)
+        for reason in ("evaluation", None)
+    }
+    try:
+        for k, (evaluation, other) in enumerate(plan, start=1):
+            before = registry.latest()
+            print(
+                f"phase {k}/{len(plan)}    the oracle {verb} {evaluation} evaluation-sample and "
+                f"{other} selected records; waiting for the trainer ...",
+                file=out,
+                flush=True,
+            )
+            given = answer(bots["evaluation"], evaluation)
+            answer(bots[None], evaluation + other - given)
+            if not wait_for_version(registry, before, timeout_s=900):
+                print(f"no new {task} version yet: see the trainer's log", file=out)
+                return False
+            describe_round(registry, str(registry.latest()), out)
+    finally:
+        for bot in bots.values():
+            bot.close()
+    return True
+
+
 def label_loop(
     settings: Settings,
     api_url: str,
@@ -438,38 +476,10 @@ def label_loop(
         file=out,
     )
     time.sleep(5)  # let the labeler place the first candidates
-    gold = Gold(read_tweets(dataset))
     task = settings.trainer.task
-    bots = {
-        reason: Oracle(
-            url,
-            credentials.annotator_api_key,
-            gold,
-            prefix=settings.argilla.dataset_prefix,
-            rate=10,
-            task=task,
-            reason=reason,
-        )
-        for reason in ("evaluation", None)
-    }
-    try:
-        for k, (evaluation, other) in enumerate(plan, start=1):
-            before = registry.latest()
-            print(
-                f"phase {k}/{len(plan)}    the oracle answers {evaluation} evaluation-sample and "
-                f"{other} selected records with the gold labels ...",
-                file=out,
-                flush=True,
-            )
-            given = answer(bots["evaluation"], evaluation)
-            given += answer(bots[None], evaluation + other - given)
-            if not wait_for_version(registry, before):
-                print("no new version yet: see the trainer's log (alloop stack status)", file=out)
-                return
-            describe_round(registry, str(registry.latest()), out)
-    finally:
-        for bot in bots.values():
-            bot.close()
+    oracle = partial(Oracle, url, credentials.annotator_api_key, Gold(read_tweets(dataset)))
+    if not in_phases(oracle, settings, task, plan, registry, "answers", out):
+        return
     show_curve(registry, api_url, task, out)
     headers = {"X-API-Key": key}
     try:
@@ -516,37 +526,9 @@ def entity_loop(
     if not any(sum(p) for p in plan) or credentials is None:
         return
     registry = ModelRegistry(settings.entity_registry_path)
-    bots = {
-        reason: Oracle(
-            url,
-            credentials.annotator_api_key,
-            Gold([]),
-            prefix=settings.argilla.dataset_prefix,
-            rate=10,
-            accept_suggestions=True,
-            task=task,
-            reason=reason,
-        )
-        for reason in ("evaluation", None)
-    }
-    try:
-        for k, (evaluation, other) in enumerate(plan, start=1):
-            before = registry.latest()
-            print(
-                f"phase {k}/{len(plan)}    the oracle accepts the suggested spans of {evaluation} "
-                f"evaluation-sample and {other} selected records; waiting for the trainer ...",
-                file=out,
-                flush=True,
-            )
-            given = answer(bots["evaluation"], evaluation)
-            answer(bots[None], evaluation + other - given)
-            if not wait_for_version(registry, before, timeout_s=900):
-                print("no new entity version yet: see the trainer's log", file=out)
-                return
-            describe_round(registry, str(registry.latest()), out)
-    finally:
-        for bot in bots.values():
-            bot.close()
+    oracle = partial(Oracle, url, credentials.annotator_api_key, Gold([]), accept_suggestions=True)
+    if not in_phases(oracle, settings, task, plan, registry, "accepts the suggested spans of", out):
+        return
     show_curve(registry, api_url, task, out)
     probe_entities(api_url, headers, out)
 
