@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 from loop.entities.selection import EntityScored, EntitySelectionConfig, select_entities
 from loop.entities.serving import EntityTagger, ExtractorWatcher, load_patterns, mention
+from loop.errors import AlloopError
 from loop.messages import Candidate, Document, TaggedDocument
 from loop.models.backbone import PackagedEncoder
 from loop.models.base import applying
@@ -137,11 +138,18 @@ class NewestModel:
         texts = [doc.text for doc, _ in entries]
         if hasattr(model, "predict_from_embeddings"):
             vectors = [scored.embedding for _, scored in entries]
-            kind = self.registry.card(newest.version).kind
-            body = body_of(self.registry, newest.version, kind)
-            versions = {doc.model_version for doc, _ in entries}
-            same = all(body_of(self.registry, str(v), kind) == body for v in versions)
-            if not same or any(v is None for v in vectors):
+            try:
+                kind = self.registry.card(newest.version).kind
+                body = body_of(self.registry, newest.version, kind)
+                # Documents tagged before any model were embedded by the packaged encoder.
+                bodies = {
+                    body_of(self.registry, v, kind) if v else None
+                    for v in {doc.model_version for doc, _ in entries}
+                }
+            except AlloopError as exc:
+                logger.warning("cannot rank with %s: %s", newest.version, exc)
+                return entries, tagged_by
+            if bodies != {body} or any(v is None for v in vectors):
                 return entries, tagged_by
             probs = model.predict_from_embeddings(np.stack(vectors))  # type: ignore[arg-type]
         else:
@@ -500,7 +508,6 @@ def selection_config(settings: Settings) -> SelectionConfig:
 
 def labelled_counts(settings: Settings) -> Callable[[str | None], dict[str, int]]:
     """Labels per class behind a model version (its card), for class balance and cold start."""
-    from loop.errors import AlloopError
     from loop.registry import ModelRegistry
 
     registry = ModelRegistry(settings.registry_path)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
+import pytest
 
 from loop.entities.base import Example, ExtractorConfig, make_span
 from loop.entities.serving import ServedExtractor
@@ -338,3 +339,42 @@ def test_selection_ranks_with_the_newest_version_even_before_it_is_promoted(
     new = round_with(select_with_newest=True)
     assert {c.id.split("-")[0] for c in new} == {"torn"}  # v0002 is sure of "nothing here"
     assert all(c.model_version == "v0001" for c in new)  # still tagged by the served one
+
+
+def test_a_window_tagged_before_any_model_is_ranked_by_the_newest_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window still holds documents from before the first model (no version, embedded by
+    the packaged encoder) when a newer version than the served one exists: ranking must not
+    look up a version named None (it crashed the scorer on every replay)."""
+    from loop.testing import KeywordClassifier
+
+    def from_embeddings(self: KeywordClassifier, vectors: Any) -> Any:  # as SetFit's head
+        return np.full((len(vectors), len(self.labels)), 1 / len(self.labels), np.float32)
+
+    monkeypatch.setattr(
+        KeywordClassifier, "predict_from_embeddings", from_embeddings, raising=False
+    )
+    registry_dir = tmp_path / "registry"
+    registry = ModelRegistry(registry_dir)
+    settings = Settings(
+        registry_dir=registry_dir,
+        scorer=ScorerSettings(
+            window_size=100, round_size=10, candidates_per_round=2, evaluation_fraction=0.0
+        ),
+    )
+    watcher = ModelWatcher(registry)
+    scorer = Scorer(settings, watcher, "w1", encoder=lambda texts: np.ones((len(texts), 4)))
+    early = [Document(id=f"early-{i}", text=f"nothing here {i}") for i in range(10)]
+    scorer.handle([record(i, encode(d), d.id) for i, d in enumerate(early)])  # a cold round
+
+    watcher_with_model(registry_dir)  # v0001, promoted
+    newer = KeywordFactory().train(
+        ["stocks soar", "nothing here"], ["up", "down"], ClassifierConfig()
+    )
+    registry.publish(newer.save, labels=newer.labels, kind="keywords")  # v0002, not promoted
+    scorer.refresh()
+    late = [Document(id=f"late-{i}", text=f"stocks soar {i}") for i in range(10)]
+    outputs = scorer.handle([record(20 + i, encode(d), d.id) for i, d in enumerate(late)])
+    picked = [decode(o.value, Candidate) for o in outputs if o.topic == "candidates"]
+    assert len(picked) == 2
