@@ -42,6 +42,9 @@ class KafkaSettings(BaseModel):
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 2_000
     request_timeout_ms: int = 30_000
+    max_request_size: int = Field(
+        default=1_048_576, ge=1024, description="Largest message the producers send (bytes)"
+    )
     topics: Topics = Topics()
 
 

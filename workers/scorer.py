@@ -31,16 +31,19 @@ from workers.bus import (
     LoopStats,
     Output,
     StopFlag,
-    by_key,
     dead_letter,
     decode_all,
     ensure_topics,
+    fit_outputs,
     make_consumer,
     make_producer,
     run_loop,
 )
 
 logger = logging.getLogger(__name__)
+
+# A tagged document with the record it came from and its sentence embedding (if known).
+Entry = tuple[Any, TaggedDocument, npt.NDArray[np.float32] | None]
 
 
 def default_worker_id() -> str:
@@ -293,65 +296,106 @@ class Scorer:
             self.entities.watcher.refresh()
 
     def tag_entities(
-        self, tagged: list[TaggedDocument]
-    ) -> tuple[list[TaggedDocument], list[EntityScored], dict[str, str]]:
-        """Add the entities to tagged documents; with what selection needs to know, and why
-        each document that could not be tagged failed (it goes to the dead-letter topic)."""
-        if self.entities is None or not tagged:
-            return tagged, [], {}
+        self, scored: list[Entry]
+    ) -> tuple[list[Entry], list[EntityScored], list[Output]]:
+        """Add the entities to tagged documents; with what selection needs to know, and a
+        dead letter for each document that could not be tagged."""
+        if self.entities is None or not scored:
+            return scored, [], []
         tagger = self.entities
         size = self.settings.scorer.batch_size
-        failed: dict[str, str] = {}
+        dead: list[Output] = []
         try:
-            scanned = tagger.scan([t.id for t in tagged], [t.text for t in tagged], size)
-            kept = tagged
+            found = tagger.scan([t.id for _, t, _ in scored], [t.text for _, t, _ in scored], size)
+            kept = scored
         except Exception as exc:  # isolate the document that breaks the extractor
             logger.exception("entity tagging failed (%s); tagging one by one", exc)
-            kept, scanned = [], []
-            for doc in tagged:
+            kept, found = [], []
+            for entry in scored:
+                record, doc, _ = entry
                 try:
-                    scanned.extend(tagger.scan([doc.id], [doc.text], 1))
-                    kept.append(doc)
+                    found.extend(tagger.scan([doc.id], [doc.text], 1))
+                    kept.append(entry)
                 except Exception as single:
-                    failed[doc.id] = f"entity tagging failed: {single}"
+                    reason = f"entity tagging failed: {single}"
+                    dead.append(dead_letter(record, reason, self.worker_id))
         version = tagger.version
         return (
             [
-                t.model_copy(update={"entities": tagger.tags(s), "entity_version": version})
-                for t, s in zip(kept, scanned, strict=True)
+                (
+                    record,
+                    t.model_copy(update={"entities": tagger.tags(s), "entity_version": version}),
+                    v,
+                )
+                for (record, t, v), s in zip(kept, found, strict=True)
             ],
-            scanned,
-            failed,
+            found,
+            dead,
         )
 
-    def handle(self, records: list[Any]) -> list[Output]:
-        topics = self.settings.kafka.topics
-        documents, outputs = decode_all(records, Document, self.worker_id)
+    def score(self, pairs: list[tuple[Any, Document]]) -> tuple[list[Entry], list[Output]]:
+        """Tag decoded documents with the served model, each with its record and embedding;
+        a document that breaks the model is dead-lettered alone."""
         served = self.watcher.served
-        headers = [("alloop.worker", self.worker_id.encode())]
-        embeddings: npt.NDArray[np.float32] | None = None
+        documents = [doc for _, doc in pairs]
         try:
             tagged, embeddings = tag(documents, served, self.settings.scorer.batch_size)
         except Exception as exc:  # a poison document must not stop the batch: isolate it
             logger.exception("batch scoring failed (%s); scoring one by one", exc)
-            tagged = []
-            for doc in documents:
+            scored: list[Entry] = []
+            dead: list[Output] = []
+            for record, doc in pairs:
                 try:
-                    tagged.extend(tag([doc], served, 1)[0])
+                    scored.append((record, tag([doc], served, 1)[0][0], None))
                 except Exception as single:
-                    record = by_key(records, doc.id)
-                    outputs.append(dead_letter(record, f"scoring failed: {single}", self.worker_id))
-        tagged, scanned, failed = self.tag_entities(tagged)
-        for doc_id, reason in failed.items():
-            outputs.append(dead_letter(by_key(records, doc_id), reason, self.worker_id))
-        outputs.extend(Output.of(topics.tagged, t, headers) for t in tagged)
+                    reason = f"scoring failed: {single}"
+                    dead.append(dead_letter(record, reason, self.worker_id))
+            return scored, dead
+        vectors = (
+            list(embeddings)
+            if embeddings is not None and len(embeddings) == len(tagged)
+            else [None] * len(tagged)
+        )
+        records = [record for record, _ in pairs]
+        return list(zip(records, tagged, vectors, strict=True)), []
+
+    def handle(self, records: list[Any]) -> list[Output]:
+        topics = self.settings.kafka.topics
+        max_bytes = self.settings.kafka.max_request_size
+        pairs, outputs = decode_all(records, Document, self.worker_id)
+        headers = [("alloop.worker", self.worker_id.encode())]
+        scored, dead = self.score(pairs)
+        outputs.extend(dead)
+        scored, scanned, dead = self.tag_entities(scored)
+        outputs.extend(dead)
+        fits: list[bool] = []
+        for record, doc, _ in scored:
+            try:
+                out = Output.of(topics.tagged, doc, headers, source=record)
+            except Exception as exc:  # it decoded, yet cannot be written out again
+                reason = f"the tagged document cannot be encoded: {exc}"
+                outputs.append(dead_letter(record, reason, self.worker_id))
+                fits.append(False)
+                continue
+            outputs.append(out)  # an oversized one is dead-lettered by fit_outputs below
+            fits.append(out.size() <= max_bytes)
+        kept = [entry for entry, fit in zip(scored, fits, strict=True) if fit]
+        tagged = [doc for _, doc, _ in kept]
+        vectors = [vector for _, _, vector in kept if vector is not None]
+        embeddings = np.stack(vectors) if kept and len(vectors) == len(kept) else None
+        source = {doc.id: record for record, doc, _ in kept}
         if self.rounds is not None:
             picked = self.rounds.add(tagged, embeddings)
-            outputs.extend(Output.of(topics.candidates, c, headers) for c in picked)
+            outputs.extend(
+                Output.of(topics.candidates, c, headers, source=source.get(c.id)) for c in picked
+            )
         if self.entity_rounds is not None and scanned:
-            picked = self.entity_rounds.add(tagged, scanned)
-            outputs.extend(Output.of(topics.candidates, c, headers) for c in picked)
-        return outputs
+            found = [s for s, fit in zip(scanned, fits, strict=True) if fit]
+            picked = self.entity_rounds.add(tagged, found)
+            outputs.extend(
+                Output.of(topics.candidates, c, headers, source=source.get(c.id)) for c in picked
+            )
+        return fit_outputs(outputs, max_bytes, self.worker_id)
 
 
 UNKNOWN_COUNT = 1_000_000
@@ -449,6 +493,7 @@ def run(settings: Settings, servers: str, worker_id: str | None = None) -> LoopS
             max_wait_ms=settings.scorer.max_wait_ms,
             between_batches=between_batches,
             stats=stats,
+            worker=worker_id,
         )
     finally:
         consumer.close()
