@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 from collections import defaultdict
 from pathlib import Path
-from typing import NamedTuple
 
 import pytest
 from kafka import KafkaProducer
@@ -17,17 +16,9 @@ from loop.registry import ModelRegistry
 from loop.testing import KeywordFactory
 from tests.conftest import tweets
 from tests.integration.conftest import Env, read_topic
+from tests.unit.workers.test_scorer_handle import Record
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-class _Record(NamedTuple):
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
 
 
 def ids_seen(records: list) -> set[str]:
@@ -207,7 +198,7 @@ def test_rescoring_in_other_batches_republishes_the_same_bytes(
     watcher.refresh()
     settings = Settings(home=tmp_path, scorer=ScorerSettings(candidates=False))
     docs = tweets("valid", limit=1000)
-    records = [_Record("docs.raw", 0, i, d.id.encode(), encode(d), []) for i, d in enumerate(docs)]
+    records = [Record("docs.raw", 0, i, d.id.encode(), encode(d), []) for i, d in enumerate(docs)]
 
     def published(order: list[int], size: int) -> dict[str, bytes]:
         scorer = Scorer(settings, watcher, "w1")
@@ -235,10 +226,10 @@ def test_poison_of_every_kind_is_dead_lettered_alone_and_the_scorer_lives_on(
         ["worker", "scorer", "--worker-id", "s1"],
         "s1",
         ALLOOP_ENTITIES__ENABLED="true",
-        ALLOOP_KAFKA__MAX_REQUEST_SIZE="65536",
+        ALLOOP_KAFKA__MAX_REQUEST_SIZE="200000",  # more than p-deep, less than p-big's tags
     ).start()
     scorer.wait_for("assigned partitions")
-    big = Document(id="p-big", text="$AAPL " * 3_000)  # 18 kB in, 3,000 entities out
+    big = Document(id="p-big", text="$AAPL " * 3_000)  # 18 kB in, 230 kB with its 3,000 tags
     poison = {
         "p-deep": b"[" * 100_000,  # overflowed json.loads' stack: the scorer died on it
         "p-meta": b'{"schema": "document", "id": "p-meta", "text": "t", '

@@ -2,18 +2,8 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
+from tests.unit.workers.test_scorer_handle import Record
 from workers.bus import Output, fit_outputs
-
-
-class Record(NamedTuple):
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
 
 
 def raw(offset: int, key: str, size: int = 100) -> Record:
