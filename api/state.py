@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from api.auth import KeyChecker
 from api.labels_out import KafkaLabelSink, LabelSink
 from api.metrics import ApiMetrics
+from api.webhooks import SeenDeliveries
 from loop.entities.serving import EntityTagger
 from loop.errors import AlloopError
 from loop.registry import ModelRegistry
@@ -29,6 +30,7 @@ class AppState:
     keys: KeyChecker
     sink: LabelSink | None = field(default=None)
     entities: EntityTagger | None = field(default=None)
+    deliveries: SeenDeliveries = field(default_factory=SeenDeliveries)
 
     def labels_sink(self) -> LabelSink:
         """Where webhook label events go: the labels topic unless a test set another sink."""

@@ -1,24 +1,29 @@
 """Checking Argilla's webhook deliveries.
 
-Argilla signs each delivery the Standard Webhooks way: the headers ``webhook-id``,
-``webhook-timestamp`` (Unix seconds) and ``webhook-signature`` (space-separated ``v1,<base64>``
-entries), where the signature is HMAC-SHA256 over ``"<id>.<timestamp>.<raw body>"`` keyed with
-the base64-decoded secret. A delivery older or newer than ``tolerance_s`` is refused, so a
-captured request cannot be replayed later.
+Argilla signs each delivery the Standard Webhooks way (https://www.standardwebhooks.com): the
+headers ``webhook-id``, ``webhook-timestamp`` (Unix seconds) and ``webhook-signature``
+(space-separated ``v1,<base64>`` entries) carry an HMAC-SHA256 over
+``"<id>.<timestamp>.<raw body>"`` keyed with the base64-decoded secret. The signing and the
+check are the maintained ``standardwebhooks`` package's (Argilla signs with the same one);
+this module adds what it leaves to the receiver: an empty or malformed secret is refused
+rather than used as a key, every failure is one readable reason, and a ``webhook-id`` that
+was already processed is refused while its timestamp is still inside the tolerance window
+(:class:`SeenDeliveries`), so a captured delivery cannot be replayed.
 """
 
 from __future__ import annotations
 
-import base64
 import binascii
-import hashlib
-import hmac
+import threading
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook, WebhookVerificationError
 
 from api.errors import ApiError
 
-SECRET_PREFIX = "whsec_"
+TOLERANCE_S = 300  # the package's: a delivery more than 5 minutes off is refused
 
 
 class BadSignature(ApiError):
@@ -29,56 +34,100 @@ class BadSignature(ApiError):
 
 
 class WebhooksOff(ApiError):
-    """No webhook secret is configured, so no delivery can be trusted."""
+    """No usable webhook secret is configured, so no delivery can be trusted."""
 
     status_code = 503
     code = "webhooks_not_configured"
 
 
-def _key(secret: str) -> bytes:
-    raw = secret.removeprefix(SECRET_PREFIX)
+class ReplayedDelivery(ApiError):
+    """A delivery whose ``webhook-id`` was already processed."""
+
+    status_code = 409
+    code = "replayed_delivery"
+
+
+def _webhook(secret: str) -> Webhook:
+    if not secret.strip():
+        raise WebhooksOff(
+            "the webhook secret is empty, and a delivery signed with an empty key proves "
+            "nothing: set ALLOOP_ARGILLA__WEBHOOK_SECRET to the secret Argilla returned"
+        )
     try:
-        return base64.b64decode(raw, validate=True)
-    except (binascii.Error, ValueError):
-        return raw.encode("utf-8")  # not base64: use the text itself, as a plain HMAC key
+        return Webhook(secret)
+    except (EmptyWebhookSecretError, binascii.Error, ValueError) as exc:
+        raise WebhooksOff(
+            f"the webhook secret is not a Standard Webhooks secret (base64, optionally "
+            f"prefixed whsec_): {exc}"
+        ) from None
 
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     """The ``webhook-signature`` value for a delivery (used by tests and by `alloop` tools)."""
-    signed = f"{msg_id}.{timestamp}.".encode() + body
-    digest = hmac.new(_key(secret), signed, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode("ascii")
+    when = datetime.fromtimestamp(timestamp, UTC)
+    return str(_webhook(secret).sign(msg_id, when, body.decode("utf-8")))
 
 
-def verify(
-    secret: str,
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    tolerance_s: int = 300,
-    now: float | None = None,
-) -> str:
-    """Check a delivery; return its ``webhook-id``, or raise :class:`BadSignature`."""
-    msg_id = headers.get("webhook-id")
-    stamp = headers.get("webhook-timestamp")
-    offered = headers.get("webhook-signature")
-    if not (msg_id and stamp and offered):
-        raise BadSignature(
+def verify(secret: str, headers: Mapping[str, str], body: bytes) -> str:
+    """Check a delivery; return its ``webhook-id``, or raise :class:`BadSignature` (or
+    :class:`WebhooksOff` when ``secret`` is empty or malformed)."""
+    hook = _webhook(secret)
+    lowered = {k.lower(): v for k, v in headers.items()}
+    try:
+        hook.verify(body, lowered, json_parse=False)
+    except WebhookVerificationError as exc:
+        raise BadSignature(_explain(str(exc), lowered.get("webhook-timestamp"))) from None
+    except (ValueError, binascii.Error) as exc:  # a signature entry or a body it cannot read
+        raise BadSignature(f"unreadable webhook-signature header or body: {exc}") from None
+    return lowered["webhook-id"]
+
+
+def _explain(problem: str, stamp: str | None) -> str:
+    """The package's terse reasons, for a person."""
+    if problem == "Missing required headers":
+        return (
             "missing webhook-id, webhook-timestamp or webhook-signature header: "
             "is this delivery from Argilla?"
         )
-    try:
-        timestamp = int(stamp)
-    except ValueError:
-        raise BadSignature(f"webhook-timestamp is not a Unix time: {stamp!r}") from None
-    current = time.time() if now is None else now
-    if abs(current - timestamp) > tolerance_s:
-        raise BadSignature(
-            f"webhook-timestamp is {int(current - timestamp)} s away from this server's clock "
-            f"(at most {tolerance_s} s accepted)"
+    if problem.startswith("Message timestamp"):
+        offset = int(time.time() - float(stamp or 0))
+        return (
+            f"webhook-timestamp is {offset} s away from this server's clock "
+            f"(at most {TOLERANCE_S} s accepted)"
         )
-    expected = sign(secret, msg_id, timestamp, body).encode()
-    candidates = [part.encode() for part in offered.split() if part.startswith("v1,")]
-    if not any(hmac.compare_digest(expected, candidate) for candidate in candidates):
-        raise BadSignature("the webhook signature does not match: check the webhook secret")
-    return msg_id
+    if problem == "Invalid Signature Headers":
+        return f"webhook-timestamp is not a Unix time: {stamp!r}"
+    return "the webhook signature does not match: check the webhook secret"
+
+
+class SeenDeliveries:
+    """The ``webhook-id`` of every delivery processed in the last ``TOLERANCE_S`` seconds of
+    its signed timestamp: after that the timestamp check refuses a copy anyway.
+
+    :meth:`claim` before processing, :meth:`release` when processing failed (the sender may
+    retry with the same id). Kept in memory: a copy sent to another API process, or after a
+    restart, gets through the id check, but the label store keeps one answer per response
+    id and never lets an older answer replace a newer one.
+    """
+
+    def __init__(self, window_s: float = TOLERANCE_S) -> None:
+        self.window_s = window_s
+        self._until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def claim(self, msg_id: str, stamp: float, now: float | None = None) -> bool:
+        """Whether ``msg_id`` is new (it is then held); False for a replay."""
+        current = time.time() if now is None else now
+        with self._lock:
+            self._until = {k: t for k, t in self._until.items() if t >= current}
+            if msg_id in self._until:
+                return False
+            self._until[msg_id] = max(stamp, current) + self.window_s + 1
+            return True
+
+    def release(self, msg_id: str) -> None:
+        with self._lock:
+            self._until.pop(msg_id, None)
+
+    def __len__(self) -> int:
+        return len(self._until)

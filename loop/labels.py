@@ -9,8 +9,9 @@ when enough people submitted one, with the share of annotators who agree. A mult
 annotators chose it, and the agreement is the mean, over the labels anybody chose, of the
 share of annotators on the winning side of that label.
 
-The store is an append-only JSON Lines file: a crash loses at most the line being written,
-and reading skips a torn last line.
+The store is an append-only JSON Lines file: a crash loses at most the line being written.
+Reading skips a torn line, and the next write starts on a fresh line after it, so the fragment
+never swallows a later answer.
 """
 
 from __future__ import annotations
@@ -136,12 +137,26 @@ class LabelStore:
         if not fresh:
             return []
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        torn = self._ends_torn()
         with self.path.open("ab") as handle:
+            if torn:  # a crash left a fragment: start on a line of our own, not after it
+                handle.write(b"\n")
             for event in fresh:
                 handle.write(event.model_dump_json(by_alias=True).encode("utf-8") + b"\n")
             handle.flush()
             os.fsync(handle.fileno())
         return fresh
+
+    def _ends_torn(self) -> bool:
+        """Whether the file ends in the middle of a line (a write cut short by a crash)."""
+        try:
+            with self.path.open("rb") as handle:
+                if handle.seek(0, os.SEEK_END) == 0:
+                    return False
+                handle.seek(-1, os.SEEK_END)
+                return handle.read(1) != b"\n"
+        except FileNotFoundError:
+            return False
 
     def __len__(self) -> int:
         return len(self._answers)

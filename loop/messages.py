@@ -7,11 +7,11 @@ route either to its dead-letter topic with the reason.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import from_json
 
 from loop.errors import MessageError
 
@@ -207,8 +207,11 @@ def decode(data: bytes | None, model: type[M]) -> M:
     if data is None:
         raise MessageError("empty message (no value)")
     try:
-        raw = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        # pydantic's parser, not json.loads: it refuses lone surrogates (text that could never
+        # be encoded again), nesting deeper than 200 levels (json.loads overflows the stack)
+        # and integers too long to convert, each as a ValueError.
+        raw = from_json(data)
+    except (ValueError, RecursionError) as exc:
         raise MessageError(f"not JSON: {exc}") from exc
     if not isinstance(raw, dict):
         raise MessageError(f"expected a JSON object, got {type(raw).__name__}")

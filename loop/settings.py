@@ -7,6 +7,8 @@ library code takes explicit arguments. docs/configuration.md lists every variabl
 
 from __future__ import annotations
 
+import base64
+import binascii
 from pathlib import Path
 from typing import Annotated
 
@@ -44,6 +46,9 @@ class KafkaSettings(BaseModel):
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 2_000
     request_timeout_ms: int = 30_000
+    max_request_size: int = Field(
+        default=1_048_576, ge=1024, description="Largest message the producers send (bytes)"
+    )
     topics: Topics = Topics()
 
 
@@ -176,6 +181,29 @@ class ApiSettings(BaseModel):
         return value
 
 
+WEBHOOK_SECRET_PREFIX = "whsec_"
+MIN_WEBHOOK_KEY_BYTES = 16
+
+
+def check_webhook_secret(secret: str) -> str:
+    """``secret`` if it is a Standard Webhooks secret (base64 of at least 16 bytes, optionally
+    prefixed ``whsec_``); a ValueError saying what is wrong otherwise (never the secret)."""
+    encoded = secret.removeprefix(WEBHOOK_SECRET_PREFIX)
+    try:
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(
+            "the webhook secret is not base64 (a Standard Webhooks secret, as Argilla returns "
+            "it, optionally prefixed whsec_)"
+        ) from None
+    if len(key) < MIN_WEBHOOK_KEY_BYTES:
+        raise ValueError(
+            f"the webhook secret decodes to {len(key)} bytes, fewer than "
+            f"{MIN_WEBHOOK_KEY_BYTES}: use the secret Argilla returned (64 bytes)"
+        )
+    return secret
+
+
 class ArgillaSettings(BaseModel):
     """The labeling side. Empty ``url`` means: the local stack's Argilla."""
 
@@ -204,6 +232,23 @@ class ArgillaSettings(BaseModel):
         if isinstance(value, str):
             return [label.strip() for label in value.split(",") if label.strip()]
         return value
+
+    @field_validator("webhook_secret", mode="before")
+    @classmethod
+    def _usable_secret(cls, value: object) -> object:
+        """Refuse a secret no delivery should be trusted with; ``off`` means none."""
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not isinstance(text, str):
+            return value
+        text = text.strip()
+        if not text:
+            raise ValueError(
+                "the webhook secret is empty: set it to the secret Argilla returned when "
+                "alloop's webhook was registered, or to `off` to refuse every delivery"
+            )
+        if text.lower() == "off":
+            return None
+        return SecretStr(check_webhook_secret(text))
 
 
 class Settings(BaseSettings):

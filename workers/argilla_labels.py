@@ -16,13 +16,18 @@ version made the suggestion.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from loop.entities.answers import check_answer
 from loop.errors import InputError
 from loop.messages import EntityMention, LabelEvent
+
+logger = logging.getLogger(__name__)
 
 LABEL_QUESTION = "label"
 SPAN_QUESTION = "spans"
@@ -73,13 +78,15 @@ def label_event(
     spans: list[EntityMention] | None = None
     rejected: list[str] = []
     answers = values or {}
+    if not isinstance(answers, dict):
+        raise InputError(f"response {response_id}: its values are not a mapping: {answers!r}")
     task = task_of(dataset_name, metadata, prefix)
     if SPAN_QUESTION in answers or task in entity_tasks:  # an entity dataset
-        spans, rejected = check_answer(str(text), (answers[SPAN_QUESTION] or {}).get("value"))
-        if status != "submitted":
-            spans, rejected = None, []
+        if status == "submitted":  # a discarded answer may carry no spans at all
+            value = _answer(answers, SPAN_QUESTION, response_id)
+            spans, rejected = check_answer(str(text), value)
     elif status == "submitted":
-        value = (answers.get(LABEL_QUESTION) or {}).get("value")
+        value = _answer(answers, LABEL_QUESTION, response_id)
         if isinstance(value, list):  # a multi-label question: the labels that apply
             if not all(isinstance(v, str) and v for v in value):
                 raise InputError(
@@ -94,21 +101,42 @@ def label_event(
                 f"response {response_id} on document {doc_id} has no '{LABEL_QUESTION}' value "
                 f"(got {value!r})"
             )
-    return LabelEvent(
-        id=str(doc_id),
-        text=str(text),
-        task=task,
-        label=label,
-        labels=labels,
-        spans=spans,
-        rejected=rejected,
-        status="submitted" if status == "submitted" else "discarded",
-        response_id=str(response_id),
-        annotator=annotator,
-        origin=metadata.get("reason"),
-        model_version=metadata.get("model_version"),
-        labelled_at=updated_at,  # type: ignore[arg-type]
-    )
+    try:
+        return LabelEvent(
+            id=str(doc_id),
+            text=str(text),
+            task=task,
+            label=label,
+            labels=labels,
+            spans=spans,
+            rejected=rejected,
+            status="submitted" if status == "submitted" else "discarded",
+            response_id=str(response_id),
+            annotator=annotator,
+            origin=metadata.get("reason"),
+            model_version=metadata.get("model_version"),
+            labelled_at=updated_at,  # type: ignore[arg-type]
+        )
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise InputError(
+            f"response {response_id} on document {doc_id} is not a valid answer: {problems}"
+        ) from exc
+
+
+def _answer(answers: dict[str, Any], question: str, response_id: str) -> Any:
+    """The value given to ``question`` (None when it was not answered)."""
+    answer = answers.get(question)
+    if answer is None:
+        return None
+    if not isinstance(answer, dict):
+        raise InputError(
+            f"response {response_id}: the '{question}' answer is not an object with a value: "
+            f"{answer!r}"
+        )
+    return answer.get("value")
 
 
 def from_webhook(
@@ -183,17 +211,27 @@ def poll(
             records = [item["record"] for item in found["items"]]
             for record in records:
                 for response in record.get("responses") or []:
-                    event = label_event(
-                        response_id=str(response["id"]),
-                        status=str(response["status"]),
-                        values=response.get("values"),
-                        record=record,
-                        dataset_name=name,
-                        annotator=str(response.get("user_id")),
-                        updated_at=response["updated_at"],
-                        prefix=prefix,
-                        entity_tasks=entity_tasks,
-                    )
+                    try:
+                        event = label_event(
+                            response_id=str(response["id"]),
+                            status=str(response["status"]),
+                            values=response.get("values"),
+                            record=record,
+                            dataset_name=name,
+                            annotator=str(response.get("user_id")),
+                            updated_at=response["updated_at"],
+                            prefix=prefix,
+                            entity_tasks=entity_tasks,
+                        )
+                    except (InputError, KeyError, TypeError, AttributeError) as exc:
+                        # one answer alloop cannot read must not stop the others
+                        logger.warning(
+                            "answers poll: skipped a response on record %s of %s: %s",
+                            record.get("id"),
+                            name,
+                            exc,
+                        )
+                        continue
                     if event is not None:
                         events.append(event)
             offset += len(records)

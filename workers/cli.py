@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from pydantic import ValidationError
 
-from loop.errors import AlloopError
+from loop.errors import AlloopError, ConfigError
 from loop.messages import ModelEvent
 from loop.settings import Settings
 from workers import logs
@@ -48,8 +49,19 @@ app.add_typer(bench_app, name="bench")
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
 
+PREFIX = str(Settings.model_config["env_prefix"])
+DELIMITER = str(Settings.model_config["env_nested_delimiter"])
+
+
 def _settings() -> Settings:
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:  # one line per setting, naming its variable, never its value
+        problems = "; ".join(
+            f"{PREFIX}{DELIMITER.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors(include_input=False)
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None
     logs.configure(settings.log_level)
     return settings
 

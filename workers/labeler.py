@@ -35,14 +35,15 @@ from workers.bus import (
     LoopStats,
     Output,
     StopFlag,
-    by_key,
     dead_letter,
     decode_all,
     ensure_topics,
+    fit_outputs,
     make_consumer,
     make_producer,
     run_loop,
     send_all,
+    where,
 )
 
 logger = logging.getLogger(__name__)
@@ -300,19 +301,16 @@ class Labeler:
 
     def handle(self, records: list[Any]) -> list[Output]:
         decoded, outputs = decode_all(records, Candidate, self.worker_id)
-        by_task: dict[str, dict[str, Candidate]] = {}
-        for candidate in decoded:
+        by_task: dict[str, dict[str, tuple[Any, Candidate]]] = {}
+        for record, candidate in decoded:
             if candidate.probabilities and candidate.multi_label != self.multi_label:
                 # its suggestion would not fit the dataset's question: say so, keep going
-                outputs.append(
-                    dead_letter(
-                        by_key(records, candidate.id), self._misfit(candidate), self.worker_id
-                    )
-                )
+                outputs.append(dead_letter(record, self._misfit(candidate), self.worker_id))
                 continue
-            by_task.setdefault(candidate.task, {})[candidate.id] = candidate  # last one wins
+            # last one wins
+            by_task.setdefault(candidate.task, {})[candidate.id] = (record, candidate)
         for task, candidates in by_task.items():
-            self._place(task, list(candidates.values()))
+            outputs.extend(self._place(task, list(candidates.values())))
         return outputs
 
     def _misfit(self, candidate: Candidate) -> str:
@@ -330,35 +328,85 @@ class Labeler:
             "and the trainer"
         )
 
-    def _place(self, task: str, candidates: list[Candidate]) -> None:
+    def _place(self, task: str, entries: list[tuple[Any, Candidate]]) -> list[Output]:
+        """Write what the budget lets in; dead letters for the records Argilla refuses."""
         pending = self.queue.pending(task)
         decision = plan(
             [p for p, _ in pending],
-            [Offer(c.id, c.score, c.reason == EVALUATION) for c in candidates],
+            [Offer(c.id, c.score, c.reason == EVALUATION) for _, c in entries],
             self.budget,
         )
         if decision.remove:
             doomed = [server_id for p, server_id in pending if p.id in set(decision.remove)]
             self.queue.remove(task, doomed)
             self.removed += len(doomed)
-        chosen = [c for c in candidates if c.id in set(decision.write)]
+        chosen = [(r, c) for r, c in entries if c.id in set(decision.write)]
+        dead: list[Output] = []
         if chosen:
             vectors: list[list[float] | None] = (
-                list(self.embed([c.text for c in chosen]))
+                list(self.embed([c.text for _, c in chosen]))
                 if self.embed is not None
                 else [None] * len(chosen)
             )
-            self.queue.write(task, [record_for(c, v) for c, v in zip(chosen, vectors, strict=True)])
-            self.written += len(chosen)
+            dead = self._write(task, chosen, vectors)
         logger.info(
-            "%s: %d candidate(s): %d written, %d replaced, %d turned away (budget %d)",
+            "%s: %d candidate(s): %d written, %d replaced, %d turned away (budget %d), %d refused",
             task,
-            len(candidates),
-            len(chosen),
+            len(entries),
+            len(chosen) - len(dead),
             len(decision.remove),
             len(decision.rejected),
             self.budget,
+            len(dead),
         )
+        return dead
+
+    def _write(
+        self, task: str, chosen: list[tuple[Any, Candidate]], vectors: list[list[float] | None]
+    ) -> list[Output]:
+        """Write the records in one request; when Argilla refuses it, one by one, so that the
+        candidates it refuses (e.g. a suggested label the dataset does not have) go to the
+        dead-letter topic alone and the others are written."""
+        dead: list[Output] = []
+        built: list[tuple[Any, Any]] = []
+        for (record, candidate), vector in zip(chosen, vectors, strict=True):
+            try:
+                built.append((record, record_for(candidate, vector)))
+            except Exception as exc:  # a candidate the SDK cannot turn into a record
+                reason = f"cannot make an Argilla record of it: {type(exc).__name__}: {exc}"
+                dead.append(dead_letter(record, reason, self.worker_id))
+        try:
+            self.queue.write(task, [rec for _, rec in built])
+            self.written += len(built)
+            return dead
+        except Exception as exc:
+            if not refused(exc):
+                raise  # Argilla is down or misconfigured: nothing is committed, retried later
+            logger.warning("%s: Argilla refused the batch (%s); writing one by one", task, exc)
+        for record, rec in built:
+            try:
+                self.queue.write(task, [rec])
+                self.written += 1
+            except Exception as exc:
+                if not refused(exc):
+                    raise
+                logger.warning("dead letter %s: Argilla refused it: %s", where(record), exc)
+                dead.append(
+                    dead_letter(record, f"Argilla refused the record: {exc}", self.worker_id)
+                )
+        return dead
+
+
+REFUSED_STATUS = frozenset({400, 413, 422})
+
+
+def refused(exc: BaseException) -> bool:
+    """Whether Argilla turned a request down for what it contains (400, 413, 422), rather
+    than for being unreachable, failing, or refusing our key."""
+    status = getattr(exc, "status_code", None)
+    if status is None and isinstance(exc, httpx.HTTPStatusError):
+        status = exc.response.status_code
+    return status in REFUSED_STATUS
 
 
 def connect(settings: Settings) -> tuple[str, str]:
@@ -448,7 +496,8 @@ def run(
             for e in events
             if published.get(e.response_id) != e.labelled_at and e.labelled_at <= settled
         ]
-        send_all(producer, [Output.of(topics.labels, event) for event in fresh])
+        outputs = [Output.of(topics.labels, event) for event in fresh]
+        send_all(producer, fit_outputs(outputs, settings.kafka.max_request_size, worker_id))
         published.update((e.response_id, e.labelled_at) for e in fresh)
         logger.info("answers poll: %d answer(s), %d to %s", len(events), len(fresh), topics.labels)
 
@@ -463,6 +512,7 @@ def run(
             max_wait_ms=1000,
             between_batches=catch_up,
             stats=stats,
+            worker=worker_id,
         )
     finally:
         http.close()

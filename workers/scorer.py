@@ -36,10 +36,10 @@ from workers.bus import (
     LoopStats,
     Output,
     StopFlag,
-    by_key,
     dead_letter,
     decode_all,
     ensure_topics,
+    fit_outputs,
     make_consumer,
     make_producer,
     run_loop,
@@ -47,9 +47,17 @@ from workers.bus import (
 
 logger = logging.getLogger(__name__)
 
+# A tagged document with the record it came from and its sentence embedding (if known).
+Entry = tuple[Any, TaggedDocument, npt.NDArray[np.float32] | None]
+
 
 def default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
+
+
+# Float32 inference differs in the 7th decimal with what else is in the batch; at 4 decimals
+# no re-scored tweet of 7,164 changed (docs/messages.md#what-a-replay-re-publishes).
+PROBABILITY_DECIMALS = 4
 
 
 def tag(
@@ -83,9 +91,10 @@ def tag(
                 status="scored",
                 label=labels[best] if applies is None or applies else None,
                 labels=applies,
-                score=round(float(row[best]), 6),
+                score=round(float(row[best]), PROBABILITY_DECIMALS),
                 probabilities={
-                    label: round(float(p), 6) for label, p in zip(labels, row, strict=True)
+                    label: round(float(p), PROBABILITY_DECIMALS)
+                    for label, p in zip(labels, row, strict=True)
                 },
                 model_version=served.version,
                 source=doc.source,
@@ -110,7 +119,7 @@ class RoundClock:
         return True
 
 
-Entry = tuple[TaggedDocument, Scored]
+WindowEntry = tuple[TaggedDocument, Scored]
 
 
 @dataclass
@@ -126,7 +135,7 @@ class NewestModel:
     watcher: NewestWatcher
     registry: ModelRegistry
 
-    def rescore(self, entries: list[Entry]) -> tuple[list[Entry], str | None]:
+    def rescore(self, entries: list[WindowEntry]) -> tuple[list[WindowEntry], str | None]:
         """The window as the newest version sees it, and the version that ranked it."""
         tagged_by = entries[-1][0].model_version
         newest = self.watcher.served
@@ -177,7 +186,7 @@ class CandidateRounds:
         self.clock = RoundClock(round_size)
         self.labelled = labelled
         self.newest = newest
-        self.window: deque[Entry] = deque(maxlen=window_size)
+        self.window: deque[WindowEntry] = deque(maxlen=window_size)
 
     def add(
         self, tagged: Sequence[TaggedDocument], embeddings: npt.NDArray[np.float32] | None
@@ -409,77 +418,118 @@ class Scorer:
             self.entities.watcher.refresh()
 
     def tag_entities(
-        self, tagged: list[TaggedDocument]
-    ) -> tuple[list[TaggedDocument], list[EntityScored], dict[str, str]]:
-        """Add the entities to tagged documents; with what selection needs to know, and why
-        each document that could not be tagged failed (it goes to the dead-letter topic)."""
-        if self.entities is None or not tagged:
-            return tagged, [], {}
+        self, scored: list[Entry]
+    ) -> tuple[list[Entry], list[EntityScored], list[Output]]:
+        """Add the entities to tagged documents; with what selection needs to know, and a
+        dead letter for each document that could not be tagged."""
+        if self.entities is None or not scored:
+            return scored, [], []
         tagger = self.entities
         size = self.settings.scorer.batch_size
-        failed: dict[str, str] = {}
+        dead: list[Output] = []
         try:
-            scanned = tagger.scan([t.id for t in tagged], [t.text for t in tagged], size)
-            kept = tagged
+            found = tagger.scan([t.id for _, t, _ in scored], [t.text for _, t, _ in scored], size)
+            kept = scored
         except Exception as exc:  # isolate the document that breaks the extractor
             logger.exception("entity tagging failed (%s); tagging one by one", exc)
-            kept, scanned = [], []
-            for doc in tagged:
+            kept, found = [], []
+            for entry in scored:
+                record, doc, _ = entry
                 try:
-                    scanned.extend(tagger.scan([doc.id], [doc.text], 1))
-                    kept.append(doc)
+                    found.extend(tagger.scan([doc.id], [doc.text], 1))
+                    kept.append(entry)
                 except Exception as single:
-                    failed[doc.id] = f"entity tagging failed: {single}"
+                    reason = f"entity tagging failed: {single}"
+                    dead.append(dead_letter(record, reason, self.worker_id))
         version = tagger.version
         return (
             [
-                t.model_copy(update={"entities": tagger.tags(s), "entity_version": version})
-                for t, s in zip(kept, scanned, strict=True)
+                (
+                    record,
+                    t.model_copy(update={"entities": tagger.tags(s), "entity_version": version}),
+                    v,
+                )
+                for (record, t, v), s in zip(kept, found, strict=True)
             ],
-            scanned,
-            failed,
+            found,
+            dead,
         )
 
-    def handle(self, records: list[Any]) -> list[Output]:
-        topics = self.settings.kafka.topics
-        documents, outputs = decode_all(records, Document, self.worker_id)
+    def score(self, pairs: list[tuple[Any, Document]]) -> tuple[list[Entry], list[Output]]:
+        """Tag decoded documents with the served model, each with its record and embedding;
+        a document that breaks the model is dead-lettered alone."""
         served = self.watcher.served
-        headers = [("alloop.worker", self.worker_id.encode())]
-        embeddings: npt.NDArray[np.float32] | None = None
+        documents = [doc for _, doc in pairs]
         try:
             tagged, embeddings = tag(documents, served, self.settings.scorer.batch_size)
         except Exception as exc:  # a poison document must not stop the batch: isolate it
             logger.exception("batch scoring failed (%s); scoring one by one", exc)
-            tagged = []
-            for doc in documents:
+            scored: list[Entry] = []
+            dead: list[Output] = []
+            for record, doc in pairs:
                 try:
-                    tagged.extend(tag([doc], served, 1)[0])
+                    scored.append((record, tag([doc], served, 1)[0][0], None))
                 except Exception as single:
-                    record = by_key(records, doc.id)
-                    outputs.append(dead_letter(record, f"scoring failed: {single}", self.worker_id))
-        if served is None and self.encoder is not None and tagged:
-            embeddings = self.encoder([doc.text for doc in tagged])
-        tagged, scanned, failed = self.tag_entities(tagged)
-        for doc_id, reason in failed.items():
-            outputs.append(dead_letter(by_key(records, doc_id), reason, self.worker_id))
-        outputs.extend(Output.of(topics.tagged, t, headers) for t in tagged)
-        if not self.settings.scorer.candidates:
-            return outputs
-        entity_task = self.settings.entities.task if self.entities is not None else None
-        fraction = self.settings.scorer.evaluation_fraction
-        keep, sampled = evaluation_candidates(tagged, fraction, entity_task)
-        outputs.extend(Output.of(topics.candidates, c, headers) for c in sampled)
-        left = [tagged[i] for i in keep]
-        if self.rounds is not None:
-            vectors = embeddings
-            if embeddings is not None and len(embeddings) == len(tagged):
-                vectors = embeddings[keep]
-            picked = self.rounds.add(left, vectors)
-            outputs.extend(Output.of(topics.candidates, c, headers) for c in picked)
-        if self.entity_rounds is not None and scanned:
-            picked = self.entity_rounds.add(left, [scanned[i] for i in keep])
-            outputs.extend(Output.of(topics.candidates, c, headers) for c in picked)
-        return outputs
+                    reason = f"scoring failed: {single}"
+                    dead.append(dead_letter(record, reason, self.worker_id))
+            return scored, dead
+        vectors = (
+            list(embeddings)
+            if embeddings is not None and len(embeddings) == len(tagged)
+            else [None] * len(tagged)
+        )
+        records = [record for record, _ in pairs]
+        return list(zip(records, tagged, vectors, strict=True)), []
+
+    def handle(self, records: list[Any]) -> list[Output]:
+        topics = self.settings.kafka.topics
+        max_bytes = self.settings.kafka.max_request_size
+        pairs, outputs = decode_all(records, Document, self.worker_id)
+        headers = [("alloop.worker", self.worker_id.encode())]
+        scored, dead = self.score(pairs)
+        outputs.extend(dead)
+        if self.watcher.served is None and self.encoder is not None and scored:
+            # No model to embed with: the packaged encoder, for the cold start's picks.
+            encoded = self.encoder([doc.text for _, doc, _ in scored])
+            scored = [(r, doc, v) for (r, doc, _), v in zip(scored, encoded, strict=True)]
+        scored, scanned, dead = self.tag_entities(scored)
+        outputs.extend(dead)
+        fits: list[bool] = []
+        for record, doc, _ in scored:
+            try:
+                out = Output.of(topics.tagged, doc, headers, source=record)
+            except Exception as exc:  # it decoded, yet cannot be written out again
+                reason = f"the tagged document cannot be encoded: {exc}"
+                outputs.append(dead_letter(record, reason, self.worker_id))
+                fits.append(False)
+                continue
+            outputs.append(out)  # an oversized one is dead-lettered by fit_outputs below
+            fits.append(out.size() <= max_bytes)
+        kept = [entry for entry, fit in zip(scored, fits, strict=True) if fit]
+        tagged = [doc for _, doc, _ in kept]
+        vectors = [vector for _, _, vector in kept if vector is not None]
+        embeddings = np.stack(vectors) if kept and len(vectors) == len(kept) else None
+        source = {doc.id: record for record, doc, _ in kept}
+
+        def candidates(picked: list[Candidate]) -> None:
+            outputs.extend(
+                Output.of(topics.candidates, c, headers, source=source.get(c.id)) for c in picked
+            )
+
+        if self.settings.scorer.candidates:
+            entity_task = self.settings.entities.task if self.entities is not None else None
+            fraction = self.settings.scorer.evaluation_fraction
+            keep, sampled = evaluation_candidates(tagged, fraction, entity_task)
+            candidates(sampled)
+            left = [tagged[i] for i in keep]
+            if self.rounds is not None:
+                candidates(
+                    self.rounds.add(left, embeddings[keep] if embeddings is not None else None)
+                )
+            if self.entity_rounds is not None and scanned:
+                found = [s for s, fit in zip(scanned, fits, strict=True) if fit]
+                candidates(self.entity_rounds.add(left, [found[i] for i in keep]))
+        return fit_outputs(outputs, max_bytes, self.worker_id)
 
 
 UNKNOWN_COUNT = 1_000_000
@@ -576,6 +626,7 @@ def run(settings: Settings, servers: str, worker_id: str | None = None) -> LoopS
             max_wait_ms=settings.scorer.max_wait_ms,
             between_batches=between_batches,
             stats=stats,
+            worker=worker_id,
         )
     finally:
         consumer.close()

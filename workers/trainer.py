@@ -89,7 +89,8 @@ class LabelIntake:
     per_task: Counter[str] = field(default_factory=Counter)
 
     def handle(self, records: list[Any]) -> list[Output]:
-        events, outputs = decode_all(records, LabelEvent, self.worker_id)
+        pairs, outputs = decode_all(records, LabelEvent, self.worker_id)
+        events = [event for _, event in pairs]
         fresh = self.store.add_new(events)  # fsynced before the offsets are committed
         added = len(fresh)
         self.added += added
@@ -224,6 +225,7 @@ def run(settings: Settings, servers: str, worker_id: str = "trainer") -> LoopSta
             max_wait_ms=1000,
             between_batches=between_batches,
             stats=stats,
+            worker=worker_id,
         )
     finally:
         consumer.close()

@@ -17,8 +17,10 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import State
 from api.errors import ApiError
 from api.schemas import WebhookAccepted
-from api.webhooks import WebhooksOff, verify
+from api.state import AppState
+from api.webhooks import ReplayedDelivery, WebhooksOff, verify
 from loop.errors import AlloopError, InputError
+from loop.messages import LabelEvent
 from loop.settings import Settings
 from workers.argilla_labels import from_webhook
 
@@ -50,9 +52,11 @@ class LabelsUnavailable(ApiError):
     "/v1/argilla/webhooks",
     summary="Receive Argilla's webhook deliveries",
     description="Register this URL in Argilla for `response.created` and `response.updated` "
-    "(`record.completed` is acknowledged and ignored: it carries no answer). Deliveries must carry a valid Standard Webhooks signature made with "
-    "`ALLOOP_ARGILLA__WEBHOOK_SECRET` (no API key needed). Answers 200 once the label event is "
-    "on the `labels` topic, 503 when it could not be written (Argilla retries).",
+    "(`record.completed` is acknowledged and ignored: it carries no answer). Deliveries must "
+    "carry a valid Standard Webhooks signature made with `ALLOOP_ARGILLA__WEBHOOK_SECRET` (no "
+    "API key needed). Answers 200 once the label event is on the `labels` topic, 400 with the "
+    "reason for a delivery that cannot be read, 409 for a webhook-id already processed, 503 "
+    "when the event could not be written (Argilla retries).",
 )
 async def receive(request: Request, state: State) -> WebhookAccepted:
     secret = webhook_secret(state.settings)
@@ -63,16 +67,44 @@ async def receive(request: Request, state: State) -> WebhookAccepted:
         )
     body = await request.body()
     delivery = verify(secret, request.headers, body)
+    stamp = float(request.headers["webhook-timestamp"])
+    if not state.deliveries.claim(delivery, stamp):
+        logger.warning("webhook %s: refused, already processed (a replay?)", delivery)
+        raise ReplayedDelivery(
+            f"the delivery {delivery} was already processed; a new delivery has a new webhook-id"
+        )
+    try:
+        answer = await _record(state, delivery, body)
+    except BaseException:
+        state.deliveries.release(delivery)  # not processed: the sender may try this id again
+        raise
+    return answer
+
+
+def _event_of(state: AppState, body: bytes) -> tuple[str, LabelEvent | None]:
+    """The delivery's event type and label event; InputError when it cannot be read."""
     try:
         payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"the delivery is not JSON: {exc}") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise InputError(f"the delivery is not JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise InputError("the delivery is not a JSON object")
-    event_type = str(payload.get("type"))
-    event = from_webhook(
-        payload, state.settings.argilla.dataset_prefix, state.settings.entity_tasks
-    )
+    settings = state.settings
+    try:
+        event = from_webhook(payload, settings.argilla.dataset_prefix, settings.entity_tasks)
+    except InputError:
+        raise
+    except Exception as exc:  # any shape alloop did not expect: a 400 with the reason, not a 500
+        raise InputError(f"the delivery cannot be read: {type(exc).__name__}: {exc}") from None
+    return str(payload.get("type")), event
+
+
+async def _record(state: AppState, delivery: str, body: bytes) -> WebhookAccepted:
+    try:
+        event_type, event = _event_of(state, body)
+    except InputError as exc:
+        logger.warning("webhook %s: refused: %s", delivery, exc)
+        raise
     if event is None:
         logger.debug("webhook %s (%s): nothing to record", delivery, event_type)
         return WebhookAccepted(delivery=delivery, event=event_type, labels=0)

@@ -6,6 +6,7 @@ No Docker engine is needed: the files are parsed, never built or run.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 import typer.main
 import yaml
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from loop.settings import Settings
@@ -76,16 +77,23 @@ def maps_to_setting(env_name: str) -> bool:
     return False
 
 
+# What an operator gives a required variable whose value has a format of its own.
+REQUIRED_VALUES = {
+    # a Standard Webhooks secret, as Argilla returns it
+    "ALLOOP_WEBHOOK_SECRET": base64.b64encode(bytes(range(64))).decode(),
+}
+
+
 def interpolate(value: str) -> str:
-    """Resolve compose interpolation as an operator with no variables set would (required
-    variables get a placeholder)."""
+    """Resolve compose interpolation as an operator who set only the required variables
+    would (they get a placeholder, or a value of the right format)."""
 
     def resolve(match: re.Match[str]) -> str:
         op = match["op"] or ""
         if op.endswith("-"):
             return match["arg"]
         if op.endswith("?"):
-            return f"placeholder-{match['name'].lower()}"
+            return REQUIRED_VALUES.get(match["name"], f"placeholder-{match['name'].lower()}")
         return ""
 
     return INTERPOLATION.sub(resolve, value)
@@ -352,6 +360,17 @@ def test_no_secret_is_written_in_compose(services: dict) -> None:
     keys = environment(services["api"])[f"{PREFIX}API{DELIMITER}KEYS"]
     match = INTERPOLATION.fullmatch(keys)
     assert match and (match["op"] or "").endswith("?"), "the API keys must be required, no default"
+
+
+def test_the_webhook_secret_is_required_and_never_silently_empty(services: dict) -> None:
+    """An empty secret would make the API trust deliveries signed with an empty key."""
+    secret = environment(services["api"])[f"{PREFIX}ARGILLA{DELIMITER}WEBHOOK_SECRET"]
+    match = INTERPOLATION.fullmatch(secret)
+    assert match and match["op"] == ":?", "require the webhook secret: ${NAME:?reason}"
+    assert "off" in match["arg"], "say how to run before the webhook is registered"
+    assert Settings(argilla={"webhook_secret": "off"}).argilla.webhook_secret is None
+    with pytest.raises(ValidationError, match="empty"):
+        Settings(argilla={"webhook_secret": ""})
 
 
 # ---- deploy/Dockerfile --------------------------------------------------------------------

@@ -286,6 +286,23 @@ def test_an_unseen_pair_is_routed_labelled_learned_and_shows_in_the_delta(
     )  # the three drawn documents of the new pair
 
 
+def start_api_and_labeler(
+    loop: EntityLoop, workers: Callable[..., WorkerProcess]
+) -> tuple[WorkerProcess, WorkerProcess]:
+    api = workers(["api"], "api", **loop.vars).start()
+    api.wait_for("Application startup complete", timeout=120)
+    labeler = workers(["worker", "labeler", "--no-vectors"], "labeler", **loop.vars).start()
+    labeler.wait_for("assigned partitions", timeout=180)
+    return api, labeler
+
+
+def send_candidate(env: Env, candidate: Candidate) -> None:
+    producer = KafkaProducer(bootstrap_servers=env.broker, acks="all")
+    producer.send(f"{env.prefix}.candidates", key=candidate.id.encode(), value=encode(candidate))
+    producer.flush()
+    producer.close()
+
+
 def test_span_offsets_survive_the_round_trip_through_argilla(
     entity_loop: EntityLoop, workers: Callable[..., WorkerProcess]
 ) -> None:
@@ -307,10 +324,7 @@ def test_span_offsets_survive_the_round_trip_through_argilla(
         )
         + "\n"
     )
-    api = workers(["api"], "api", **loop.vars).start()
-    api.wait_for("Application startup complete", timeout=120)
-    labeler = workers(["worker", "labeler", "--no-vectors"], "labeler", **loop.vars).start()
-    labeler.wait_for("assigned partitions", timeout=180)
+    start_api_and_labeler(loop, workers)
     candidate = Candidate(
         id="edge-1",
         text=text,
@@ -321,10 +335,7 @@ def test_span_offsets_survive_the_round_trip_through_argilla(
         reason="unseen",
         spans=[m.model_copy(update={"score": 0.9}) for m in gold],
     )
-    producer = KafkaProducer(bootstrap_servers=env.broker, acks="all")
-    producer.send(f"{env.prefix}.candidates", key=b"edge-1", value=encode(candidate))
-    producer.flush()
-    producer.close()
+    send_candidate(env, candidate)
 
     (record,) = wait("the record in Argilla", loop.records)
     assert record["fields"]["text"] == text
@@ -346,3 +357,39 @@ def test_span_offsets_survive_the_round_trip_through_argilla(
     assert event.id == "edge-1" and event.task == "entities" and event.rejected == []
     assert event.spans == gold
     assert [text[m.start : m.end] for m in event.spans] == ["AUDJPY", "BTC"]
+
+
+def test_an_entity_record_discarded_without_spans_comes_back_as_a_discarded_answer(
+    entity_loop: EntityLoop, argilla: LocalArgilla, workers: Callable[..., WorkerProcess]
+) -> None:
+    loop, env = entity_loop, entity_loop.env
+    api, labeler = start_api_and_labeler(loop, workers)
+    candidate = Candidate(
+        id="junk-1",
+        text="nothing to see here",
+        task="entities",
+        model_version="patterns",
+        strategy="entity-uncertainty",
+        score=0.5,
+        reason="random",
+    )
+    send_candidate(env, candidate)
+    (record,) = wait("the record in Argilla", loop.records)
+
+    annotator = httpx.post(  # what an annotator's "Discard" sends: no values at all
+        f"{argilla.url}/api/v1/records/{record['id']}/responses",
+        headers={"X-Argilla-Api-Key": argilla.credentials.annotator_api_key},
+        json={"status": "discarded"},
+        timeout=30,
+    )
+    assert annotator.status_code == 201, annotator.text
+
+    events = read_topic(env.broker, f"{env.prefix}.labels", lambda found: len(found) >= 2)
+    answers = [decode(r.value, LabelEvent) for r in events]
+    assert {(e.id, e.task, e.status, e.spans) for e in answers} == {
+        ("junk-1", "entities", "discarded", None)
+    }
+    api.wait_for("discarded None on document junk-1")  # the webhook, not only the poll
+    labeler.wait_for("answers poll: 1 answer(s)")
+    assert labeler.process is not None and labeler.process.poll() is None, "the labeler died"
+    assert "failed unexpectedly" not in api.text()

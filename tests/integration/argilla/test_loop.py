@@ -196,7 +196,7 @@ def test_answers_come_back_once_through_webhooks_and_the_poll(
     assert "answered 15" in second.stdout, second.stderr
     labeler.stop(signal.SIGKILL)  # and the labeler restarts too
     workers(["worker", "labeler", "--no-vectors"], "labeler-2", **loop.vars).start()
-    workers(["api"], "api-2", **loop.vars).start()
+    api_again = workers(["api"], "api-2", **loop.vars).start()
 
     topic = f"{loop.env.prefix}.labels"
     records = read_topic(
@@ -215,5 +215,34 @@ def test_answers_come_back_once_through_webhooks_and_the_poll(
         (f"doc-{i}", gold_label(i)) for i in range(30)
     }
     assert {r.origin for r in store.labelled()} == {"uncertain", "random"}
+    api_again.wait_for("Application startup complete", timeout=120)  # the poll may be quicker
     api_health = httpx.get(f"http://127.0.0.1:{loop.api_port}/health", timeout=5)
     assert api_health.status_code == 200
+
+
+def test_a_candidate_argilla_refuses_is_dead_lettered_and_the_others_are_written(
+    loop: Loop, workers: Callable[..., WorkerProcess]
+) -> None:
+    labeler = workers(["worker", "labeler", "--no-vectors"], "labeler", **loop.vars).start()
+    labeler.wait_for("assigned partitions", timeout=180)
+    good = candidates(0, 10)
+    stranger = candidates(10, 1)[0].model_copy(
+        update={"probabilities": {"Sideways": 0.7, "Bullish": 0.3}}  # not a label of the dataset
+    )
+    producer = KafkaProducer(bootstrap_servers=loop.env.broker, acks="all")
+    for c in [*good[:5], stranger, *good[5:]]:
+        key = None if c is stranger else c.id.encode()  # its key does not name it
+        producer.send(f"{loop.env.prefix}.candidates", key=key, value=encode(c))
+    producer.flush()
+    producer.close()
+
+    found = loop.wait_records(10)
+    assert {r["external_id"] for r in found} == {c.id for c in good}
+    dead = read_topic(
+        loop.env.broker, f"{loop.env.prefix}.candidates.dlq", lambda rs: len(rs) >= 1, settle=2
+    )
+    assert [bytes(r.value) for r in dead] == [encode(stranger)]
+    reason = dict(dead[0].headers)["alloop.error"].decode()
+    assert reason.startswith("Argilla refused the record") and "Sideways" in reason, reason
+    labeler.wait_for("1 refused")
+    assert labeler.process is not None and labeler.process.poll() is None, "the labeler died"

@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import time
+import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
+from standardwebhooks.webhooks import Webhook
 
 from api.app import create_app
 from api.state import AppState
-from api.webhooks import BadSignature, sign, verify
+from api.webhooks import BadSignature, SeenDeliveries, sign, verify
+from loop.labels import LabelStore
 from loop.messages import LabelEvent
-from loop.settings import ApiSettings, ArgillaSettings, Settings
+from loop.settings import ApiSettings, ArgillaSettings, EntitySettings, Settings
+from workers.stack import ArgillaCredentials
 
 SECRET = base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 URL = "/v1/argilla/webhooks"
@@ -60,25 +67,58 @@ class Sink:
         self.events.extend(events)
 
 
-def deliver(
-    client: TestClient, payload: dict[str, Any], secret: str = SECRET, stamp: int | None = None
-) -> Any:
-    body = json.dumps(payload).encode()
+def signed(
+    payload: dict[str, Any] | bytes,
+    secret: str = SECRET,
+    stamp: int | None = None,
+    msg_id: str | None = None,
+) -> tuple[bytes, dict[str, str]]:
+    """A delivery as Argilla sends it: the body and its Standard Webhooks headers."""
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     stamp = int(time.time()) if stamp is None else stamp
+    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
     headers = {
-        "webhook-id": "msg_1",
+        "webhook-id": msg_id,
         "webhook-timestamp": str(stamp),
-        "webhook-signature": sign(secret, "msg_1", stamp, body),
+        "webhook-signature": Webhook(secret).sign(
+            msg_id, datetime.fromtimestamp(stamp, UTC), body.decode()
+        ),
         "content-type": "application/json",
     }
+    return body, headers
+
+
+def deliver(
+    client: TestClient,
+    payload: dict[str, Any] | bytes,
+    secret: str = SECRET,
+    stamp: int | None = None,
+    msg_id: str | None = None,
+) -> Any:
+    body, headers = signed(payload, secret, stamp, msg_id)
     return client.post(URL, content=body, headers=headers)
 
 
-def make_client(tmp_path: Path, sink: Sink, secret: str | None = SECRET) -> TestClient:
+class StoreSink(Sink):
+    """Label events into a real label store, as the trainer would put them."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.store = LabelStore(path)
+
+    def publish(self, events: Sequence[LabelEvent]) -> None:
+        super().publish(events)
+        self.store.add(events)
+
+
+def make_client(
+    tmp_path: Path, sink: Sink, secret: str | None = SECRET, **sections: Any
+) -> TestClient:
     settings = Settings(
         home=tmp_path,
         api=ApiSettings(keys=[SecretStr("k")], reload_check_s=3600),
         argilla=ArgillaSettings(webhook_secret=SecretStr(secret) if secret else None),
+        **sections,
     )
     app = create_app(settings)
     state = app.state.alloop
@@ -90,7 +130,7 @@ def make_client(tmp_path: Path, sink: Sink, secret: str | None = SECRET) -> Test
 def test_a_signed_answer_becomes_a_label_event(tmp_path: Path) -> None:
     sink = Sink()
     with make_client(tmp_path, sink) as client:
-        answer = deliver(client, response_payload())
+        answer = deliver(client, response_payload(), msg_id="msg_1")
     assert answer.status_code == 200, answer.text
     assert answer.json() == {
         "delivery": "msg_1",
@@ -174,17 +214,148 @@ def test_when_the_topic_is_down_argilla_is_told_to_retry(tmp_path: Path) -> None
 
 
 def test_verify_accepts_any_of_several_signatures() -> None:
-    body = b'{"a": 1}'
-    now = 1_800_000_000
-    good = sign(SECRET, "m", now, body)
-    headers = {
-        "webhook-id": "m",
-        "webhook-timestamp": str(now),
-        "webhook-signature": f"v1,xx {good}",
-    }
-    assert verify(SECRET, headers, body, now=now) == "m"
+    body, headers = signed(b'{"a": 1}', msg_id="m")
+    rotated = "v1," + base64.b64encode(bytes(32)).decode()  # made with an older secret
+    headers["webhook-signature"] = f"{rotated} {headers['webhook-signature']}"
+    assert verify(SECRET, headers, body) == "m"
     with pytest.raises(BadSignature):
-        verify(SECRET, headers, body + b" ", now=now)
+        verify(SECRET, headers, body + b" ")
+
+
+def test_our_signature_is_the_one_argilla_makes() -> None:
+    body, headers = signed(b'{"type": "response.created"}', msg_id="msg_x", stamp=1_800_000_000)
+    assert sign(SECRET, "msg_x", 1_800_000_000, body) == headers["webhook-signature"]
+
+
+@pytest.mark.parametrize(
+    "signature", ["v1", "v1,not base64!", "v1,a,b", "v2,whatever", ""], ids=str
+)
+def test_a_malformed_signature_header_is_a_401_not_a_500(tmp_path: Path, signature: str) -> None:
+    body, headers = signed(response_payload())
+    headers["webhook-signature"] = signature
+    with make_client(tmp_path, Sink()) as client:
+        answer = client.post(URL, content=body, headers=headers)
+    assert answer.status_code == 401, answer.text
+    assert answer.json()["error"] == "bad_signature"
+
+
+@pytest.mark.parametrize("secret", ["", "   "], ids=["empty", "blank"])
+def test_an_empty_secret_is_refused_when_the_settings_are_read(secret: str) -> None:
+    with pytest.raises(ValidationError, match="webhook secret is empty"):
+        ArgillaSettings(webhook_secret=SecretStr(secret))
+    with pytest.raises(ValidationError, match="webhook secret is empty"):
+        ArgillaSettings(webhook_secret=secret)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("secret", "needle"),
+    [("not base64 at all!", "not base64"), (base64.b64encode(b"short").decode(), "5 bytes")],
+)
+def test_a_secret_that_is_no_standard_webhooks_key_is_refused(secret: str, needle: str) -> None:
+    with pytest.raises(ValidationError, match=needle) as caught:
+        ArgillaSettings(webhook_secret=SecretStr(secret))
+    assert secret not in str(caught.value.errors(include_input=False))
+
+
+def test_off_turns_webhooks_off_explicitly(tmp_path: Path) -> None:
+    assert ArgillaSettings(webhook_secret=SecretStr("off")).webhook_secret is None
+    prefixed = ArgillaSettings(webhook_secret=SecretStr(f"whsec_{SECRET}")).webhook_secret
+    assert prefixed is not None
+
+
+def test_a_delivery_signed_with_an_empty_key_is_refused(tmp_path: Path) -> None:
+    """The local stack's recorded secret is read at delivery: an empty one trusts nothing."""
+    ArgillaCredentials(
+        url="http://argilla", owner_api_key="o", annotator_api_key="a", webhook_secret=""
+    ).save(tmp_path / "stack")
+    sink = Sink()
+    body = json.dumps(response_payload()).encode()
+    stamp = int(time.time())
+    forged = hmac.new(b"", f"msg_f.{stamp}.".encode() + body, hashlib.sha256).digest()
+    headers = {
+        "webhook-id": "msg_f",
+        "webhook-timestamp": str(stamp),
+        "webhook-signature": "v1," + base64.b64encode(forged).decode(),
+    }
+    with make_client(tmp_path, sink, secret=None) as client:
+        answer = client.post(URL, content=body, headers=headers)
+    assert answer.status_code == 503, answer.text
+    assert "empty" in answer.json()["detail"]
+    assert sink.events == []
+
+
+def test_a_replayed_delivery_is_refused_and_never_replaces_a_newer_answer(tmp_path: Path) -> None:
+    store = StoreSink(tmp_path / "labels.jsonl")
+    first = response_payload(label="Bullish")
+    edited = response_payload(label="Bearish")
+    edited["data"]["updated_at"] = "2026-11-24T10:05:00"
+    captured = signed(first, msg_id="msg_first")
+    with make_client(tmp_path, store) as client:
+        assert client.post(URL, content=captured[0], headers=captured[1]).status_code == 200
+        assert deliver(client, edited).status_code == 200
+        replay = client.post(URL, content=captured[0], headers=captured[1])
+    assert replay.status_code == 409, replay.text
+    assert replay.json()["error"] == "replayed_delivery"
+    assert [e.label for e in store.events] == ["Bullish", "Bearish"]
+    with make_client(tmp_path, store) as restarted:  # the ids it saw are gone with the process
+        assert restarted.post(URL, content=captured[0], headers=captured[1]).status_code == 200
+    (held,) = store.store.answers()
+    assert held.label == "Bearish", "an old delivery replaced the newer answer"
+
+
+def test_a_delivery_that_could_not_be_written_may_come_again_with_its_id(tmp_path: Path) -> None:
+    sink = Sink(fail=True)
+    body, headers = signed(response_payload())
+    with make_client(tmp_path, sink) as client:
+        assert client.post(URL, content=body, headers=headers).status_code == 503
+        sink.fail = False
+        assert client.post(URL, content=body, headers=headers).status_code == 200
+    assert len(sink.events) == 1
+
+
+def test_seen_deliveries_are_forgotten_once_their_timestamp_is_too_old() -> None:
+    seen = SeenDeliveries(window_s=300)
+    assert seen.claim("m1", stamp=1000, now=1000)
+    assert not seen.claim("m1", stamp=1000, now=1299)
+    assert seen.claim("m2", stamp=1400, now=1400) and len(seen) == 1  # m1 expired
+
+
+def test_a_discarded_entity_answer_without_spans_is_recorded(tmp_path: Path) -> None:
+    payload = response_payload("discarded", None)
+    payload["data"]["record"]["metadata"]["task"] = "entities"
+    payload["data"]["record"]["dataset"]["name"] = "alloop-entities"
+    sink = Sink()
+    settings_extra = {"entities": EntitySettings(enabled=True)}
+    with make_client(tmp_path, sink, **settings_extra) as client:
+        answer = deliver(client, payload)
+    assert answer.status_code == 200, answer.text
+    assert [(e.task, e.status, e.spans) for e in sink.events] == [("entities", "discarded", None)]
+
+
+def unreadable() -> list[Any]:
+    metadata_list = response_payload()
+    metadata_list["data"]["record"]["metadata"] = ["not", "a", "mapping"]
+    values_list = response_payload()
+    values_list["data"]["values"] = ["label", "Bullish"]
+    bad_time = response_payload()
+    bad_time["data"]["updated_at"] = "yesterday"
+    data_text = response_payload()
+    data_text["data"] = "a string"
+    return [metadata_list, values_list, bad_time, data_text, b"[" * 100_000]
+
+
+@pytest.mark.parametrize(
+    "payload", unreadable(), ids=["metadata", "values", "time", "data", "deep"]
+)
+def test_a_delivery_that_cannot_be_read_is_a_400_with_the_reason(
+    tmp_path: Path, payload: Any
+) -> None:
+    sink = Sink()
+    with make_client(tmp_path, sink) as client:
+        answer = deliver(client, payload)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"] == "invalid_input" and answer.json()["detail"]
+    assert sink.events == []
 
 
 def test_answers_in_datasets_that_are_not_alloops_are_ignored(tmp_path: Path) -> None:

@@ -63,6 +63,21 @@ def test_the_store_survives_a_restart_and_a_torn_last_line(tmp_path: Path) -> No
     assert again.add([answer("d1", "up", "r1")]) == 0
 
 
+def test_an_answer_added_after_a_torn_last_line_survives_the_next_restart(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "labels.jsonl"
+    LabelStore(path).add([answer("d1", "up", "r1")])
+    with path.open("a") as handle:
+        handle.write('{"schema": "label", "id": "d2", "te')  # crash mid-write, no newline
+    store = LabelStore(path)
+    assert store.add([answer("d3", "down", "r3")]) == 1
+    again = LabelStore(path)
+    assert again.get("r3") is not None, "the answer written after the fragment was lost"
+    assert sorted(r.id for r in again.labelled()) == ["d1", "d3"]
+    assert LabelStore(path).add([answer("d3", "down", "r3")]) == 0
+
+
 def test_a_discarded_record_is_kept_as_discarded(tmp_path: Path) -> None:
     store = LabelStore(tmp_path / "labels.jsonl")
     store.add([answer("d1", None, "r1", status="discarded")])

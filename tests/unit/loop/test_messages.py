@@ -210,6 +210,37 @@ def test_decode_errors_say_what_is_wrong(data: bytes | None, expected: str) -> N
     assert expected in str(caught.value)
 
 
+POISON = {
+    "deep-nesting": b"[" * 100_000,
+    "deep-metadata": b'{"schema": "document", "id": "d", "text": "t", "metadata": {"a": '
+    + b"[" * 5_000
+    + b"]" * 5_000
+    + b"}}",
+    "lone-surrogate-in-metadata": b'{"schema": "document", "id": "d", "text": "t", '
+    b'"metadata": {"k": "\\ud800"}}',
+    "lone-surrogate-in-text": b'{"schema": "document", "id": "d", "text": "a \\udfff b"}',
+    "encoded-surrogate": b'{"schema": "document", "id": "d", "text": "a \xed\xa0\x80 b"}',
+    "huge-number": b'{"schema": "document", "id": "d", "text": "t", "metadata": {"n": '
+    + b"9" * 5_000
+    + b"}}",
+}
+
+
+@pytest.mark.parametrize("data", list(POISON.values()), ids=list(POISON))
+def test_poison_that_would_crash_a_worker_is_a_message_error(data: bytes) -> None:
+    """Nesting too deep for the parser, text that is not valid Unicode (it decoded, then
+    failed to encode in the scorer) and numbers too large to read are a MessageError, never
+    another exception that would crash the worker on every replay."""
+    with pytest.raises(MessageError, match="not JSON"):
+        decode(data, Document)
+
+
+def test_a_valid_surrogate_pair_is_an_ordinary_character() -> None:
+    doc = decode(b'{"schema": "document", "id": "d", "text": "up \\ud83d\\ude80"}', Document)
+    assert doc.text == "up \U0001f680"
+    assert decode(encode(doc), Document) == doc
+
+
 def test_decode_rejects_a_message_of_another_kind() -> None:
     data = encode(SAMPLES[2])  # a candidate
     with pytest.raises(MessageError, match="expected schema 'label', got 'candidate'"):

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+import pytest
+
 from loop.budget import Pending
 from loop.messages import Candidate, EntityMention, encode
 from workers.labeler import Labeler, record_for
@@ -125,3 +127,58 @@ def test_an_entity_candidate_suggests_its_spans_with_their_scores() -> None:
     ]
     assert suggestion.score == [0.9, 0.95]
     assert record.metadata["task"] == "entities" and record.metadata["reason"] == "unseen"
+
+
+class Refused(Exception):
+    """What the Argilla SDK raises for a 422 (it carries the status code)."""
+
+    status_code = 422
+
+
+@dataclass
+class StrictQueue(FakeQueue):
+    """Refuses a whole write, as Argilla does, when one record suggests an unknown label."""
+
+    labels: tuple[str, ...] = ("up", "down")
+
+    def write(self, task: str, records: list[Any]) -> None:
+        for record in records:
+            for suggestion in record.suggestions:
+                if suggestion.value not in self.labels:
+                    raise Refused(f"suggestion value {suggestion.value!r} is not a valid label")
+        super().write(task, records)
+
+
+def test_a_candidate_argilla_refuses_is_dead_lettered_alone() -> None:
+    queue = StrictQueue()
+    labeler = Labeler(queue, budget=10, worker_id="l1")  # type: ignore[arg-type]
+    stranger = candidate("d2", 0.3)
+    stranger = stranger.model_copy(update={"probabilities": {"sideways": 0.9, "up": 0.1}})
+    records = batch(candidate("d1", 0.4), stranger, candidate("d3", 0.2))
+    [dead] = labeler.handle(records)
+    assert dead.topic == "candidates.dlq" and dead.value == records[1].value
+    assert "'sideways' is not a valid label" in dict(dead.headers)["alloop.error"].decode()
+    assert set(queue.stored) == {"d1", "d3"}
+    assert labeler.written == 2
+
+
+def test_an_unreachable_argilla_stops_the_batch_instead_of_dead_lettering_it() -> None:
+    class Down(FakeQueue):
+        def write(self, task: str, records: list[Any]) -> None:
+            raise ConnectionError("Argilla is down")
+
+    labeler = Labeler(Down(), budget=10, worker_id="l1")  # type: ignore[arg-type]
+    with pytest.raises(ConnectionError):  # nothing is committed: the batch is retried
+        labeler.handle(batch(candidate("d1", 0.4)))
+
+
+def test_a_misfit_candidate_is_dead_lettered_with_its_own_bytes_whatever_its_key() -> None:
+    labeler = Labeler(FakeQueue(), budget=10, worker_id="l1")  # type: ignore[arg-type]
+    fine = candidate("d1", 0.4)
+    misfit = candidate("d2", 0.3).model_copy(update={"multi_label": True})
+    records = [
+        Record("candidates", 0, 0, b"d1", encode(fine), []),
+        Record("candidates", 0, 1, None, encode(misfit), []),
+    ]
+    [dead] = labeler.handle(records)
+    assert dead.value == encode(misfit)

@@ -104,9 +104,7 @@ def test_the_scorer_tags_every_label_that_applies_and_sends_multi_label_candidat
     tagged, _ = tag(docs, ServedModel("v0004", MULTI), batch_size=8)
     # card 9/11 = 0.818, pin 6/11 = 0.545, fee 1/11: card and pin apply, the likeliest first
     assert (tagged[0].labels, tagged[0].label) == (["card", "pin"], "card")
-    assert tagged[0].probabilities == pytest.approx(
-        {"card": 0.818182, "fee": 0.090909, "pin": 0.545455}
-    )
+    assert tagged[0].probabilities == {"card": 0.8182, "fee": 0.0909, "pin": 0.5455}
     assert (tagged[1].labels, tagged[1].label) == ([], None)  # no label applies
     rounds = CandidateRounds(
         SelectionConfig(batch_size=1, random_fraction=0, diversity=False, rare_examples=0),

@@ -15,7 +15,7 @@ from loop.messages import Candidate, Document, TaggedDocument, decode, encode
 from loop.models.base import ClassifierConfig
 from loop.registry import ModelRegistry
 from loop.serving import ModelWatcher, ServedModel
-from loop.settings import EntitySettings, ScorerSettings, Settings
+from loop.settings import EntitySettings, KafkaSettings, ScorerSettings, Settings
 from loop.testing import KeywordFactory
 from workers.scorer import Scorer
 
@@ -378,3 +378,75 @@ def test_a_window_tagged_before_any_model_is_ranked_by_the_newest_version(
     outputs = scorer.handle([record(20 + i, encode(d), d.id) for i, d in enumerate(late)])
     picked = [decode(o.value, Candidate) for o in outputs if o.topic == "candidates"]
     assert len(picked) == 2
+
+
+def dead_letters(outputs: list[Any]) -> dict[bytes, str]:
+    """Dead letters by their value, with their reason."""
+    return {
+        out.value: dict(out.headers)["alloop.error"].decode()
+        for out in outputs
+        if out.topic == "docs.raw.dlq"
+    }
+
+
+def tagged_ids(outputs: list[Any]) -> list[str]:
+    return sorted(decode(o.value, TaggedDocument).id for o in outputs if o.topic == "docs.tagged")
+
+
+def test_poison_that_decodes_badly_is_dead_lettered_and_the_batch_goes_on(tmp_path: Path) -> None:
+    scorer = Scorer(Settings(), watcher_with_model(tmp_path), "w1")
+    poison = [
+        b"[" * 100_000,  # json.loads overflows the stack on it
+        b'{"schema": "document", "id": "p2", "text": "t", "metadata": {"k": "\\ud800"}}',
+        b'{"schema": "document", "id": "p3", "text": "lone \\udfff surrogate"}',
+    ]
+    good = [Document(id=f"g{i}", text="stocks soar") for i in range(3)]
+    records = [record(0, encode(good[0]), "g0")]
+    records += [record(1 + i, value, f"p{1 + i}") for i, value in enumerate(poison)]
+    records += [record(9 + i, encode(d), d.id) for i, d in enumerate(good[1:])]
+    outputs = scorer.handle(records)
+    assert set(dead_letters(outputs)) == set(poison)
+    assert all("not JSON" in reason for reason in dead_letters(outputs).values())
+    assert tagged_ids(outputs) == ["g0", "g1", "g2"]
+
+
+def test_a_poison_document_is_dead_lettered_with_its_own_bytes_whatever_its_key(
+    tmp_path: Path,
+) -> None:
+    watcher = ModelWatcher(ModelRegistry(tmp_path))
+    watcher._served = ServedModel("v0009", Exploding())
+    scorer = Scorer(Settings(), watcher, "w1")
+    fine = encode(Document(id="d0", text="fine"))
+    no_key = encode(Document(id="d1", text="poison pill"))
+    other_key = encode(Document(id="d2", text="more poison"))
+    records = [
+        record(0, fine, "d0"),
+        Record("docs.raw", 0, 1, None, no_key, []),
+        record(2, other_key, "not-its-id"),
+    ]
+    outputs = scorer.handle(records)
+    assert set(dead_letters(outputs)) == {no_key, other_key}
+    assert tagged_ids(outputs) == ["d0"]
+
+
+def test_a_document_whose_tagged_copy_is_too_large_is_dead_lettered_alone(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(
+        home=tmp_path / "home",
+        kafka=KafkaSettings(max_request_size=16_384),
+        scorer=ScorerSettings(round_size=1, random_fraction=0.0),
+        entities=EntitySettings(enabled=True),
+    )
+    scorer = Scorer(settings, watcher_with_model(tmp_path / "registry"), "w1")
+    big = encode(Document(id="big", text="$AAPL " * 1_000))  # 6 kB in, 1,000 entities out
+    assert len(big) < 16_384
+    records = [record(0, big, "big"), record(1, encode(Document(id="ok", text="AUDJPY up")), "ok")]
+    outputs = scorer.handle(records)
+    [reason] = dead_letters(outputs).values()
+    assert dead_letters(outputs) == {big: reason}
+    assert "docs.tagged message made from it is" in reason and "16384" in reason
+    assert tagged_ids(outputs) == ["ok"]
+    candidates = [decode(o.value, Candidate).id for o in outputs if o.topic == "candidates"]
+    assert "big" not in candidates and "ok" in candidates
+    assert all(out.size() <= 16_384 for out in outputs)
