@@ -75,7 +75,7 @@ def judge(
     interval = f"{macro.delta:+.3f} [{macro.ci_low:+.3f}, {macro.ci_high:+.3f}]"
     if macro.delta <= 0:
         reasons.append(
-            f"macro-F1 {macro.head:.3f} is not above {baseline}'s {macro.base:.3f} ({interval})"
+            f"macro-F1 {macro.head:.3f} is not above the {macro.base:.3f} of {baseline} ({interval})"
         )
     elif macro.ci_low < -gate.tolerance - 1e-9:
         reasons.append(

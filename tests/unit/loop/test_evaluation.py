@@ -154,7 +154,7 @@ def test_the_gate_promotes_on_evidence_against_what_serves() -> None:
     assert verdict_of(flawed, perfect, Gate(), 90).passed  # clearly better
     worse = verdict_of(perfect, flawed, Gate(), 90)  # clearly worse, one label collapses
     assert not worse.passed
-    assert any("not above v1's" in r for r in worse.reasons)
+    assert any("of v1 (" in r and "not above" in r for r in worse.reasons)
     assert any("'Bearish'" in r for r in worse.reasons)
     assert not verdict_of(perfect, perfect, Gate(), 90).passed  # no gain, no promotion
 

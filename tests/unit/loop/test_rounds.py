@@ -99,7 +99,7 @@ def test_a_worse_model_is_registered_but_not_promoted(tmp_path: Path) -> None:
     assert registry.promoted() == "v0001"
     assert worse.base_macro_f1 == 1.0 and worse.macro_f1 is not None and worse.macro_f1 < 1.0
     assert worse.delta is not None and worse.delta.ci_high < 0
-    assert any("not above v0001" in reason for reason in worse.reasons)
+    assert any("not above the 1.000 of v0001" in reason for reason in worse.reasons)
     metrics = json.loads((registry.path("v0002") / "metrics.json").read_text())
     assert metrics["gate"]["passed"] is False and metrics["gate"]["baseline"] == "v0001"
 
@@ -114,7 +114,7 @@ def test_the_first_round_must_beat_the_serving_seed_model(tmp_path: Path) -> Non
     same = run_round(labelled(100), registry, KeywordFactory(), RoundConfig(gate=GATE))
     assert not same.promoted and same.baseline == "v0001" and same.base_macro_f1 == 1.0
     assert same.rescored == ["v0001"]
-    assert any("not above v0001's 1.000" in reason for reason in same.reasons)
+    assert any("not above the 1.000 of v0001" in reason for reason in same.reasons)
     seed = registry.card("v0001").metrics or {}
     assert seed["evaluation"]["test_size"] == 20  # the seed has its point on the curve
 

@@ -105,7 +105,7 @@ def test_the_gate_refuses_a_worse_version_and_the_promoted_one_stays(tmp_path: P
     ]
     worse = run_entity_round(forgetful, registry, GazetteerFactory(), CONFIG)
     assert worse.version == "v0002" and not worse.promoted
-    assert any("not above v0001's 1.000" in reason for reason in worse.reasons), worse.reasons
+    assert any("not above the 1.000 of v0001" in reason for reason in worse.reasons), worse.reasons
     assert registry.promoted() == "v0001"
 
 
@@ -129,7 +129,7 @@ def test_the_first_version_must_beat_the_serving_patterns(tmp_path: Path) -> Non
     same = run_entity_round(seeds(), registry, GazetteerFactory(), with_patterns)
     assert same.version == "v0001" and not same.promoted and registry.promoted() is None
     assert same.baseline == PATTERNS and same.base_macro_f1 == 1.0
-    assert any("not above patterns'" in r for r in same.reasons), same.reasons
+    assert any("not above the 1.000 of patterns" in r for r in same.reasons), same.reasons
     assert same.rescored == [PATTERNS]
 
     # Tesla is a stock the patterns do not know: a version that learned it beats them.
