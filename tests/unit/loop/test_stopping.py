@@ -69,3 +69,13 @@ def test_the_api_and_the_command_serve_the_signal(tmp_path: Path) -> None:
     assert body["gain_base"] == "v0001" and body["gain"]["delta"] > 0
     assert len(body["kappa"]) == 1 and body["stop"] is False
     assert entities.status_code == 422 and "classification" in entities.json()["detail"]
+
+    from typer.testing import CliRunner
+
+    from workers.cli import app
+
+    env = {"ALLOOP_REGISTRY_DIR": str(tmp_path / "registry"), "ALLOOP_HOME": str(tmp_path)}
+    printed = CliRunner().invoke(app, ["models", "stopping", "--last", "10"], env=env)
+    assert printed.exit_code == 0, printed.output
+    assert "versions   v0001, v0002 on 24 test documents" in printed.output
+    assert body["advice"] in printed.output
