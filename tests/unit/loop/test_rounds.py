@@ -302,20 +302,9 @@ def test_a_second_round_reuses_the_embeddings_and_predicts_the_same(
     assert first.macro_f1 == second.macro_f1
 
 
-class RollbackWhileTraining(KeywordFactory):
-    """Trains like the keyword fake; meanwhile a person rolls the registry back."""
-
-    def __init__(self, registry: ModelRegistry) -> None:
-        self.registry = registry
-
-    def train(
-        self, texts: Sequence[str], labels: Sequence[str], config: ClassifierConfig
-    ) -> Classifier:
-        ModelRegistry(self.registry.root).rollback()
-        return super().train(texts, labels, config)
-
-
 def test_a_rollback_made_while_a_round_runs_is_not_undone(tmp_path: Path) -> None:
+    from tests.unit.loop.test_training import RollbackWhileTraining
+
     registry = ModelRegistry(tmp_path / "registry")
     bad = [Document(id=i.id, text=i.text, label=i.label) for i in labelled(100, noisy=True)]
     train_and_publish(bad, KeywordFactory(), registry, promote=True)
