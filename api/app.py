@@ -24,9 +24,9 @@ from api.limits import BodyLimitMiddleware
 from api.metrics import ApiMetrics, MetricsMiddleware
 from api.routers import argilla, classify, entities, evaluations, health, metrics, models
 from api.state import AppState
+from loop.classification.serving import ModelWatcher
 from loop.entities.serving import EntityTagger, ExtractorWatcher, load_patterns
 from loop.registry import ModelRegistry
-from loop.serving import ModelWatcher
 from loop.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -11,8 +11,8 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from api.errors import NoModelServed, Unauthorized
 from api.metrics import ApiMetrics
 from api.state import AppState
+from loop.classification.serving import ModelWatcher, ServedModel
 from loop.registry import ModelRegistry
-from loop.serving import ModelWatcher, ServedModel
 from loop.settings import ApiSettings
 
 logger = logging.getLogger(__name__)

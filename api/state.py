@@ -10,10 +10,10 @@ from api.auth import KeyChecker
 from api.labels_out import KafkaLabelSink, LabelSink
 from api.metrics import ApiMetrics
 from api.webhooks import SeenDeliveries
+from loop.classification.serving import ModelWatcher
 from loop.entities.serving import EntityTagger
 from loop.errors import AlloopError
 from loop.registry import ModelRegistry
-from loop.serving import ModelWatcher
 from loop.settings import Settings
 
 logger = logging.getLogger(__name__)

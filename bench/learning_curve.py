@@ -2,15 +2,15 @@
 
 For each seed and each of the two strategies (the one under test and the baseline), start with
 no labels, and repeat: select ``step`` documents from the unlabelled training pool with
-:func:`loop.selection.select`, "label" them with their gold labels, train, and score macro-F1 on
+:func:`loop.selection.core.select`, "label" them with their gold labels, train, and score macro-F1 on
 the test set; until ``budget`` labels. Training is the head-only round of the trainer
-(:func:`loop.models.setfit_classifier.fit_head`: SetFit's logistic-regression head on the frozen
+(:func:`loop.classification.setfit.fit_head`: SetFit's logistic-regression head on the frozen
 all-MiniLM-L6-v2 body), and the pool and test set are embedded once, so a curve takes seconds
 per step on a CPU. The full-data score trains the same way on every training label.
 
 With ``multi_label`` the documents carry label sets: the head is one-vs-rest (a yes/no
 logistic regression per label), selection ranks by the label nearest 0.5, and macro-F1 is over
-labels scored label by label (:func:`loop.evaluation.evaluate_sets`).
+labels scored label by label (:func:`loop.classification.evaluation.evaluate_sets`).
 
 Prints a table, writes a PNG and a JSON, and prints as its last line a JSON object with the
 area under each curve (mean over seeds, labels scaled to [0, 1]), the labels each needs to
@@ -30,11 +30,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from loop.evaluation import Prediction, evaluate
+from loop.classification.base import Target, applying, count_labels, multi_hot
+from loop.classification.evaluation import Prediction, evaluate
 from loop.messages import Document
-from loop.models.base import Target, applying, count_labels, multi_hot
 from loop.readers import Columns, Rejected, read_documents
-from loop.selection import Scored, SelectionConfig, select
+from loop.selection.core import Scored, SelectionConfig, select
 
 WINDOW = 3000
 """Unlabelled documents ranked per step (a random subsample of the pool, as the scorer's
@@ -72,9 +72,9 @@ class Model:
     def load(cls, names: list[str], multi_label: bool = False) -> Model:
         from setfit import SetFitModel
 
-        from loop.models.backbone import minilm_path, offline
-        from loop.models.base import ClassifierConfig
-        from loop.models.setfit_classifier import logistic_head
+        from loop.classification.base import ClassifierConfig
+        from loop.classification.setfit import logistic_head
+        from loop.embeddings.backbone import minilm_path, offline
 
         offline()
         model = SetFitModel.from_pretrained(str(minilm_path()), labels=names)
@@ -85,7 +85,7 @@ class Model:
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         from tqdm import tqdm
 
-        from loop.models.setfit_classifier import encode
+        from loop.classification.setfit import encode
 
         chunks = []
         for start in tqdm(
@@ -102,7 +102,7 @@ class Model:
     ) -> list[npt.NDArray[np.float64]]:
         """Train on (x, y); class probabilities over ``names`` for each array in ``targets``
         (multi-label: one independent probability per label)."""
-        from loop.models.setfit_classifier import fit_head
+        from loop.classification.setfit import fit_head
 
         if self.multi_label:
             fit_head(self.setfit, x, multi_hot([tuple(t) for t in y], self.names))

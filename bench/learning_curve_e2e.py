@@ -43,9 +43,9 @@ import numpy as np
 
 from bench import live
 from bench.learning_curve import read_task, simulate, statistics, write
-from loop.evaluation import Prediction, evaluate
+from loop.classification.base import Classifier, ClassifierConfig
+from loop.classification.evaluation import Prediction, evaluate
 from loop.messages import Document
-from loop.models.base import Classifier, ClassifierConfig
 from loop.readers import Columns
 
 
@@ -132,8 +132,8 @@ def one_run(
     from kafka import KafkaProducer
 
     from loop.labels import LabelStore
-    from loop.split import TEST_FILE
-    from loop.training import seed_labels
+    from loop.training.seed import seed_labels
+    from loop.training.split import TEST_FILE
     from workers.annotate import Gold, Oracle
     from workers.bus import ensure_topics
     from workers.ingest import publish
@@ -264,7 +264,7 @@ def run(
 ) -> dict[str, Any]:
     """Both curves through the loop; on ``stack`` if given, else on a broker and a local
     Argilla started for the run."""
-    from loop.models.factories import factory_for, load_version
+    from loop.classification.factories import factory_for, load_version
     from loop.registry import ModelRegistry
 
     everything, testset, names = read_task(train, test, columns)

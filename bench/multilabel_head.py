@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from bench.learning_curve import Model, read_task
-from loop.evaluation import Prediction, evaluate
-from loop.models.base import applying, multi_hot
+from loop.classification.base import applying, multi_hot
+from loop.classification.evaluation import Prediction, evaluate
 from loop.readers import Columns
 
 NLUPP = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "nlupp_banking"

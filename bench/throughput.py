@@ -25,8 +25,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from loop.classification.factories import load_version
 from loop.messages import Document, TaggedDocument, decode, encode
-from loop.models.factories import load_version
 from loop.registry import ModelRegistry
 from loop.settings import KafkaSettings
 from workers import stack
@@ -159,10 +159,10 @@ def run(
     dataset: Path = DEFAULT_DATASET,
     servers: str | None = None,
 ) -> ThroughputResult:
+    from loop.classification.base import ClassifierConfig
+    from loop.classification.setfit import SetFitFactory
     from loop.memory import tune_malloc
-    from loop.models.base import ClassifierConfig
-    from loop.models.setfit_classifier import SetFitFactory
-    from loop.training import train_and_publish
+    from loop.training.seed import train_and_publish
 
     tune_malloc()  # as the scorer does, so both sides run with the same allocator settings
 

@@ -44,9 +44,9 @@ def setfit_version_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     Trained once per session; tests copy the registry rather than train again.
     """
-    from loop.models.base import ClassifierConfig
-    from loop.models.setfit_classifier import SetFitFactory
-    from loop.training import train_and_publish
+    from loop.classification.base import ClassifierConfig
+    from loop.classification.setfit import SetFitFactory
+    from loop.training.seed import train_and_publish
 
     root = tmp_path_factory.mktemp("setfit-registry")
     registry = ModelRegistry(root)

@@ -260,15 +260,15 @@ def train(
 
     The version is scored on the frozen test set (the labelled evaluation sample and the
     --test file) when there is one, so the improvement curve starts at this seed model."""
+    from loop.classification.base import ClassifierConfig
+    from loop.classification.setfit import SetFitFactory
     from loop.labels import LabelStore
     from loop.messages import Document
-    from loop.models.base import ClassifierConfig
-    from loop.models.setfit_classifier import SetFitFactory
     from loop.readers import Columns, Rejected, parse_label_map, read_documents
     from loop.registry import ModelRegistry
-    from loop.rounds import score_versions
-    from loop.split import TEST_FILE
-    from loop.training import seed_labels, train_and_publish
+    from loop.training.rounds import score_versions
+    from loop.training.seed import seed_labels, train_and_publish
+    from loop.training.split import TEST_FILE
     from workers.demo import take_per_label
 
     settings = _settings()
@@ -416,8 +416,8 @@ def models_stopping(
     """When to stop labeling: what the last labels bought (the macro-F1 gain with its
     interval) and whether the versions' predictions have settled (small-text's KappaAverage
     on the test documents). Same as GET /v1/curves/stopping; see docs/evaluation.md."""
+    from loop.evaluation.stopping import from_registry
     from loop.registry import ModelRegistry
-    from loop.stopping import from_registry
 
     signal = from_registry(
         ModelRegistry(_settings().registry_path), last=last, kappa=kappa, window=window

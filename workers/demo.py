@@ -215,10 +215,10 @@ def run(
     stream = [d for d in docs if d.id not in seed_ids][:limit]
     registry = ModelRegistry(settings.registry_path)
     if retrain or registry.promoted() is None:
+        from loop.classification.base import ClassifierConfig
+        from loop.classification.setfit import SetFitFactory
         from loop.labels import LabelStore
-        from loop.models.base import ClassifierConfig
-        from loop.models.setfit_classifier import SetFitFactory
-        from loop.training import seed_labels, train_and_publish
+        from loop.training.seed import seed_labels, train_and_publish
 
         # The seed labels go into the label store too, so the trainer's rounds build on them.
         seed_labels(seed, LabelStore(settings.labels_path), settings.trainer.task)
@@ -329,7 +329,7 @@ ENTITY_PHASES = 2
 
 def evaluation_sample(stream: Sequence[Document], settings: Settings) -> int:
     """How many streamed documents the scorer draws for the evaluation sample."""
-    from loop.split import in_evaluation_sample
+    from loop.training.split import in_evaluation_sample
 
     fraction = settings.scorer.evaluation_fraction
     return sum(in_evaluation_sample(d.id, fraction) for d in stream)
@@ -388,7 +388,7 @@ def describe_round(registry: ModelRegistry, version: str, out: TextIO) -> None:
 
 
 def show_curve(registry: ModelRegistry, api_url: str, task: str, out: TextIO) -> None:
-    from loop.curves import curves
+    from loop.evaluation.curves import curves
 
     (macro,) = curves(registry, ["macro_f1"])
     if not macro.points:

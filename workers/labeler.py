@@ -8,7 +8,7 @@ when enabled, the MiniLM embedding of the text as a vector for "find similar".
 
 The budget (``argilla.budget``) caps the records waiting in a dataset; when it is full, a
 better candidate replaces the weakest pending record that nobody has started
-(:mod:`loop.budget`). Offsets are committed only after Argilla accepted the batch.
+(:mod:`loop.selection.budget`). Offsets are committed only after Argilla accepted the batch.
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ from typing import Any
 import argilla as rg
 import httpx
 
-from loop.budget import Offer, Pending, plan
+from loop.classification.base import applying
+from loop.embeddings.backbone import PackagedEncoder
 from loop.errors import ConfigError
 from loop.messages import Candidate
-from loop.models.backbone import PackagedEncoder
-from loop.models.base import applying
+from loop.selection.budget import Offer, Pending, plan
 from loop.settings import Settings
-from loop.split import EVALUATION
+from loop.training.split import EVALUATION
 from workers.argilla_labels import LABEL_QUESTION, SPAN_QUESTION, TEXT_FIELD, poll
 from workers.bus import (
     LoopStats,

@@ -20,18 +20,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from loop.classification.base import applying
+from loop.classification.serving import ModelWatcher, NewestWatcher, ServedModel
+from loop.embeddings.backbone import PackagedEncoder
 from loop.entities.selection import EntityScored, EntitySelectionConfig, select_entities
 from loop.entities.serving import EntityTagger, ExtractorWatcher, load_patterns, mention
 from loop.errors import AlloopError
 from loop.messages import Candidate, Document, TaggedDocument
-from loop.models.backbone import PackagedEncoder
-from loop.models.base import applying
 from loop.registry import ModelRegistry
-from loop.rounds import body_of
-from loop.selection import Scored, SelectionConfig, select
-from loop.serving import ModelWatcher, NewestWatcher, ServedModel
+from loop.selection.core import Scored, SelectionConfig, select
 from loop.settings import Settings
-from loop.split import EVALUATION, in_evaluation_sample
+from loop.training.rounds import body_of
+from loop.training.split import EVALUATION, in_evaluation_sample
 from workers.bus import (
     LoopStats,
     Output,
@@ -172,7 +172,7 @@ class NewestModel:
 
 class CandidateRounds:
     """A bounded window of tagged documents and, every ``round_size`` of them, a selection
-    round (:func:`loop.selection.select`) whose picks become candidates for people."""
+    round (:func:`loop.selection.core.select`) whose picks become candidates for people."""
 
     def __init__(
         self,
@@ -324,7 +324,7 @@ def evaluation_candidates(
     tagged: Sequence[TaggedDocument], fraction: float, entity_task: str | None
 ) -> tuple[list[int], list[Candidate]]:
     """Split tagged documents into those left for selection (their positions) and the
-    candidates of the evaluation sample (:func:`loop.split.in_evaluation_sample`): a uniform draw from the
+    candidates of the evaluation sample (:func:`loop.training.split.in_evaluation_sample`): a uniform draw from the
     stream, apart from every selection strategy, that becomes the frozen test set once people
     label it. A drawn document goes to every task's dataset, with the model's suggestion."""
     rest: list[int] = []

@@ -3,7 +3,7 @@
 The trainer worker starts it each time enough labels arrived, so that a round's memory (torch,
 the model, the datasets) goes back to the system when it ends and a crash in training cannot
 take the trainer down. It reads the settings from the environment, the labels from the label
-store, runs :func:`loop.rounds.run_round` (or, for the entity task,
+store, runs :func:`loop.training.rounds.run_round` (or, for the entity task,
 :func:`loop.entities.rounds.run_entity_round`) and prints the result as one JSON line.
 """
 
@@ -13,18 +13,18 @@ import argparse
 import json
 import sys
 
+from loop.classification.base import ClassifierConfig
+from loop.classification.factories import factory_for
 from loop.entities.base import ExtractorConfig
 from loop.entities.factories import factory_for as extractor_factory
 from loop.entities.rounds import EntityRoundConfig, run_entity_round
 from loop.entities.serving import load_patterns
 from loop.labels import LabelStore
 from loop.memory import tune_malloc
-from loop.models.base import ClassifierConfig
-from loop.models.factories import factory_for
-from loop.promotion import Gate
 from loop.registry import ModelRegistry
-from loop.rounds import RoundConfig, run_round
 from loop.settings import Settings
+from loop.training.gate import Gate
+from loop.training.rounds import RoundConfig, run_round
 from workers import logs
 
 

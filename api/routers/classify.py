@@ -20,9 +20,9 @@ from api.schemas import (
     DocumentIn,
     error_responses,
 )
+from loop.classification.base import applying
+from loop.classification.serving import ServedModel
 from loop.ids import content_id
-from loop.models.base import applying
-from loop.serving import ServedModel
 from loop.settings import ApiSettings
 
 logger = logging.getLogger(__name__)

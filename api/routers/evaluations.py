@@ -14,8 +14,7 @@ from fastapi import APIRouter, Query, Response
 from api.deps import State
 from api.errors import ApiError
 from api.schemas import QueueState
-from loop.curves import OVERALL, PER_LABEL, Curve, curves, render
-from loop.deltas import Delta, compare
+from loop.classification.evaluation import Evaluation, Prediction
 from loop.entities.evaluation import (
     EntityDelta,
     EntityEvaluation,
@@ -23,11 +22,12 @@ from loop.entities.evaluation import (
     compare_entities,
 )
 from loop.errors import VersionNotFound
-from loop.evaluation import Evaluation, Prediction
+from loop.evaluation.curves import OVERALL, PER_LABEL, Curve, curves, render
+from loop.evaluation.deltas import Delta, compare
+from loop.evaluation.stopping import Stopping, from_registry
 from loop.labels import LabelStore
 from loop.registry import ModelRegistry
 from loop.settings import Settings
-from loop.stopping import Stopping, from_registry
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Evaluation of an entity extractor on the frozen test set, and deltas between versions.
 
-The same shapes as classification (:mod:`loop.evaluation`, :mod:`loop.deltas`), so the API
+The same shapes as classification (:mod:`loop.classification.evaluation`, :mod:`loop.evaluation.deltas`), so the API
 and the promotion gate serve both: per type (strict span matching: same offsets and type)
 precision, recall, F1, TP, FP, FN and support; micro and macro averages; the type-confusion
 matrix; and, reported apart, the recall on test spans whose surface form never appeared in
@@ -16,9 +16,9 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, Field
 
-from loop.deltas import MetricDelta
+from loop.classification.evaluation import Averages, LabelMetrics
 from loop.entities.base import surface_form
-from loop.evaluation import Averages, LabelMetrics
+from loop.evaluation.deltas import MetricDelta
 from loop.messages import EntityMention
 
 NONE = "none"

@@ -28,7 +28,7 @@ def factory_for(kind: str) -> ExtractorFactory:
 
         return PatternFactory()
     if kind == "gazetteer":
-        from loop.entities.testing import GazetteerFactory
+        from loop.testing.extractor import GazetteerFactory
 
         return GazetteerFactory()
     raise ModelError(f"unknown extractor kind {kind!r} (known: {', '.join(KINDS)})")

@@ -1,7 +1,7 @@
 """One training round of the entity extractor: all agreed span labels in, maybe a new
 promoted version out.
 
-The same contract as classification rounds (:mod:`loop.rounds`): train on every labelled
+The same contract as classification rounds (:mod:`loop.training.rounds`): train on every labelled
 document outside the frozen test set, bring every earlier version and the patterns onto the
 current test set, register the new version in the entity registry with its evaluation and
 per-document predictions, and promote it when the gate finds evidence that it beats what
@@ -18,7 +18,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from loop.deltas import MetricDelta
 from loop.entities.base import (
     EntityExtractor,
     Example,
@@ -31,12 +30,13 @@ from loop.entities.evaluation import EntityPrediction, compare_entities, evaluat
 from loop.entities.factories import load_extractor
 from loop.entities.merge import MergeRule, merge
 from loop.entities.serving import mention
+from loop.evaluation.deltas import MetricDelta
+from loop.evaluation.scoreboard import Scores, TestSet, rescore, scored
 from loop.labels import ResolvedLabel
-from loop.promotion import Gate
 from loop.registry import ModelRegistry
-from loop.rounds import RoundResult, decide, newest_label_at, rounds_so_far, settle
-from loop.scoreboard import Scores, TestSet, rescore, scored
-from loop.split import split
+from loop.training.gate import Gate
+from loop.training.rounds import RoundResult, decide, newest_label_at, rounds_so_far, settle
+from loop.training.split import split
 
 logger = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from loop.classification.serving import Watcher
 from loop.entities.base import EntityExtractor, Span, analyse
 from loop.entities.factories import load_extractor
 from loop.entities.merge import MergeRule, merge
@@ -22,7 +23,6 @@ from loop.entities.patterns import Gazetteers, PatternExtractor
 from loop.entities.selection import EntityScored
 from loop.errors import ConfigError
 from loop.messages import EntityMention
-from loop.serving import Watcher
 
 PATTERNS_VERSION = "patterns"
 """The version name tags carry while the patterns serve alone."""

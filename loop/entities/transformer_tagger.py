@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from loop.embeddings.backbone import minilm_path, offline
 from loop.entities.base import (
     EntityExtractor,
     Example,
@@ -36,7 +37,6 @@ from loop.entities.base import (
 )
 from loop.entities.decoding import TokenScores, bio_tags, decode, merge_windows
 from loop.errors import ModelError
-from loop.models.backbone import minilm_path, offline
 
 logger = logging.getLogger(__name__)
 

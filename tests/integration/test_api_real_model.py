@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from api.app import create_app
-from loop.models.factories import load_version
+from loop.classification.factories import load_version
 from loop.registry import ModelRegistry
 from loop.settings import ApiSettings, Settings
 from tests.conftest import tweets

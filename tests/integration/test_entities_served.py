@@ -20,7 +20,7 @@ from loop.entities.base import Example, ExtractorConfig, Span
 from loop.entities.transformer_tagger import TransformerTaggerFactory
 from loop.registry import ModelRegistry
 from loop.settings import ApiSettings, EntitySettings, Settings
-from loop.testing import KeywordClassifier
+from loop.testing.classifier import KeywordClassifier
 from tests.unit.loop.entities.conftest import spans_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

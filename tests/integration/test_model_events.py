@@ -7,10 +7,10 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from loop.classification.base import ClassifierConfig
 from loop.messages import ModelEvent, decode
-from loop.models.base import ClassifierConfig
 from loop.registry import ModelRegistry
-from loop.testing import KeywordFactory
+from loop.testing.classifier import KeywordFactory
 from tests.integration.conftest import Env, WorkerProcess, read_topic
 from workers.stack import free_port
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
+from loop.classification.base import ClassifierConfig
 from loop.messages import Document, TaggedDocument, decode, encode
-from loop.models.base import ClassifierConfig
 from loop.registry import ModelRegistry
-from loop.testing import KeywordFactory
+from loop.testing.classifier import KeywordFactory
 from tests.conftest import tweets
 from tests.integration.conftest import Env, read_topic
 from tests.unit.workers.test_scorer_handle import Record
@@ -190,7 +190,7 @@ def test_rescoring_in_other_batches_republishes_the_same_bytes(
     inference differs in the 7th decimal; the published bytes must not (docs/messages.md)."""
     import random
 
-    from loop.serving import ModelWatcher
+    from loop.classification.serving import ModelWatcher
     from loop.settings import ScorerSettings, Settings
     from workers.scorer import Scorer
 

@@ -31,7 +31,7 @@ from kafka import KafkaProducer
 from loop.labels import LabelStore
 from loop.messages import Candidate, Document, EntityMention, LabelEvent, decode, encode
 from loop.registry import ModelRegistry
-from loop.split import in_evaluation_sample
+from loop.training.split import in_evaluation_sample
 from tests.integration.conftest import ROOT, Env, WorkerProcess, read_topic
 from workers.argilla_local import LocalArgilla
 from workers.argilla_setup import ensure_webhook, owner_client, remove_webhook

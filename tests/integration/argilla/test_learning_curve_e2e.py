@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from bench import learning_curve_e2e, live
+from loop.classification.factories import load_version
 from loop.labels import LabelStore
 from loop.messages import Document
-from loop.models.factories import load_version
 from loop.readers import read_documents
 from loop.registry import ModelRegistry
 from workers.argilla_local import LocalArgilla

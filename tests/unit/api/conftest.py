@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from api.app import create_app
 from loop.registry import ModelRegistry
 from loop.settings import ApiSettings, Settings
-from loop.testing import KeywordClassifier
+from loop.testing.classifier import KeywordClassifier
 
 KEY = "test-key-1"
 OTHER_KEY = "second-key-22"

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from loop.ids import content_id
 from loop.registry import ModelRegistry
-from loop.testing import KeywordClassifier
+from loop.testing.classifier import KeywordClassifier
 from tests.unit.api.conftest import KEY, AppFactory, classify
 
 

@@ -9,9 +9,9 @@ from pydantic import SecretStr
 
 from api.app import create_app
 from loop.entities.base import Example, ExtractorConfig, make_span
-from loop.entities.testing import GazetteerFactory
 from loop.registry import ModelRegistry
 from loop.settings import ApiSettings, EntitySettings, Settings
+from loop.testing.extractor import GazetteerFactory
 from tests.unit.api.conftest import KEY
 
 TEXT = "Zürich 🚀 buys AUDJPY"

@@ -10,11 +10,11 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from loop.labels import LabelStore
 from loop.messages import LabelEvent
-from loop.promotion import Gate
 from loop.registry import ModelRegistry
-from loop.rounds import RoundConfig, run_round
-from loop.split import EVALUATION
-from loop.testing import KeywordFactory
+from loop.testing.classifier import KeywordFactory
+from loop.training.gate import Gate
+from loop.training.rounds import RoundConfig, run_round
+from loop.training.split import EVALUATION
 from tests.unit.api.conftest import KEY, settings_for
 
 WORDS = {"up": ["soar", "rally", "gain", "jump"], "down": ["crash", "plunge", "drop", "slide"]}

@@ -10,18 +10,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from loop.deltas import compare
-from loop.evaluation import Prediction, evaluate
+from loop.classification.base import ClassifierConfig, applying
+from loop.classification.evaluation import Prediction, evaluate
+from loop.evaluation.deltas import compare
 from loop.labels import LabelStore, ResolvedLabel
 from loop.messages import Document, LabelEvent
-from loop.models.base import ClassifierConfig, applying
-from loop.promotion import Gate
 from loop.readers import Columns, Rejected, read_documents
 from loop.registry import ModelRegistry
-from loop.rounds import RoundConfig, run_round
-from loop.selection import Scored, SelectionConfig, label_uncertainty, select
-from loop.testing import KeywordFactory
-from loop.training import seed_labels, train_and_publish
+from loop.selection.core import Scored, SelectionConfig, label_uncertainty, select
+from loop.testing.classifier import KeywordFactory
+from loop.training.gate import Gate
+from loop.training.rounds import RoundConfig, run_round
+from loop.training.seed import seed_labels, train_and_publish
 from tests.conftest import DATASETS
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -260,7 +260,7 @@ def nlupp(fold: int, keep: tuple[str, ...]) -> list[Document]:
 
 @pytest.mark.slow
 def test_a_real_setfit_model_learns_label_sets_and_loads_back(tmp_path: Path) -> None:
-    from loop.models.setfit_classifier import SetFitFactory
+    from loop.classification.setfit import SetFitFactory
 
     keep = ("card", "pin", "transfer_payment_deposit", "lost_stolen")
     train, test = nlupp(0, keep), nlupp(1, keep)

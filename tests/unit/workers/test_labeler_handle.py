@@ -8,8 +8,8 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from loop.budget import Pending
 from loop.messages import Candidate, EntityMention, encode
+from loop.selection.budget import Pending
 from workers.labeler import Labeler, record_for
 
 

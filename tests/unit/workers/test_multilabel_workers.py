@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from loop.classification.serving import ServedModel
 from loop.errors import InputError
 from loop.messages import Candidate, Document
-from loop.selection import SelectionConfig
-from loop.serving import ServedModel
-from loop.testing import KeywordClassifier
+from loop.selection.core import SelectionConfig
+from loop.testing.classifier import KeywordClassifier
 from tests.unit.workers.test_oracle import FakeArgilla, oracle_for
 from workers.annotate import Gold
 from workers.argilla_labels import label_event

@@ -8,15 +8,15 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 import pytest
 
+from loop.classification.base import ClassifierConfig
+from loop.classification.serving import ModelWatcher, ServedModel
 from loop.entities.base import Example, ExtractorConfig, make_span
 from loop.entities.serving import ServedExtractor
-from loop.entities.testing import GazetteerFactory
 from loop.messages import Candidate, Document, TaggedDocument, decode, encode
-from loop.models.base import ClassifierConfig
 from loop.registry import ModelRegistry
-from loop.serving import ModelWatcher, ServedModel
 from loop.settings import EntitySettings, KafkaSettings, ScorerSettings, Settings
-from loop.testing import KeywordFactory
+from loop.testing.classifier import KeywordFactory
+from loop.testing.extractor import GazetteerFactory
 from workers.scorer import Scorer
 
 
@@ -270,7 +270,7 @@ def test_the_evaluation_sample_goes_to_people_apart_from_selection(tmp_path: Pat
     """A uniform draw of the stream (a hash of the id), whatever the model thinks of it:
     every drawn document becomes an ``evaluation`` candidate for each task, at once, and
     never enters a selection window, so the test set does not look like the selection."""
-    from loop.split import in_evaluation_sample
+    from loop.training.split import in_evaluation_sample
 
     settings = Settings(
         home=tmp_path / "home",
@@ -347,7 +347,7 @@ def test_a_window_tagged_before_any_model_is_ranked_by_the_newest_version(
     """The window still holds documents from before the first model (no version, embedded by
     the packaged encoder) when a newer version than the served one exists: ranking must not
     look up a version named None (it crashed the scorer on every replay)."""
-    from loop.testing import KeywordClassifier
+    from loop.testing.classifier import KeywordClassifier
 
     def from_embeddings(self: KeywordClassifier, vectors: Any) -> Any:  # as SetFit's head
         return np.full((len(vectors), len(self.labels)), 1 / len(self.labels), np.float32)

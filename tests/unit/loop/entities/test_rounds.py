@@ -8,16 +8,16 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from api.app import create_app
-from loop.curves import curves
 from loop.entities.patterns import PatternExtractor
 from loop.entities.rounds import PATTERNS, EntityRoundConfig, run_entity_round
-from loop.entities.testing import GazetteerFactory
+from loop.evaluation.curves import curves
 from loop.labels import ResolvedLabel
 from loop.messages import EntityMention
-from loop.promotion import Gate
 from loop.registry import ModelRegistry
 from loop.settings import ApiSettings, EntitySettings, Settings
-from loop.split import EVALUATION
+from loop.testing.extractor import GazetteerFactory
+from loop.training.gate import Gate
+from loop.training.split import EVALUATION
 
 TYPES = ("CRYPTO", "FOREX", "STOCK")
 CONFIG = EntityRoundConfig(types=TYPES, gate=Gate(min_test_size=3))

@@ -8,9 +8,9 @@ from loop.entities.base import Example, ExtractorConfig, make_span
 from loop.entities.merge import MergeRule
 from loop.entities.patterns import PatternExtractor
 from loop.entities.serving import EntityTagger, ExtractorWatcher
-from loop.entities.testing import GazetteerFactory
 from loop.messages import EntityMention
 from loop.registry import ModelRegistry
+from loop.testing.extractor import GazetteerFactory
 
 TEXT = "USDJPY rallies as $AAPL soars after earnings beat; ETH flat"
 

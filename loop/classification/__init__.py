@@ -1,0 +1,1 @@
+"""Document classification: the classifier contract (``base``), SetFit, serving, evaluation."""

@@ -1,0 +1,108 @@
+"""What serves now: the promoted version of a registry, loaded, and reloaded when the pointer
+moves. Shared by the scorer and the API, for the classifier and the entity extractor."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from loop.classification.base import Classifier
+from loop.classification.factories import load_version
+from loop.errors import AlloopError
+from loop.registry import ModelRegistry
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A loaded classifier and the version it is."""
+
+    version: str
+    classifier: Classifier
+
+
+class Watcher(Generic[T]):
+    """Holds what the promoted version loads into and swaps it when the pointer changes.
+
+    :meth:`refresh` is cheap when nothing changed (one small file read). A version that fails
+    to load is logged and skipped; what served before keeps serving.
+    """
+
+    what = "model"
+    """What the logs call it."""
+    verb = "serving"
+
+    def __init__(self, registry: ModelRegistry) -> None:
+        self._registry = registry
+        self._served: T | None = None
+        self._held: str | None = None
+        self._failed: str | None = None
+        self._lock = threading.Lock()
+
+    def load(self, version: str) -> T:
+        """Load ``version`` from the registry; raise :class:`AlloopError` when it cannot."""
+        raise NotImplementedError
+
+    def wanted(self) -> str | None:
+        """The version to hold: the promoted one."""
+        return self._registry.promoted()
+
+    @property
+    def version(self) -> str | None:
+        return self._held
+
+    @property
+    def served(self) -> T | None:
+        return self._served
+
+    def refresh(self) -> bool:
+        """Load the promoted version if it is not the one held; return whether it changed."""
+        with self._lock:
+            try:
+                wanted = self.wanted()
+            except AlloopError as exc:
+                logger.error("cannot read the registry: %s", exc)
+                return False
+            if wanted != self._failed:
+                self._failed = None  # the pointer moved on: a later promotion retries it
+            held = self._held
+            if wanted == held or (wanted is not None and wanted == self._failed):
+                return False
+            if wanted is None:
+                logger.warning("no %s version any more; holding nothing", self.what)
+                self._served, self._held = None, None
+                return True
+            try:
+                loaded = self.load(wanted)
+            except AlloopError as exc:
+                logger.error("cannot load %s %s, keeping %s: %s", self.what, wanted, held, exc)
+                self._failed = wanted
+                return False
+            self._failed = None
+            self._served, self._held = loaded, wanted
+            logger.info("now %s %s %s (was %s)", self.verb, self.what, wanted, held)
+            return True
+
+
+class ModelWatcher(Watcher[ServedModel]):
+    """The promoted classifier."""
+
+    def load(self, version: str) -> ServedModel:
+        return ServedModel(version=version, classifier=load_version(self._registry, version))
+
+
+class NewestWatcher(ModelWatcher):
+    """The newest classifier the trainer made, promoted or not: what the scorer's selection
+    ranks with, so that a version the gate has not promoted yet (its test set still small)
+    already chooses the next labels."""
+
+    what = "newest model"
+    verb = "selecting with"
+
+    def wanted(self) -> str | None:
+        return self._registry.latest()

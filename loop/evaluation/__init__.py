@@ -1,0 +1,1 @@
+"""Comparable numbers: deltas between versions, the scoreboard, curves and the stopping signal."""

@@ -1,1 +1,0 @@
-"""Model contracts (``base``) and their implementations."""

@@ -1,0 +1,1 @@
+"""What people label: uncertainty and diversity strategies, and the budget between them."""

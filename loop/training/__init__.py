@@ -1,0 +1,1 @@
+"""Training rounds: the test split, the gate, the round skeleton, the seed model."""

@@ -1,0 +1,225 @@
+"""The model watcher: serves the promoted version, swaps on promote, survives broken versions."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from loop.classification.base import ClassifierConfig
+from loop.classification.factories import factory_for, load_version
+from loop.classification.serving import ModelWatcher
+from loop.errors import ModelError
+from loop.registry import ModelRegistry
+from loop.testing.classifier import KeywordClassifier, KeywordFactory
+
+MARKET = (
+    ["stocks soar", "shares rally", "market crash", "prices plunge"],
+    ["up", "up", "down", "down"],
+)
+WEATHER = (
+    ["sunny warm day", "clear blue sky", "heavy rain", "storm and rain"],
+    ["sun", "sun", "rain", "rain"],
+)
+
+
+def publish(
+    registry: ModelRegistry, data: tuple[Sequence[str], Sequence[str]], kind: str = "keywords"
+) -> str:
+    clf = KeywordFactory().train(data[0], data[1], ClassifierConfig())
+    return registry.publish(clf.save, labels=clf.labels, kind=kind).version
+
+
+def top(watcher: ModelWatcher, text: str) -> str:
+    served = watcher.served
+    assert served is not None
+    probs = served.classifier.predict_proba([text])
+    return served.classifier.labels[int(np.argmax(probs[0]))]
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> ModelRegistry:
+    return ModelRegistry(tmp_path / "registry")
+
+
+def test_nothing_promoted_serves_nothing(registry: ModelRegistry) -> None:
+    publish(registry, MARKET)
+    watcher = ModelWatcher(registry)
+    assert watcher.refresh() is False
+    assert watcher.served is None
+    assert watcher.version is None
+
+
+def test_refresh_loads_the_promoted_version(registry: ModelRegistry) -> None:
+    v1 = publish(registry, MARKET)
+    publish(registry, WEATHER)  # newer, but not promoted
+    registry.promote(v1)
+    watcher = ModelWatcher(registry)
+
+    assert watcher.refresh() is True
+
+    assert watcher.version == v1
+    assert watcher.served is not None and watcher.served.version == v1
+    assert watcher.served.classifier.labels == ["down", "up"]
+    assert top(watcher, "stocks rally") == "up"
+    assert top(watcher, "prices crash") == "down"
+
+
+def test_refresh_without_a_change_keeps_the_loaded_model(registry: ModelRegistry) -> None:
+    registry.promote(publish(registry, MARKET))
+    watcher = ModelWatcher(registry)
+    watcher.refresh()
+    served = watcher.served
+    assert watcher.refresh() is False
+    assert watcher.refresh() is False
+    assert watcher.served is served
+
+
+def test_refresh_switches_on_promote_and_rollback(registry: ModelRegistry) -> None:
+    v1, v2 = publish(registry, MARKET), publish(registry, WEATHER)
+    registry.promote(v1)
+    watcher = ModelWatcher(registry)
+    watcher.refresh()
+
+    registry.promote(v2)
+    assert watcher.refresh() is True
+    assert watcher.version == v2
+    assert top(watcher, "rain again") == "rain"
+
+    registry.rollback()
+    assert watcher.refresh() is True
+    assert watcher.version == v1
+    assert top(watcher, "shares soar") == "up"
+
+
+def _corrupt_weights(registry: ModelRegistry, version: str) -> None:
+    (registry.model_path(version) / "keywords.json").write_text('{"labels": ["a", "b"')
+
+
+def _missing_weights(registry: ModelRegistry, version: str) -> None:
+    (registry.model_path(version) / "keywords.json").unlink()
+
+
+def _wrong_weights(registry: ModelRegistry, version: str) -> None:
+    (registry.model_path(version) / "keywords.json").write_text('{"words": {}}')
+
+
+def _corrupt_card(registry: ModelRegistry, version: str) -> None:
+    (registry.path(version) / "card.json").write_text('{"version": "v00')
+
+
+def _invalid_card(registry: ModelRegistry, version: str) -> None:
+    (registry.path(version) / "card.json").write_text('{"version": "v0002"}')
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [_corrupt_weights, _missing_weights, _wrong_weights, _corrupt_card, _invalid_card],
+)
+def test_a_broken_version_is_skipped_and_the_previous_keeps_serving(
+    registry: ModelRegistry, damage: object
+) -> None:
+    v1, v2 = publish(registry, MARKET), publish(registry, WEATHER)
+    registry.promote(v1)
+    watcher = ModelWatcher(registry)
+    watcher.refresh()
+    served = watcher.served
+
+    registry.promote(v2)
+    damage(registry, v2)  # type: ignore[operator]
+
+    assert watcher.refresh() is False
+    assert watcher.served is served
+    assert watcher.version == v1
+    assert top(watcher, "stocks soar") == "up"
+    assert watcher.refresh() is False  # and it does not retry the broken one on every call
+
+    v3 = publish(registry, WEATHER)
+    registry.promote(v3)
+    assert watcher.refresh() is True
+    assert watcher.version == v3
+
+
+def test_a_failed_version_is_retried_when_promoted_again(registry: ModelRegistry) -> None:
+    v1, v2 = publish(registry, MARKET), publish(registry, WEATHER)
+    registry.promote(v1)
+    watcher = ModelWatcher(registry)
+    watcher.refresh()
+    weights = registry.model_path(v2) / "keywords.json"
+    good = weights.read_text()
+    registry.promote(v2)
+    weights.write_text("{")  # unreadable for a while (a half-synced volume, say)
+    assert watcher.refresh() is False
+
+    registry.rollback()
+    assert watcher.refresh() is False  # v1 still served
+    weights.write_text(good)
+    registry.promote(v2)
+    assert watcher.refresh() is True
+    assert watcher.version == v2
+
+
+def test_a_version_of_unknown_kind_is_skipped(registry: ModelRegistry) -> None:
+    v1, v2 = publish(registry, MARKET), publish(registry, WEATHER, kind="mystery")
+    registry.promote(v1)
+    watcher = ModelWatcher(registry)
+    watcher.refresh()
+    registry.promote(v2)
+    assert watcher.refresh() is False
+    assert watcher.version == v1
+
+
+def test_a_broken_first_version_serves_nothing(registry: ModelRegistry) -> None:
+    v1 = publish(registry, MARKET)
+    _corrupt_weights(registry, v1)
+    registry.promote(v1)
+    watcher = ModelWatcher(registry)
+    assert watcher.refresh() is False
+    assert watcher.served is None
+
+
+def test_an_unreadable_pointer_keeps_the_model_serving(registry: ModelRegistry) -> None:
+    registry.promote(publish(registry, MARKET))
+    watcher = ModelWatcher(registry)
+    watcher.refresh()
+    registry.pointer.write_text("not json")
+    assert watcher.refresh() is False
+    assert watcher.version == "v0001"
+
+
+def test_a_removed_pointer_stops_serving(registry: ModelRegistry) -> None:
+    registry.promote(publish(registry, MARKET))
+    watcher = ModelWatcher(registry)
+    watcher.refresh()
+    registry.pointer.unlink()
+    assert watcher.refresh() is True
+    assert watcher.served is None
+
+
+def test_load_version_uses_the_kind_on_the_card(registry: ModelRegistry) -> None:
+    v1 = publish(registry, MARKET)
+    clf = load_version(registry, v1)
+    assert isinstance(clf, KeywordClassifier)
+    assert clf.labels == ["down", "up"]
+
+
+def test_factory_for_known_and_unknown_kinds() -> None:
+    assert isinstance(factory_for("keywords"), KeywordFactory)
+    assert factory_for("keywords").name == "keywords"
+    with pytest.raises(ModelError, match="unknown model kind 'mystery'"):
+        factory_for("mystery")
+
+
+def test_the_core_imports_without_torch_or_setfit() -> None:
+    code = (
+        "import sys, loop.classification.serving, loop.classification.factories, loop.registry, loop.readers, "
+        "loop.messages, loop.settings, loop.testing.classifier\n"
+        "heavy = sorted(m for m in ('torch', 'setfit', 'sentence_transformers', 'transformers') "
+        "if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
