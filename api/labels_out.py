@@ -33,7 +33,13 @@ class KafkaLabelSink:
         self._lock = threading.Lock()
 
     def publish(self, events: Sequence[LabelEvent]) -> None:
-        from workers.bus import Output, bootstrap_servers, ensure_topics, make_producer, send_all
+        from connectors.kafka import (
+            Output,
+            bootstrap_servers,
+            ensure_topics,
+            make_producer,
+            send_all,
+        )
 
         topic = self._settings.kafka.topics.labels
         with self._lock:

@@ -47,7 +47,7 @@ class AppState:
             self.metrics.reloads.inc()
             self._observe_latency()
         self.metrics.set_served(self.watcher.version)
-        from workers.trainer import TrainerStatus
+        from loop.training.status import TrainerStatus
 
         status = TrainerStatus.load(self.settings.home)
         if status is not None:

@@ -200,9 +200,9 @@ def measure(
 def run(
     sizes: Sequence[int] = (1000, 10000), repeats: int = 7, venv: Path | None = None
 ) -> dict[str, Any]:
-    from workers import argilla_local
-    from workers.argilla_setup import ensure_workspace
-    from workers.stack import stop_service
+    from connectors.argilla.setup import ensure_workspace
+    from stack import argilla as argilla_local
+    from stack.local import stop_service
 
     root = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory(prefix="alloop-bench-argilla-") as scratch:

@@ -28,8 +28,8 @@ TWEETS = ROOT.parent / "shared" / "datasets" / "twitter_financial_news_sentiment
 
 
 def measure(size: int, stack: Stack) -> dict[str, Any]:
-    from workers.annotate import Gold, Oracle
-    from workers.demo import read_tweets
+    from connectors.argilla.oracle import Gold, Oracle
+    from loop.datasets import read_tweets
 
     loop = Loop.create(
         stack,

@@ -131,11 +131,11 @@ def one_run(
     its last step, while its processes still run."""
     from kafka import KafkaProducer
 
+    from connectors.argilla.oracle import Gold, Oracle
+    from connectors.kafka import ensure_topics
     from loop.labels import LabelStore
     from loop.training.seed import seed_labels
     from loop.training.split import TEST_FILE
-    from workers.annotate import Gold, Oracle
-    from workers.bus import ensure_topics
     from workers.ingest import publish
 
     steps = -(-budget // step)

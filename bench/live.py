@@ -20,7 +20,7 @@ WEBHOOK_PATH = "/v1/argilla/webhooks"
 
 @dataclass
 class Stack:
-    """A running broker and local Argilla (``argilla`` is workers.argilla_local's handle)."""
+    """A running broker and local Argilla (``argilla`` is stack.argilla's handle)."""
 
     scratch: Path
     broker: str
@@ -32,8 +32,8 @@ def stack(prefix: str = "alloop-bench-") -> Iterator[Stack]:
     """Start a broker and a local Argilla in a temporary folder; stop both at the end."""
     import tempfile
 
-    from workers import argilla_local
-    from workers.stack import start_broker, stop_service
+    from stack import argilla as argilla_local
+    from stack.local import start_broker, stop_service
 
     with tempfile.TemporaryDirectory(prefix=prefix) as folder:
         scratch = Path(folder)
@@ -74,8 +74,8 @@ class Loop:
 
     @classmethod
     def create(cls, stack: Stack, name: str, extra: dict[str, str] | None = None) -> Loop:
-        from workers.argilla_setup import ensure_webhook, owner_client
-        from workers.stack import free_port
+        from connectors.argilla.setup import ensure_webhook, owner_client
+        from stack.local import free_port
 
         prefix = f"{name}-{secrets.token_hex(3)}"
         home = stack.scratch / prefix
@@ -118,7 +118,7 @@ class Loop:
         with self.log(name).open("ab") as out:
             self.processes.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "workers.cli", *argv],
+                    [sys.executable, "-m", "cli", *argv],
                     env={**os.environ, **self.env},
                     stdout=out,
                     stderr=subprocess.STDOUT,
@@ -137,7 +137,7 @@ class Loop:
 
     def stop(self) -> None:
         """Stop the processes and remove the run's Argilla webhook."""
-        from workers.argilla_setup import owner_client, remove_webhook
+        from connectors.argilla.setup import owner_client, remove_webhook
 
         for process in self.processes:
             process.terminate()

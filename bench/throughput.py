@@ -25,13 +25,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from connectors.kafka import encode_key, ensure_topics, make_consumer, make_producer
 from loop.classification.factories import load_version
+from loop.datasets import DEFAULT_DATASET, read_tweets, take_per_label
 from loop.messages import Document, TaggedDocument, decode, encode
 from loop.registry import ModelRegistry
 from loop.settings import KafkaSettings
-from workers import stack
-from workers.bus import encode_key, ensure_topics, make_consumer, make_producer
-from workers.demo import DEFAULT_DATASET, read_tweets, take_per_label
+from stack import local
 
 
 @dataclass
@@ -107,12 +107,12 @@ def measure_pipeline(
         "ALLOOP_KAFKA__HEARTBEAT_INTERVAL_MS": "1000",
     }
     log = home / "scorer.log"
-    command = [sys.executable, "-m", "workers.cli", "worker", "scorer", "--worker-id", "bench"]
-    process = stack.spawn("scorer", command, log, env)
+    command = [sys.executable, "-m", "cli", "worker", "scorer", "--worker-id", "bench"]
+    process = local.spawn("scorer", command, log, env)
     sampler = RssSampler(process.pid)
     kafka = KafkaSettings(session_timeout_ms=6000, heartbeat_interval_ms=1000)
     try:
-        stack.wait_for_log(process, log, "assigned partitions", timeout_s=180)
+        local.wait_for_log(process, log, "assigned partitions", timeout_s=180)
         sampler.start()
         consumer = make_consumer(servers, kafka, [tagged], f"{prefix}-reader")
         consumer.poll(timeout_ms=100)
@@ -175,9 +175,9 @@ def run(
             seed, SetFitFactory(), registry, ClassifierConfig(num_iterations=2), promote=True
         )
         raw_rate = measure_raw(registry, card.version, [d.text for d in docs], batch_size)
-        broker: stack.Service | None = None
+        broker: local.Service | None = None
         if servers is None:
-            broker = stack.start_broker(home / "stack")
+            broker = local.start_broker(home / "stack")
             servers = broker.address or ""
         try:
             pipe_rate, warm_mb, max_mb = measure_pipeline(
@@ -185,7 +185,7 @@ def run(
             )
         finally:
             if broker is not None:
-                stack.stop_service(broker)
+                local.stop_service(broker)
     return ThroughputResult(
         documents=documents,
         batch_size=batch_size,

@@ -11,9 +11,9 @@ from typing import TextIO
 from kafka import KafkaProducer
 from tqdm import tqdm
 
+from connectors.kafka import encode_key
 from loop.messages import Document, encode
 from loop.readers import Rejected
-from workers.bus import encode_key
 
 logger = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 
+from loop import logs
 from loop.classification.base import ClassifierConfig
 from loop.classification.factories import factory_for
 from loop.entities.base import ExtractorConfig
@@ -25,7 +26,6 @@ from loop.registry import ModelRegistry
 from loop.settings import Settings
 from loop.training.gate import Gate
 from loop.training.rounds import RoundConfig, run_round
-from workers import logs
 
 
 def gate(settings: Settings) -> Gate:

@@ -23,16 +23,11 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import ValidationError
 
-from loop.labels import LabelStore
-from loop.messages import LabelEvent, ModelEvent
-from loop.registry import ModelRegistry
-from loop.settings import Settings
-from workers.bus import (
+from connectors.kafka import (
     LoopStats,
     Output,
     StopFlag,
@@ -43,40 +38,15 @@ from workers.bus import (
     run_loop,
     send_all,
 )
+from loop.labels import LabelStore
+from loop.messages import LabelEvent, ModelEvent
+from loop.registry import ModelRegistry
+from loop.settings import Settings
+from loop.training.rounds import RoundResult
+from loop.training.status import TrainerStatus
 from workers.round_schedule import Backlog, RetrainPolicy, RoundSchedule
 
 logger = logging.getLogger(__name__)
-
-
-class TrainerStatus(BaseModel):
-    """The last round, for ``GET /v1/queue``; kept in ``$ALLOOP_HOME/trainer/status.json``."""
-
-    finished_at: datetime
-    duration_s: float
-    version: str | None = None
-    promoted: bool = False
-    skipped: str | None = None
-    error: str | None = None
-    task: str = "classification"
-
-    @staticmethod
-    def path(home: Path, task: str = "classification") -> Path:
-        name = "status.json" if task == "classification" else f"status-{task}.json"
-        return home / "trainer" / name
-
-    def save(self, home: Path) -> None:
-        path = self.path(home, self.task)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(self.model_dump_json())
-        os.replace(tmp, path)
-
-    @classmethod
-    def load(cls, home: Path, task: str = "classification") -> TrainerStatus | None:
-        try:
-            return cls.model_validate_json(cls.path(home, task).read_text())
-        except (OSError, ValueError):
-            return None
 
 
 @dataclass
@@ -107,8 +77,9 @@ class LabelIntake:
 
 def run_round(
     settings: Settings, timeout_s: float = 3600, task: str | None = None
-) -> dict[str, Any]:
-    """Run one training round in a fresh process; return what it printed (a JSON object)."""
+) -> tuple[RoundResult, float]:
+    """Run one training round in a fresh process; return the result it printed and how many
+    seconds it took."""
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "workers.train_round", *(["--task", task] if task else [])],
@@ -124,22 +95,22 @@ def run_round(
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if not lines:
         raise RuntimeError("the training round printed no result")
-    result: dict[str, Any] = json.loads(lines[-1])
-    result["duration_s"] = round(time.monotonic() - started, 1)
-    return result
+    try:
+        return RoundResult.from_json(lines[-1]), round(time.monotonic() - started, 1)
+    except ValidationError as exc:
+        raise RuntimeError(f"the training round printed no readable result: {exc}") from None
 
 
-def model_events(result: dict[str, Any]) -> list[ModelEvent]:
+def model_events(result: RoundResult) -> list[ModelEvent]:
     """The events that announce a round's outcome."""
-    version = result.get("version")
-    if not version:
+    if not result.version:
         return []
     events = [
-        ModelEvent(event="registered", version=version, previous=result.get("promoted_before"))
+        ModelEvent(event="registered", version=result.version, previous=result.promoted_before)
     ]
-    if result.get("promoted"):
+    if result.promoted:
         events.append(
-            ModelEvent(event="promoted", version=version, previous=result.get("promoted_before"))
+            ModelEvent(event="promoted", version=result.version, previous=result.promoted_before)
         )
     return events
 
@@ -173,7 +144,7 @@ def run(settings: Settings, servers: str, worker_id: str = "trainer") -> LoopSta
     def train(task: str) -> bool:
         started = time.monotonic()
         try:
-            result = run_round(settings, task=task)
+            result, duration_s = run_round(settings, task=task)
         except (RuntimeError, subprocess.TimeoutExpired) as exc:
             logger.error("%s; retrying in %.0fs", exc, settings.trainer.max_wait_s)
             TrainerStatus(
@@ -185,13 +156,15 @@ def run(settings: Settings, servers: str, worker_id: str = "trainer") -> LoopSta
             return False
         TrainerStatus(
             finished_at=datetime.now(UTC),
-            duration_s=result["duration_s"],
-            version=result.get("version"),
-            promoted=bool(result.get("promoted")),
-            skipped=result.get("skipped"),
+            duration_s=duration_s,
+            version=result.version,
+            promoted=result.promoted,
+            skipped=result.skipped,
             task=task,
         ).save(settings.home)
-        logger.info("round: %s", json.dumps(result))
+        logger.info(
+            "round: %s", json.dumps({"task": task, **result.to_dict(), "duration_s": duration_s})
+        )
         events = model_events(result)
         send_all(producer, [Output.of(topics.models, e) for e in events])
         return True

@@ -19,10 +19,10 @@ from api.errors import ApiError
 from api.schemas import WebhookAccepted
 from api.state import AppState
 from api.webhooks import ReplayedDelivery, WebhooksOff, verify
+from connectors.argilla.answers import from_webhook
 from loop.errors import AlloopError, InputError
 from loop.messages import LabelEvent
 from loop.settings import Settings
-from workers.argilla_labels import from_webhook
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def webhook_secret(settings: Settings) -> str | None:
     """The configured secret, else the one the local stack registered its webhook with."""
     if settings.argilla.webhook_secret is not None:
         return settings.argilla.webhook_secret.get_secret_value()
-    from workers.stack import ArgillaCredentials
+    from stack.local import ArgillaCredentials
 
     try:
         return ArgillaCredentials.load(settings.state_dir).webhook_secret

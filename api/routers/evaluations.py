@@ -225,7 +225,7 @@ def queue(
     if latest is not None:
         counts = registry.card(latest).counts
         trained = int(counts.get("train", 0)) + int(counts.get("test", 0))
-    from workers.trainer import TrainerStatus
+    from loop.training.status import TrainerStatus
 
     status = TrainerStatus.load(settings.home, task)
     return QueueState(
@@ -249,8 +249,8 @@ def pending_in_argilla(settings: Settings, task: str) -> int | None:
     most); None when it cannot be asked."""
     import httpx
 
+    from connectors.argilla.queue import connect, pending_total
     from loop.errors import AlloopError
-    from workers.labeler import PENDING_RECORDS, connect
 
     name = f"{settings.argilla.dataset_prefix}-{task}"
     try:
@@ -258,16 +258,7 @@ def pending_in_argilla(settings: Settings, task: str) -> int | None:
         with httpx.Client(
             base_url=url.rstrip("/"), headers={"X-Argilla-Api-Key": key}, timeout=3
         ) as http:
-            datasets = http.get("/api/v1/me/datasets").raise_for_status().json()["items"]
-            found = next((d for d in datasets if d["name"] == name), None)
-            if found is None:
-                return 0
-            page = http.post(
-                f"/api/v1/datasets/{found['id']}/records/search",
-                params={"limit": 1},
-                json={"filters": PENDING_RECORDS},
-            ).raise_for_status()
-            return int(page.json()["total"])
+            return pending_total(http, name)
     except (AlloopError, httpx.HTTPError, KeyError, ValueError) as exc:
         logger.info("cannot ask Argilla how many records are pending: %s", exc)
         return None

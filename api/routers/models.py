@@ -81,8 +81,8 @@ def rollback(registry: Registry, state: State) -> PromotionState:
 
 def _announce(state: State, event: ModelEvent) -> None:
     """Put the event on the models topic in the background: the answer does not wait for the
-    broker, and a broker that is down costs only the announcement (see workers.bus.announce)."""
-    from workers.bus import announce
+    broker, and a broker that is down costs only the announcement (see connectors.kafka.announce)."""
+    from connectors.kafka import announce
 
     threading.Thread(
         target=announce, args=(state.settings, [event]), name="alloop-announce", daemon=True

@@ -17,25 +17,9 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import BaseModel, Field
 
+from loop.evaluation.base import Averages, LabelMetrics
+
 PRIMARY = "macro_f1"
-
-
-class LabelMetrics(BaseModel):
-    """Precision, recall and F1 of one label, with the counts behind them."""
-
-    precision: float
-    recall: float
-    f1: float
-    tp: int
-    fp: int
-    fn: int
-    support: int
-
-
-class Averages(BaseModel):
-    precision: float
-    recall: float
-    f1: float
 
 
 class Prediction(BaseModel):

@@ -16,9 +16,9 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, Field
 
-from loop.classification.evaluation import Averages, LabelMetrics
 from loop.entities.base import surface_form
-from loop.evaluation.deltas import MetricDelta
+from loop.evaluation.base import Averages, LabelMetrics, MetricDelta
+from loop.evaluation.bootstrap import metric_delta, weights
 from loop.messages import EntityMention
 
 NONE = "none"
@@ -270,33 +270,24 @@ def compare_entities(
     b_unseen, _ = _unseen(bases, seen)
     h_unseen, _ = _unseen(heads, seen)
 
-    rng = np.random.default_rng(seed)
     n = len(heads)
-    samples = rng.integers(0, n, size=(resamples, n)) if n else np.zeros((0, 0), dtype=int)
-    alpha = (1 - confidence) / 2
-
-    def interval(values: npt.NDArray[np.float64]) -> tuple[float, float]:
-        if values.size == 0:
-            return 0.0, 0.0
-        low, high = np.quantile(values, [alpha, 1 - alpha])
-        return round(float(low), 4), round(float(high), 4)
+    rows = weights(n, resamples, seed)
 
     def statistics(
         table: npt.NDArray[np.int64], unseen: npt.NDArray[np.int64]
     ) -> dict[str, npt.NDArray[np.float64]]:
-        """For the full set (index 0) and each resample: per-type F1, micro, macro, unseen."""
-        sets = [np.arange(n), *samples]
-        totals = np.stack([table[s].sum(axis=0) for s in sets])  # sets x types x 3
+        """For the full set (row 0) and each resample: per-type F1, micro, macro, unseen."""
+        totals = np.tensordot(rows, table, axes=(1, 0))  # rows x types x 3
         per_type = _f1(totals)
         micro_f1 = _f1(totals.sum(axis=1))
-        found = np.stack([unseen[s].sum(axis=0) for s in sets])
+        found = rows @ unseen if n else np.zeros((len(rows), 2), dtype=np.int64)
         unseen_recall = np.divide(
-            found[:, 0], found[:, 1], out=np.zeros(len(sets)), where=found[:, 1] > 0
+            found[:, 0], found[:, 1], out=np.zeros(len(rows)), where=found[:, 1] > 0
         )
-        present = totals.sum(axis=2) > 0  # types seen in each set's gold or predictions
+        present = totals.sum(axis=2) > 0  # types seen in each row's gold or predictions
         counted = present.sum(axis=1)
         macro = np.divide(
-            (per_type * present).sum(axis=1), counted, out=np.zeros(len(sets)), where=counted > 0
+            (per_type * present).sum(axis=1), counted, out=np.zeros(len(rows)), where=counted > 0
         )
         return {"per_type": per_type, "micro": micro_f1, "macro": macro, "unseen": unseen_recall}
 
@@ -306,16 +297,9 @@ def compare_entities(
         b, h = b_stats[key], h_stats[key]
         if column is not None:
             b, h = b[:, column], h[:, column]
-        low, high = interval(h[1:] - b[1:])
-        return MetricDelta(
-            name=name,
-            label=types[column] if column is not None else None,
-            base=round(float(b[0]), 4),
-            head=round(float(h[0]), 4),
-            delta=round(float(h[0] - b[0]), 4),
-            ci_low=low,
-            ci_high=high,
-            support=support,
+        label = types[column] if column is not None else None
+        return metric_delta(
+            name, b, h, support=support, confidence=confidence, documents=n, label=label, digits=4
         )
 
     gold_support = h_counts[..., 0].sum(axis=0) + h_counts[..., 2].sum(axis=0)

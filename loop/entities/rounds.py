@@ -30,7 +30,7 @@ from loop.entities.evaluation import EntityPrediction, compare_entities, evaluat
 from loop.entities.factories import load_extractor
 from loop.entities.merge import MergeRule, merge
 from loop.entities.serving import mention
-from loop.evaluation.deltas import MetricDelta
+from loop.evaluation.base import MetricDelta, primary_delta
 from loop.evaluation.scoreboard import Scores, TestSet, rescore, scored
 from loop.labels import ResolvedLabel
 from loop.registry import ModelRegistry
@@ -181,7 +181,7 @@ def run_entity_round(
             seen_forms=train_forms,
             confidence=gate.confidence,
         )
-        return found.macro_f1, found.per_type
+        return primary_delta(found, head), found.per_type
 
     serving = result.promoted_before or (PATTERNS if config.patterns is not None else None)
     verdict = decide(result, gate, serving, delta, registry, test)

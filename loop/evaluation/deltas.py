@@ -14,24 +14,8 @@ import numpy as np
 from pydantic import BaseModel
 
 from loop.classification.evaluation import Prediction
-
-
-class MetricDelta(BaseModel):
-    """A metric in the base and the head version, their difference and its interval."""
-
-    name: str
-    label: str | None = None
-    base: float
-    head: float
-    delta: float
-    ci_low: float
-    ci_high: float
-    support: int
-
-    @property
-    def significant(self) -> bool:
-        """Whether the interval excludes zero."""
-        return self.ci_low > 0 or self.ci_high < 0
+from loop.evaluation.base import MetricDelta
+from loop.evaluation.bootstrap import metric_delta, weights
 
 
 class Flip(BaseModel):
@@ -114,51 +98,28 @@ def compare(
     n = len(common)
     k = len(names)
 
-    rng = np.random.default_rng(seed)
-    samples = rng.integers(0, n, size=(resamples, n)) if n else np.zeros((resamples, 0), int)
-    drawn = np.zeros((resamples, n), dtype=np.int64)
-    np.add.at(drawn, (np.arange(resamples)[:, None], samples), 1)
-    point = np.ones((1, n), dtype=np.int64)
-    tail = (1 - confidence) / 2 * 100
+    rows = weights(n, resamples, seed)
 
-    def stats(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        f1_base, support = _f1_per_label(weights, gold, said_base)
-        f1_head, _ = _f1_per_label(weights, gold, said_head)
-        accuracy = np.stack([weights @ right_base, weights @ right_head], axis=1) / max(n, 1)
+    def stats(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        f1_base, support = _f1_per_label(w, gold, said_base)
+        f1_head, _ = _f1_per_label(w, gold, said_head)
+        accuracy = np.stack([w @ right_base, w @ right_head], axis=1) / max(n, 1)
         return f1_base, f1_head, support, accuracy
 
-    f1_b, f1_h, support, acc = stats(point)
-    boot_b, boot_h, boot_support, boot_acc = stats(drawn)
+    f1_b, f1_h, support, acc = stats(rows)
 
-    def metric(
-        name: str, label: str | None, b: float, h: float, diffs: np.ndarray, sup: int
-    ) -> MetricDelta:
-        low, high = np.percentile(diffs, [tail, 100 - tail]) if n else (0.0, 0.0)
-        return MetricDelta(
-            name=name,
-            label=label,
-            base=round(b, 6),
-            head=round(h, 6),
-            delta=round(h - b, 6),
-            ci_low=round(float(low), 6),
-            ci_high=round(float(high), 6),
-            support=sup,
+    def metric(name: str, label: str | None, b: np.ndarray, h: np.ndarray, sup: int) -> MetricDelta:
+        return metric_delta(
+            name, b, h, support=sup, confidence=confidence, documents=n, label=label
         )
 
     per_label = [
-        metric(
-            "f1",
-            names[i],
-            float(f1_b[0, i]),
-            float(f1_h[0, i]),
-            boot_h[:, i] - boot_b[:, i],
-            int(support[0, i]),
-        )
+        metric("f1", names[i], f1_b[:, i], f1_h[:, i], int(support[0, i]))
         for i in range(k)
         if support[0, i] > 0 or f1_b[0, i] > 0 or f1_h[0, i] > 0
     ]
-    macro_b, macro_h = _macro(f1_b, support)[0], _macro(f1_h, support)[0]
-    boot_macro = _macro(boot_h, boot_support) - _macro(boot_b, boot_support)
+    # Each row's macro average runs over the labels with support in that row's documents.
+    macro_b, macro_h = _macro(f1_b, support), _macro(f1_h, support)
     flips_fixed: list[Flip] = []
     flips_broken: list[Flip] = []
     for i, doc in enumerate(common):
@@ -175,10 +136,8 @@ def compare(
         head=head_version,
         common_test_size=n,
         confidence=confidence,
-        macro_f1=metric("macro_f1", None, float(macro_b), float(macro_h), boot_macro, n),
-        accuracy=metric(
-            "accuracy", None, float(acc[0, 0]), float(acc[0, 1]), boot_acc[:, 1] - boot_acc[:, 0], n
-        ),
+        macro_f1=metric("macro_f1", None, macro_b, macro_h, n),
+        accuracy=metric("accuracy", None, acc[:, 0], acc[:, 1], n),
         per_label=per_label,
         fixed=flips_fixed,
         broken=flips_broken,

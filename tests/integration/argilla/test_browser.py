@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from loop.messages import Candidate, LabelEvent, decode
+from stack.argilla import LocalArgilla
 from tests.integration.argilla.test_loop import Loop
 from tests.integration.conftest import Env, WorkerProcess, read_topic
-from workers.argilla_local import LocalArgilla
 
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")

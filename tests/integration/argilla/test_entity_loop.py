@@ -28,14 +28,14 @@ import httpx
 import pytest
 from kafka import KafkaProducer
 
+from connectors.argilla.setup import ensure_webhook, owner_client, remove_webhook
 from loop.labels import LabelStore
 from loop.messages import Candidate, Document, EntityMention, LabelEvent, decode, encode
 from loop.registry import ModelRegistry
 from loop.training.split import in_evaluation_sample
+from stack.argilla import LocalArgilla
+from stack.local import free_port
 from tests.integration.conftest import ROOT, Env, WorkerProcess, read_topic
-from workers.argilla_local import LocalArgilla
-from workers.argilla_setup import ensure_webhook, owner_client, remove_webhook
-from workers.stack import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

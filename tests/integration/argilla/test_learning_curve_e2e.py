@@ -12,14 +12,14 @@ import httpx
 import pytest
 
 from bench import learning_curve_e2e, live
+from connectors.argilla.setup import owner_client
 from loop.classification.factories import load_version
+from loop.datasets import DEFAULT_DATASET, read_tweets
 from loop.labels import LabelStore
 from loop.messages import Document
 from loop.readers import read_documents
 from loop.registry import ModelRegistry
-from workers.argilla_local import LocalArgilla
-from workers.argilla_setup import owner_client
-from workers.demo import DEFAULT_DATASET, read_tweets
+from stack.argilla import LocalArgilla
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

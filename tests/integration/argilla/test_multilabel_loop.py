@@ -13,15 +13,15 @@ from typing import Any
 import httpx
 import pytest
 
+from connectors.argilla.setup import ensure_webhook, owner_client, remove_webhook
 from loop.labels import LabelStore
 from loop.messages import Document, LabelEvent, TaggedDocument, decode
 from loop.readers import Columns, read_documents
 from loop.registry import ModelRegistry
+from stack.argilla import LocalArgilla
+from stack.local import free_port
 from tests.conftest import DATASETS
 from tests.integration.conftest import Env, WorkerProcess, read_topic
-from workers.argilla_local import LocalArgilla
-from workers.argilla_setup import ensure_webhook, owner_client, remove_webhook
-from workers.stack import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

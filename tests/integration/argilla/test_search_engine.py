@@ -19,7 +19,7 @@ import argilla as rg
 import httpx
 import pytest
 
-from workers.argilla_local import LocalArgilla
+from stack.argilla import LocalArgilla
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

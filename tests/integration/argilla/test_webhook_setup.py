@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from workers.argilla_local import LocalArgilla
-from workers.argilla_setup import (
+from connectors.argilla.setup import (
     WEBHOOK_EVENTS,
     ensure_webhook,
     owner_client,
     prune_webhooks,
     remove_webhook,
 )
+from stack.argilla import LocalArgilla
 
 pytestmark = [pytest.mark.integration]
 

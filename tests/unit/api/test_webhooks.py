@@ -24,7 +24,7 @@ from api.webhooks import BadSignature, SeenDeliveries, sign, verify
 from loop.labels import LabelStore
 from loop.messages import LabelEvent
 from loop.settings import ApiSettings, ArgillaSettings, EntitySettings, Settings
-from workers.stack import ArgillaCredentials
+from stack.local import ArgillaCredentials
 
 SECRET = base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 URL = "/v1/argilla/webhooks"

@@ -8,9 +8,10 @@ from typing import Any, NamedTuple
 
 import pytest
 
+from connectors.argilla.datasets import record_for
 from loop.messages import Candidate, EntityMention, encode
 from loop.selection.budget import Pending
-from workers.labeler import Labeler, record_for
+from workers.labeler import Labeler
 
 
 class Record(NamedTuple):

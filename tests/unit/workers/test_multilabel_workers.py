@@ -8,16 +8,17 @@ from typing import Any
 
 import pytest
 
+from connectors.argilla.answers import label_event
+from connectors.argilla.datasets import record_for
+from connectors.argilla.oracle import Gold
 from loop.classification.serving import ServedModel
 from loop.errors import InputError
 from loop.messages import Candidate, Document
 from loop.selection.core import SelectionConfig
+from loop.selection.windows import CandidateRounds
 from loop.testing.classifier import KeywordClassifier
 from tests.unit.workers.test_oracle import FakeArgilla, oracle_for
-from workers.annotate import Gold
-from workers.argilla_labels import label_event
-from workers.labeler import record_for
-from workers.scorer import CandidateRounds, tag
+from workers.scorer import tag
 
 RECORD = {
     "id": "rec-1",
@@ -150,7 +151,7 @@ def test_a_candidate_of_the_other_kind_is_dead_lettered_with_the_fix() -> None:
 
 
 def test_gold_answers_take_the_shape_of_the_question() -> None:
-    from workers.annotate import fit_question
+    from connectors.argilla.oracle import fit_question
 
     assert fit_question("card", "multi_label") == ["card"]
     assert fit_question(["card"], "label") == "card"

@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 
+from connectors.argilla.oracle import Gold, Oracle
 from loop.ids import content_id
 from loop.messages import Document
-from workers.annotate import Gold, Oracle
 
 
 class FakeArgilla:

@@ -72,7 +72,7 @@ def test_the_api_and_the_command_serve_the_signal(tmp_path: Path) -> None:
 
     from typer.testing import CliRunner
 
-    from workers.cli import app
+    from cli.main import app
 
     env = {"ALLOOP_REGISTRY_DIR": str(tmp_path / "registry"), "ALLOOP_HOME": str(tmp_path)}
     printed = CliRunner().invoke(app, ["models", "stopping", "--last", "10"], env=env)

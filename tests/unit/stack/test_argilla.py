@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from workers import argilla_local
+from stack import argilla as argilla_local
 
 KEY, PASSWORD = "owner-key-0123456789abcdef", "pass-9876543210"
 

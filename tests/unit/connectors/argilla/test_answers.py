@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from connectors.argilla.answers import label_event, poll
 from loop.errors import InputError
-from workers.argilla_labels import label_event, poll
 
 
 def entity_record(**extra: Any) -> dict[str, Any]:

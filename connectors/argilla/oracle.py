@@ -25,9 +25,9 @@ from typing import Any
 
 import httpx
 
+from connectors.argilla.answers import LABEL_QUESTION, SPAN_QUESTION, TEXT_FIELD
 from loop.ids import content_id
 from loop.messages import Document
-from workers.argilla_labels import LABEL_QUESTION, SPAN_QUESTION, TEXT_FIELD
 
 logger = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ def bootstrap_servers(settings: Settings) -> str:
     """The broker address: configured, or the one the local stack recorded."""
     if settings.kafka.bootstrap_servers:
         return settings.kafka.bootstrap_servers
-    from workers.stack import StackState
+    from stack.local import StackState
 
     state = StackState.load(settings.state_dir)
     broker = state.services.get("broker")

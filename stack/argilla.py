@@ -27,15 +27,15 @@ from pathlib import Path
 
 import httpx
 
-from loop.settings import Settings
-from workers.argilla_setup import (
+from connectors.argilla.setup import (
     ensure_member,
     ensure_webhook,
     ensure_workspace,
     owner_client,
     prune_webhooks,
 )
-from workers.stack import (
+from loop.settings import Settings
+from stack.local import (
     ArgillaCredentials,
     Service,
     StackError,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from connectors.kafka import Output, fit_outputs
 from tests.unit.workers.test_scorer_handle import Record
-from workers.bus import Output, fit_outputs
 
 
 def raw(offset: int, key: str, size: int = 100) -> Record:

@@ -1,0 +1,1 @@
+"""The ``alloop`` command: one module per command group."""

@@ -1,0 +1,1 @@
+"""Thin clients for the services alloop talks to, each given explicit addresses: Kafka, Argilla."""

@@ -1,0 +1,1 @@
+"""Argilla: datasets and workspaces, answers read from webhooks and polls, the oracle annotator."""

@@ -1,0 +1,67 @@
+"""Argilla's queue of a dataset: how to reach the server, and the records nobody has completed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+from loop.settings import Settings
+
+PENDING_RECORDS = {
+    "and": [
+        {
+            "type": "terms",
+            "scope": {"entity": "record", "property": "status"},
+            "values": ["pending"],
+        }
+    ]
+}
+"""The search filter of the records that still wait for an answer."""
+
+PAGE = 500
+
+
+def connect(settings: Settings) -> tuple[str, str]:
+    """Argilla's URL and owner key: configured, or the local stack's."""
+    url = settings.argilla.url
+    key = settings.argilla.api_key.get_secret_value() if settings.argilla.api_key else ""
+    if not (url and key):
+        from stack.local import argilla_credentials
+
+        local_url, local_key = argilla_credentials(settings.state_dir)
+        url, key = url or local_url, key or local_key
+    return url, key
+
+
+def pending_records(http: httpx.Client, dataset_id: Any) -> Iterator[dict[str, Any]]:
+    """Every pending record of the dataset with its responses, page by page."""
+    offset = 0
+    while True:
+        page = http.post(
+            f"/api/v1/datasets/{dataset_id}/records/search",
+            params={"offset": offset, "limit": PAGE, "include": "responses"},
+            json={"filters": PENDING_RECORDS},
+        )
+        page.raise_for_status()
+        records = [item["record"] for item in page.json()["items"]]
+        yield from records
+        offset += len(records)
+        if len(records) < PAGE:
+            return
+
+
+def pending_total(http: httpx.Client, dataset_name: str) -> int:
+    """How many records of the dataset named ``dataset_name`` wait for an answer (0 when the
+    dataset does not exist yet)."""
+    datasets = http.get("/api/v1/me/datasets").raise_for_status().json()["items"]
+    found = next((d for d in datasets if d["name"] == dataset_name), None)
+    if found is None:
+        return 0
+    page = http.post(
+        f"/api/v1/datasets/{found['id']}/records/search",
+        params={"limit": 1},
+        json={"filters": PENDING_RECORDS},
+    ).raise_for_status()
+    return int(page.json()["total"])

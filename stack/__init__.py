@@ -1,0 +1,1 @@
+"""The local default infrastructure (broker, Redis, Argilla) and how other commands find it."""
