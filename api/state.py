@@ -12,6 +12,7 @@ from api.metrics import ApiMetrics
 from api.webhooks import SeenDeliveries
 from loop.entities.serving import EntityTagger
 from loop.errors import AlloopError
+from loop.labels import LabelStore
 from loop.registry import ModelRegistry
 from loop.serving import ModelWatcher
 from loop.settings import Settings
@@ -31,12 +32,30 @@ class AppState:
     sink: LabelSink | None = field(default=None)
     entities: EntityTagger | None = field(default=None)
     deliveries: SeenDeliveries = field(default_factory=SeenDeliveries)
+    labels: LabelStore | None = field(default=None)
 
     def labels_sink(self) -> LabelSink:
         """Where webhook label events go: the labels topic unless a test set another sink."""
         if self.sink is None:
             self.sink = KafkaLabelSink(self.settings)
         return self.sink
+
+    def label_store(self) -> LabelStore:
+        """The label store, read by ``/v1/queue`` (opened on first use, then kept open)."""
+        if self.labels is None:
+            argilla = self.settings.argilla
+            self.labels = LabelStore(
+                self.settings.labels_path, argilla.min_submitted, argilla.min_agreement
+            )
+        return self.labels
+
+    def close(self) -> None:
+        """Close what the app opened: the label sink and the label database."""
+        if isinstance(self.sink, KafkaLabelSink):
+            self.sink.close()
+        if self.labels is not None:
+            self.labels.close()
+        self.labels = None
 
     def refresh(self) -> bool:
         """Load the promoted version if it changed (blocking: call from a thread)."""

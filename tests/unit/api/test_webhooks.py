@@ -285,7 +285,7 @@ def test_a_delivery_signed_with_an_empty_key_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_replayed_delivery_is_refused_and_never_replaces_a_newer_answer(tmp_path: Path) -> None:
-    store = StoreSink(tmp_path / "labels.jsonl")
+    store = StoreSink(tmp_path / "labels" / "labels.db")
     first = response_payload(label="Bullish")
     edited = response_payload(label="Bearish")
     edited["data"]["updated_at"] = "2026-11-24T10:05:00"
