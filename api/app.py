@@ -19,7 +19,6 @@ import loop
 from api import errors
 from api.auth import KeyChecker
 from api.deps import require_key
-from api.labels_out import KafkaLabelSink
 from api.limits import BodyLimitMiddleware
 from api.metrics import ApiMetrics, MetricsMiddleware
 from api.routers import argilla, classify, entities, evaluations, health, metrics, models
@@ -93,8 +92,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         reloader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reloader
-        if isinstance(state.sink, KafkaLabelSink):
-            state.sink.close()
+        state.close()
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -9,10 +9,12 @@ from datetime import UTC, datetime
 from api.auth import KeyChecker
 from api.labels_out import KafkaLabelSink, LabelSink
 from api.metrics import ApiMetrics
-from api.webhooks import SeenDeliveries
+from api.webhooks import TOLERANCE_S
 from loop.classification.serving import ModelWatcher
 from loop.entities.serving import EntityTagger
 from loop.errors import AlloopError
+from loop.label_db import DeliveryLog
+from loop.labels import LabelStore
 from loop.registry import ModelRegistry
 from loop.settings import Settings
 
@@ -30,13 +32,38 @@ class AppState:
     keys: KeyChecker
     sink: LabelSink | None = field(default=None)
     entities: EntityTagger | None = field(default=None)
-    deliveries: SeenDeliveries = field(default_factory=SeenDeliveries)
+    deliveries: DeliveryLog | None = field(default=None)
+    labels: LabelStore | None = field(default=None)
 
     def labels_sink(self) -> LabelSink:
         """Where webhook label events go: the labels topic unless a test set another sink."""
         if self.sink is None:
             self.sink = KafkaLabelSink(self.settings)
         return self.sink
+
+    def delivery_log(self) -> DeliveryLog:
+        """The webhook deliveries processed, in the label database (opened on first use)."""
+        if self.deliveries is None:
+            self.deliveries = DeliveryLog(self.settings.labels_path, TOLERANCE_S)
+        return self.deliveries
+
+    def label_store(self) -> LabelStore:
+        """The label store, read by ``/v1/queue`` (opened on first use, then kept open)."""
+        if self.labels is None:
+            argilla = self.settings.argilla
+            self.labels = LabelStore(
+                self.settings.labels_path, argilla.min_submitted, argilla.min_agreement
+            )
+        return self.labels
+
+    def close(self) -> None:
+        """Close what the app opened: the label sink and the label database."""
+        if isinstance(self.sink, KafkaLabelSink):
+            self.sink.close()
+        for opened in (self.deliveries, self.labels):
+            if opened is not None:
+                opened.close()
+        self.deliveries = self.labels = None
 
     def refresh(self) -> bool:
         """Load the promoted version if it changed (blocking: call from a thread)."""

@@ -8,13 +8,13 @@ check are the maintained ``standardwebhooks`` package's (Argilla signs with the 
 this module adds what it leaves to the receiver: an empty or malformed secret is refused
 rather than used as a key, every failure is one readable reason, and a ``webhook-id`` that
 was already processed is refused while its timestamp is still inside the tolerance window
-(:class:`SeenDeliveries`), so a captured delivery cannot be replayed.
+(:class:`loop.label_db.DeliveryLog`, kept in the label database so that it holds across API
+restarts and processes), so a captured delivery cannot be replayed.
 """
 
 from __future__ import annotations
 
 import binascii
-import threading
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -98,36 +98,3 @@ def _explain(problem: str, stamp: str | None) -> str:
     if problem == "Invalid Signature Headers":
         return f"webhook-timestamp is not a Unix time: {stamp!r}"
     return "the webhook signature does not match: check the webhook secret"
-
-
-class SeenDeliveries:
-    """The ``webhook-id`` of every delivery processed in the last ``TOLERANCE_S`` seconds of
-    its signed timestamp: after that the timestamp check refuses a copy anyway.
-
-    :meth:`claim` before processing, :meth:`release` when processing failed (the sender may
-    retry with the same id). Kept in memory: a copy sent to another API process, or after a
-    restart, gets through the id check, but the label store keeps one answer per response
-    id and never lets an older answer replace a newer one.
-    """
-
-    def __init__(self, window_s: float = TOLERANCE_S) -> None:
-        self.window_s = window_s
-        self._until: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def claim(self, msg_id: str, stamp: float, now: float | None = None) -> bool:
-        """Whether ``msg_id`` is new (it is then held); False for a replay."""
-        current = time.time() if now is None else now
-        with self._lock:
-            self._until = {k: t for k, t in self._until.items() if t >= current}
-            if msg_id in self._until:
-                return False
-            self._until[msg_id] = max(stamp, current) + self.window_s + 1
-            return True
-
-    def release(self, msg_id: str) -> None:
-        with self._lock:
-            self._until.pop(msg_id, None)
-
-    def __len__(self) -> int:
-        return len(self._until)

@@ -162,7 +162,7 @@ def one_run(
     ensure_topics(stack.broker, [loop.topic("raw"), loop.topic("candidates")], 3)
     if gate:
         seed_labels(
-            gate, LabelStore(loop.home / "labels" / "labels.jsonl"), "classification", TEST_FILE
+            gate, LabelStore(loop.home / "labels" / "labels.db"), "classification", TEST_FILE
         )
     loop.start("api", ["api"])
     loop.start("scorer", ["worker", "scorer"])

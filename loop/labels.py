@@ -9,21 +9,32 @@ when enough people submitted one, with the share of annotators who agree. A mult
 annotators chose it, and the agreement is the mean, over the labels anybody chose, of the
 share of annotators on the winning side of that label.
 
-The store is an append-only JSON Lines file: a crash loses at most the line being written.
-Reading skips a torn line, and the next write starts on a fresh line after it, so the fragment
-never swallows a later answer.
+The store is a SQLite database (:mod:`loop.label_db`), one row per response id, shared by
+the processes that write and read it. A batch of answers is one transaction, stored whole or
+not at all, and fsynced before :meth:`LabelStore.add_new` returns; the rule that an older
+answer never replaces a newer one is applied inside that transaction, against what every
+process stored. Readers ask the database each time: a store opened long ago sees answers other
+processes stored since.
+
+The JSON Lines file of earlier versions (``labels.jsonl`` beside the database) is imported
+the first time the store opens (a torn last line is skipped, as it was when reading the file)
+and then renamed ``labels.jsonl.imported``. Importing again changes nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sqlite3
+import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from loop import label_db
 from loop.errors import MessageError
 from loop.messages import EntityMention, LabelEvent, decode
 
@@ -89,8 +100,35 @@ def _newer(old: LabelEvent, new: LabelEvent) -> bool:
     return new.labelled_at >= old.labelled_at
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _micros(when: datetime) -> int:
+    """A time as whole microseconds since the epoch: exact, and ordered like the times."""
+    return (when - _EPOCH) // _MICROSECOND
+
+
+def _time(micros: int) -> datetime:
+    return _EPOCH + micros * _MICROSECOND
+
+
+def _of_task(task: str | None) -> tuple[str, tuple[str, ...]]:
+    """The WHERE clause and its arguments for the answers of ``task`` (all when None)."""
+    return ("", ()) if task is None else (" WHERE task = ?", (task,))
+
+
+@dataclass(frozen=True)
+class Given:
+    """The answers of a task given after some time: how many, the oldest and newest time."""
+
+    count: int
+    oldest: datetime | None
+    newest: datetime | None
+
+
 class LabelStore:
-    """All answers for a project, in one JSON Lines file.
+    """All answers for a project, in one SQLite database at ``path`` (``labels.db``).
 
     ``min_submitted`` is how many submitted answers a document needs before it counts (Argilla's
     task distribution ``min_submitted``); ``min_agreement`` is the share of them that must
@@ -100,31 +138,77 @@ class LabelStore:
     def __init__(self, path: Path, min_submitted: int = 1, min_agreement: float = 0.5) -> None:
         if min_submitted < 1:
             raise ValueError("min_submitted must be at least 1")
+        if path.suffix == ".jsonl":
+            raise ValueError(
+                f"{path}: the label store is a SQLite database now; open "
+                f"{path.with_suffix('.db')}, which imports {path.name} the first time"
+            )
         self.path = path
         self.min_submitted = min_submitted
         self.min_agreement = min_agreement
-        self._answers: dict[str, LabelEvent] = {}
-        self._load()
+        self._lock = threading.Lock()
+        self._db = label_db.connect(path)
+        self._import(path.with_suffix(".jsonl"))
 
-    def _load(self) -> None:
-        if not self.path.exists():
+    def _import(self, legacy: Path) -> None:
+        """Bring the answers of a JSON Lines store of earlier versions in, once."""
+        if not legacy.exists():
             return
-        with self.path.open("rb") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    event = decode(line, LabelEvent)
-                except MessageError as exc:
-                    logger.warning("%s:%d: skipped: %s", self.path, number, exc)
-                    continue
-                self._keep(event)
+        changed: set[str] = set()
+        skipped = 0
+        with self._lock, label_db.transaction(self._db) as db:
+            if not legacy.exists():  # another process imported it meanwhile
+                return
+            with legacy.open("rb") as handle:
+                for number, line in enumerate(handle, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        event = decode(line, LabelEvent)
+                    except MessageError as exc:
+                        logger.warning("%s:%d: skipped: %s", legacy, number, exc)
+                        skipped += 1
+                        continue
+                    if self._keep(db, event):
+                        changed.add(event.response_id)
+        kept = legacy.with_name(legacy.name + ".imported")
+        with contextlib.suppress(FileNotFoundError):  # another process that imported it too
+            os.replace(legacy, kept)
+        logger.info(
+            "%s: imported %d answer(s) into %s (%d line(s) skipped); the file is kept as %s",
+            legacy,
+            len(changed),
+            self.path,
+            skipped,
+            kept.name,
+        )
 
-    def _keep(self, event: LabelEvent) -> bool:
-        held = self._answers.get(event.response_id)
+    def _held(self, db: sqlite3.Connection, response_id: str) -> LabelEvent | None:
+        row = db.execute(
+            "SELECT event FROM answers WHERE response_id = ?", (response_id,)
+        ).fetchone()
+        return None if row is None else LabelEvent.model_validate_json(row[0])
+
+    def _keep(self, db: sqlite3.Connection, event: LabelEvent) -> bool:
+        """Store ``event`` unless the store holds the same answer or a newer one (call inside
+        a write transaction, so that no other process writes between the read and the
+        write)."""
+        held = self._held(db, event.response_id)
         if held is not None and (held.same_answer(event) or not _newer(held, event)):
             return False
-        self._answers[event.response_id] = event
+        db.execute(
+            "INSERT INTO answers (response_id, task, document, labelled_at_us, event) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (response_id) DO UPDATE SET "
+            "task = excluded.task, document = excluded.document, "
+            "labelled_at_us = excluded.labelled_at_us, event = excluded.event",
+            (
+                event.response_id,
+                event.task,
+                event.id,
+                _micros(event.labelled_at),
+                event.model_dump_json(by_alias=True),
+            ),
+        )
         return True
 
     def add(self, events: Iterable[LabelEvent]) -> int:
@@ -132,49 +216,59 @@ class LabelStore:
         return len(self.add_new(events))
 
     def add_new(self, events: Iterable[LabelEvent]) -> list[LabelEvent]:
-        """Record answers; return those that changed the store (re-deliveries do not)."""
-        fresh = [event for event in events if self._keep(event)]
-        if not fresh:
-            return []
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        torn = self._ends_torn()
-        with self.path.open("ab") as handle:
-            if torn:  # a crash left a fragment: start on a line of our own, not after it
-                handle.write(b"\n")
-            for event in fresh:
-                handle.write(event.model_dump_json(by_alias=True).encode("utf-8") + b"\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        return fresh
-
-    def _ends_torn(self) -> bool:
-        """Whether the file ends in the middle of a line (a write cut short by a crash)."""
-        try:
-            with self.path.open("rb") as handle:
-                if handle.seek(0, os.SEEK_END) == 0:
-                    return False
-                handle.seek(-1, os.SEEK_END)
-                return handle.read(1) != b"\n"
-        except FileNotFoundError:
-            return False
+        """Record answers, all or (on an error) none of them, on disk when this returns;
+        return those that changed the store (re-deliveries do not)."""
+        with self._lock, label_db.transaction(self._db) as db:
+            return [event for event in events if self._keep(db, event)]
 
     def __len__(self) -> int:
-        return len(self._answers)
+        return self.count()
+
+    def count(self, task: str | None = None) -> int:
+        """How many answers are held (of ``task``, or of every task)."""
+        where, args = _of_task(task)
+        with self._lock:
+            return int(self._db.execute("SELECT count(*) FROM answers" + where, args).fetchone()[0])
 
     def get(self, response_id: str) -> LabelEvent | None:
         """The answer held for an Argilla response id, if any."""
-        return self._answers.get(response_id)
+        with self._lock:
+            return self._held(self._db, response_id)
 
-    def answers(self) -> Iterator[LabelEvent]:
-        """Every answer held, the latest per response id."""
-        return iter(self._answers.values())
+    def answers(self, task: str | None = None) -> Iterator[LabelEvent]:
+        """Every answer held (of ``task``, or of every task), the latest per response id, in
+        the order their response ids first arrived."""
+        where, args = _of_task(task)
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT event FROM answers" + where + " ORDER BY rowid", args
+            ).fetchall()
+        return (LabelEvent.model_validate_json(row[0]) for row in rows)
+
+    def given_after(self, task: str, after: datetime | None) -> Given:
+        """The answers of ``task`` given after ``after`` (every one when it is None)."""
+        since = -(2**63) if after is None else _micros(after)
+        with self._lock:
+            count, oldest, newest = self._db.execute(
+                "SELECT count(*), min(labelled_at_us), max(labelled_at_us) FROM answers "
+                "WHERE task = ? AND labelled_at_us > ?",
+                (task, since),
+            ).fetchone()
+        return Given(
+            int(count),
+            None if oldest is None else _time(oldest),
+            None if newest is None else _time(newest),
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
 
     def resolve(self, task: str | None = None) -> list[ResolvedLabel]:
         """One label per document (of ``task``, or of every task), in a stable order."""
         by_document: dict[tuple[str, str], list[LabelEvent]] = {}
-        for event in self._answers.values():
-            if task is None or event.task == task:
-                by_document.setdefault((event.task, event.id), []).append(event)
+        for event in self.answers(task):
+            by_document.setdefault((event.task, event.id), []).append(event)
         return [
             self._resolve(answers)
             for _, answers in sorted(by_document.items(), key=lambda item: item[0])

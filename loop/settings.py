@@ -281,8 +281,9 @@ class Settings(BaseSettings):
 
     @property
     def labels_path(self) -> Path:
-        """The label store: every answer people gave (JSON Lines)."""
-        return self.home / "labels" / "labels.jsonl"
+        """The label store: every answer people gave, and the webhook deliveries the API
+        processed (SQLite; a ``labels.jsonl`` beside it is imported the first time)."""
+        return self.home / "labels" / "labels.db"
 
     @property
     def registry_path(self) -> Path:

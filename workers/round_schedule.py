@@ -90,22 +90,15 @@ class Backlog:
         """What each task's registry covers, read once (at start)."""
         return cls(store, {task: covered_until(r) for task, r in registries.items()})
 
-    def _times(self, task: str) -> list[datetime]:
-        since = self.covered.get(task)
-        return [
-            a.labelled_at
-            for a in self.store.answers()
-            if a.task == task and (since is None or a.labelled_at > since)
-        ]
-
     def pending(self, task: str) -> tuple[int, datetime | None]:
         """How many answers wait, and when the oldest of them was given."""
-        times = self._times(task)
-        return len(times), min(times, default=None)
+        waiting = self.store.given_after(task, self.covered.get(task))
+        return waiting.count, waiting.oldest
 
     def newest(self, task: str) -> datetime | None:
         """When the newest answer of ``task`` was given; a round that starts now covers it."""
-        return max(self._times(task), default=self.covered.get(task))
+        since = self.covered.get(task)
+        return self.store.given_after(task, since).newest or since
 
     def cover(self, task: str, until: datetime | None) -> None:
         if until is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
@@ -68,7 +69,13 @@ async def receive(request: Request, state: State) -> WebhookAccepted:
     body = await request.body()
     delivery = verify(secret, request.headers, body)
     stamp = float(request.headers["webhook-timestamp"])
-    if not state.deliveries.claim(delivery, stamp):
+    try:
+        log = state.delivery_log()
+        claimed = await run_in_threadpool(log.claim, delivery, stamp)
+    except sqlite3.Error as exc:
+        logger.error("webhook %s: cannot read the processed deliveries: %s", delivery, exc)
+        raise LabelsUnavailable(f"the label database cannot be read: {exc}") from exc
+    if not claimed:
         logger.warning("webhook %s: refused, already processed (a replay?)", delivery)
         raise ReplayedDelivery(
             f"the delivery {delivery} was already processed; a new delivery has a new webhook-id"
@@ -76,8 +83,12 @@ async def receive(request: Request, state: State) -> WebhookAccepted:
     try:
         answer = await _record(state, delivery, body)
     except BaseException:
-        state.deliveries.release(delivery)  # not processed: the sender may try this id again
+        log.release(delivery)  # not processed: the sender may try this id again
         raise
+    try:
+        await run_in_threadpool(log.done, delivery, stamp)
+    except sqlite3.Error as exc:  # the answer is on its way; only a replay check is missed
+        logger.error("webhook %s: processed, but its id could not be stored: %s", delivery, exc)
     return answer
 
 

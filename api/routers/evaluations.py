@@ -25,7 +25,6 @@ from loop.errors import VersionNotFound
 from loop.evaluation.curves import OVERALL, PER_LABEL, Curve, curves, render
 from loop.evaluation.deltas import Delta, compare
 from loop.evaluation.stopping import Stopping, from_registry
-from loop.labels import LabelStore
 from loop.registry import ModelRegistry
 from loop.settings import Settings
 
@@ -214,9 +213,7 @@ def queue(
 ) -> QueueState:
     settings = state.settings
     registry = _registry(state.registry, settings, task)
-    store = LabelStore(
-        settings.labels_path, settings.argilla.min_submitted, settings.argilla.min_agreement
-    )
+    store = state.label_store()
     by_status: dict[str, int] = {}
     for item in store.resolve(task):
         by_status[item.status] = by_status.get(item.status, 0) + 1
@@ -231,7 +228,7 @@ def queue(
     return QueueState(
         task=task,
         pending_in_argilla=pending_in_argilla(settings, task),
-        answers=sum(1 for answer in store.answers() if answer.task == task),
+        answers=store.count(task),
         documents=by_status,
         labelled=by_status.get("labelled", 0),
         not_yet_trained=max(0, by_status.get("labelled", 0) - trained),

@@ -60,7 +60,7 @@ def test_a_redelivered_webhook_is_recorded_once(env: Env, tmp_path: Path) -> Non
     events = [decode(r.value, LabelEvent) for r in records]
     assert {e.response_id for e in events} == {payload["data"]["id"]}
 
-    store = LabelStore(tmp_path / "labels.jsonl")
+    store = LabelStore(tmp_path / "labels.db")
     assert store.add(events) == 1
     [resolved] = store.labelled()
     assert (resolved.id, resolved.label, resolved.origin) == ("doc-42", "Bullish", "uncertain")

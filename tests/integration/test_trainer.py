@@ -78,9 +78,9 @@ def test_labels_become_a_promoted_version_with_events(
     assert registry.promoted() == "v0001"
     card = registry.card("v0001")
     assert (card.counts["train"], card.counts["test"]) == (48, 12)
-    store = LabelStore(env.home / "labels" / "labels.jsonl")
+    store = LabelStore(env.home / "labels" / "labels.db")
     assert len(store) == 60
-    assert len((env.home / "labels" / "labels.jsonl").read_text().splitlines()) == 60
+    assert len({e.response_id for e in store.answers()}) == 60
 
     events = read_topic(env.broker, f"{env.prefix}.models", lambda r: len(r) >= 2)
     kinds = [(e.event, e.version) for e in (decode(r.value, ModelEvent) for r in events)]
@@ -101,12 +101,12 @@ def test_a_killed_trainer_loses_and_duplicates_no_label(
     first.stop(signal.SIGKILL)
     send(env, answers(200, 100))
     second = workers(["worker", "trainer"], "trainer-2", **extra).start()
-    path = env.home / "labels" / "labels.jsonl"
+    path = env.home / "labels" / "labels.db"
     second.wait_for("store holds 300", timeout=120)
     assert second.stop() == 0
     store = LabelStore(path)
     assert {e.response_id for e in store.answers()} == {f"resp-{i}" for i in range(300)}
-    assert len(path.read_text().splitlines()) == 300
+    assert len(store) == 300
 
 
 def test_labels_stored_before_a_restart_start_a_round_without_a_new_label(

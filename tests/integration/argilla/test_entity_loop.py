@@ -211,7 +211,7 @@ def test_an_unseen_pair_is_routed_labelled_learned_and_shows_in_the_delta(
     entity_loop: EntityLoop, workers: Callable[..., WorkerProcess]
 ) -> None:
     loop, env = entity_loop, entity_loop.env
-    store = LabelStore(env.home / "labels" / "labels.jsonl")
+    store = LabelStore(env.home / "labels" / "labels.db")
     store.add(label_events(seeds()))
     first = loop.train_round()
     # No test set yet (the seeds are all trained on): nothing to decide on, so v0001 is not

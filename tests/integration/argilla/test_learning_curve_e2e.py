@@ -69,7 +69,7 @@ def test_the_curve_runs_through_the_loop(
         assert [p["in_store"] for p in points] == [20, 40]  # each round saw every answer
         assert [p["version"] for p in points] == ["v0001", "v0002"]
         # The trainer's store holds the oracle's answers, each once, all from the pool.
-        store = LabelStore(Path(run["home"]) / "labels" / "labels.jsonl")
+        store = LabelStore(Path(run["home"]) / "labels" / "labels.db")
         answered = {a.id for a in store.answers() if a.origin != "test-file"}
         assert len(answered) == len(store) - 40 == 40
         assert answered <= pool - {d.id for d in gate}  # the evaluation file is never streamed

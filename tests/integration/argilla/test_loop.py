@@ -207,7 +207,7 @@ def test_answers_come_back_once_through_webhooks_and_the_poll(
     )
     events = [decode(r.value, LabelEvent) for r in records]
     assert {e.id for e in events} == {f"doc-{i}" for i in range(30)}
-    store = LabelStore(loop.tmp / "store.jsonl")
+    store = LabelStore(loop.tmp / "store.db")
     store.add(events)
     store.add(events)  # whatever was relayed twice changes nothing
     assert len(store) == 30

@@ -162,7 +162,7 @@ def test_label_sets_go_round_the_loop(
     ]
     assert len({e.response_id for e in events}) == 24
     assert all(e.labels == gold[e.id] and e.label is None for e in events)
-    store = LabelStore(env.home / "labels" / "labels.jsonl")
+    store = LabelStore(env.home / "labels" / "labels.db")
     assert {e.response_id for e in events} <= {a.response_id for a in store.answers()}
 
     # The trainer's round makes a multi-label v0002, scored label by label against v0001.

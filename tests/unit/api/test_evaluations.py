@@ -45,7 +45,7 @@ def trained(tmp_path: Path) -> tuple[ModelRegistry, TestClient]:
     registry = ModelRegistry(tmp_path / "registry")
     settings = settings_for(registry)
     for wrong in (True, False):
-        store = LabelStore(tmp_path / f"store-{wrong}.jsonl")
+        store = LabelStore(tmp_path / f"store-{wrong}.db")
         store.add(answers(120, wrong))
         run_round(
             store.labelled(), registry, KeywordFactory(), RoundConfig(gate=Gate(min_test_size=10))

@@ -20,7 +20,8 @@ from standardwebhooks.webhooks import Webhook
 
 from api.app import create_app
 from api.state import AppState
-from api.webhooks import BadSignature, SeenDeliveries, sign, verify
+from api.webhooks import BadSignature, sign, verify
+from loop.label_db import DeliveryLog
 from loop.labels import LabelStore
 from loop.messages import LabelEvent
 from loop.settings import ApiSettings, ArgillaSettings, EntitySettings, Settings
@@ -285,7 +286,7 @@ def test_a_delivery_signed_with_an_empty_key_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_replayed_delivery_is_refused_and_never_replaces_a_newer_answer(tmp_path: Path) -> None:
-    store = StoreSink(tmp_path / "labels.jsonl")
+    store = StoreSink(tmp_path / "labels" / "labels.db")
     first = response_payload(label="Bullish")
     edited = response_payload(label="Bearish")
     edited["data"]["updated_at"] = "2026-11-24T10:05:00"
@@ -297,10 +298,25 @@ def test_a_replayed_delivery_is_refused_and_never_replaces_a_newer_answer(tmp_pa
     assert replay.status_code == 409, replay.text
     assert replay.json()["error"] == "replayed_delivery"
     assert [e.label for e in store.events] == ["Bullish", "Bearish"]
-    with make_client(tmp_path, store) as restarted:  # the ids it saw are gone with the process
-        assert restarted.post(URL, content=captured[0], headers=captured[1]).status_code == 200
+    with make_client(tmp_path, store) as restarted:  # the ids it saw are in the label store
+        again = restarted.post(URL, content=captured[0], headers=captured[1])
+    assert again.status_code == 409, "a replay after a restart got through"
+    assert [e.label for e in store.events] == ["Bullish", "Bearish"]
     (held,) = store.store.answers()
     assert held.label == "Bearish", "an old delivery replaced the newer answer"
+
+
+def test_a_delivery_processed_by_one_api_is_refused_by_another_on_the_same_store(
+    tmp_path: Path,
+) -> None:
+    sink = Sink()
+    body, headers = signed(response_payload(), msg_id="msg_shared")
+    with make_client(tmp_path, sink) as first, make_client(tmp_path, sink) as second:
+        assert first.post(URL, content=body, headers=headers).status_code == 200
+        replay = second.post(URL, content=body, headers=headers)
+        assert replay.status_code == 409, replay.text
+        assert first.post(URL, content=body, headers=headers).status_code == 409
+    assert len(sink.events) == 1
 
 
 def test_a_delivery_that_could_not_be_written_may_come_again_with_its_id(tmp_path: Path) -> None:
@@ -313,11 +329,19 @@ def test_a_delivery_that_could_not_be_written_may_come_again_with_its_id(tmp_pat
     assert len(sink.events) == 1
 
 
-def test_seen_deliveries_are_forgotten_once_their_timestamp_is_too_old() -> None:
-    seen = SeenDeliveries(window_s=300)
+def test_seen_deliveries_are_forgotten_once_their_timestamp_is_too_old(tmp_path: Path) -> None:
+    seen = DeliveryLog(tmp_path / "labels.db", window_s=300)
     assert seen.claim("m1", stamp=1000, now=1000)
+    assert not seen.claim("m1", stamp=1000, now=1001)  # being processed
+    seen.done("m1", stamp=1000, now=1001)
     assert not seen.claim("m1", stamp=1000, now=1299)
-    assert seen.claim("m2", stamp=1400, now=1400) and len(seen) == 1  # m1 expired
+    assert not DeliveryLog(seen.path, window_s=300).claim("m1", stamp=1000, now=1299)
+    assert seen.claim("m2", stamp=1400, now=1400)
+    seen.done("m2", stamp=1400, now=1400)
+    assert len(seen) == 1  # m1 expired
+    assert seen.claim("m3", stamp=1400, now=1400)
+    seen.release("m3")  # its processing failed: the sender may try again
+    assert seen.claim("m3", stamp=1400, now=1401)
 
 
 def test_a_discarded_entity_answer_without_spans_is_recorded(tmp_path: Path) -> None:

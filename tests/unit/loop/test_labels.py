@@ -36,15 +36,15 @@ def answer(
 
 
 def test_a_redelivered_answer_is_a_no_op(tmp_path: Path) -> None:
-    store = LabelStore(tmp_path / "labels.jsonl")
+    store = LabelStore(tmp_path / "labels.db")
     assert store.add([answer("d1", "up", "r1")]) == 1
     assert store.add([answer("d1", "up", "r1")]) == 0
     assert len(store) == 1
-    assert len((tmp_path / "labels.jsonl").read_text().splitlines()) == 1
+    assert len(LabelStore(tmp_path / "labels.db")) == 1
 
 
 def test_an_edited_response_replaces_the_old_answer(tmp_path: Path) -> None:
-    store = LabelStore(tmp_path / "labels.jsonl")
+    store = LabelStore(tmp_path / "labels.db")
     store.add([answer("d1", "up", "r1")])
     store.add([answer("d1", "down", "r1", minutes=5)])
     store.add([answer("d1", "up", "r1", minutes=1)])  # an older copy arriving late
@@ -52,12 +52,21 @@ def test_an_edited_response_replaces_the_old_answer(tmp_path: Path) -> None:
     assert resolved.label == "down"
 
 
+def legacy_file(path: Path, *events: LabelEvent, torn: str = "") -> Path:
+    """A JSON Lines label store as alloop wrote it before the SQLite one, maybe torn."""
+    lines = b"".join(e.model_dump_json(by_alias=True).encode() + b"\n" for e in events)
+    path.write_bytes(lines + torn.encode())
+    return path
+
+
 def test_the_store_survives_a_restart_and_a_torn_last_line(tmp_path: Path) -> None:
-    path = tmp_path / "labels.jsonl"
-    store = LabelStore(path)
-    store.add([answer("d1", "up", "r1"), answer("d2", "down", "r2")])
-    with path.open("a") as handle:
-        handle.write('{"schema": "label", "id": "d3", "te')  # crash mid-write
+    path = tmp_path / "labels.db"
+    legacy_file(
+        tmp_path / "labels.jsonl",
+        answer("d1", "up", "r1"),
+        answer("d2", "down", "r2"),
+        torn='{"schema": "label", "id": "d3", "te',  # crash mid-write
+    )
     again = LabelStore(path)
     assert [(r.id, r.label) for r in again.labelled()] == [("d1", "up"), ("d2", "down")]
     assert again.add([answer("d1", "up", "r1")]) == 0
@@ -66,10 +75,12 @@ def test_the_store_survives_a_restart_and_a_torn_last_line(tmp_path: Path) -> No
 def test_an_answer_added_after_a_torn_last_line_survives_the_next_restart(
     tmp_path: Path,
 ) -> None:
-    path = tmp_path / "labels.jsonl"
-    LabelStore(path).add([answer("d1", "up", "r1")])
-    with path.open("a") as handle:
-        handle.write('{"schema": "label", "id": "d2", "te')  # crash mid-write, no newline
+    path = tmp_path / "labels.db"
+    legacy_file(
+        tmp_path / "labels.jsonl",
+        answer("d1", "up", "r1"),
+        torn='{"schema": "label", "id": "d2", "te',  # crash mid-write, no newline
+    )
     store = LabelStore(path)
     assert store.add([answer("d3", "down", "r3")]) == 1
     again = LabelStore(path)
@@ -79,7 +90,7 @@ def test_an_answer_added_after_a_torn_last_line_survives_the_next_restart(
 
 
 def test_a_discarded_record_is_kept_as_discarded(tmp_path: Path) -> None:
-    store = LabelStore(tmp_path / "labels.jsonl")
+    store = LabelStore(tmp_path / "labels.db")
     store.add([answer("d1", None, "r1", status="discarded")])
     [resolved] = store.resolve()
     assert resolved.status == "discarded"
@@ -88,7 +99,7 @@ def test_a_discarded_record_is_kept_as_discarded(tmp_path: Path) -> None:
 
 
 def test_several_annotators_agree_by_majority_with_a_score(tmp_path: Path) -> None:
-    store = LabelStore(tmp_path / "labels.jsonl", min_submitted=3)
+    store = LabelStore(tmp_path / "labels.db", min_submitted=3)
     store.add([answer("d1", "up", "r1", annotator="a"), answer("d1", "up", "r2", annotator="b")])
     [waiting] = store.resolve()
     assert waiting.status == "waiting"  # two of the three answers needed
@@ -100,7 +111,7 @@ def test_several_annotators_agree_by_majority_with_a_score(tmp_path: Path) -> No
 
 
 def test_a_tie_is_disputed_and_not_trained_on(tmp_path: Path) -> None:
-    store = LabelStore(tmp_path / "labels.jsonl", min_submitted=2)
+    store = LabelStore(tmp_path / "labels.db", min_submitted=2)
     store.add([answer("d1", "up", "r1", annotator="a"), answer("d1", "down", "r2", annotator="b")])
     [resolved] = store.resolve()
     assert resolved.status == "disputed"
@@ -109,7 +120,7 @@ def test_a_tie_is_disputed_and_not_trained_on(tmp_path: Path) -> None:
 
 
 def test_resolve_filters_by_task_and_keeps_the_origin(tmp_path: Path) -> None:
-    store = LabelStore(tmp_path / "labels.jsonl")
+    store = LabelStore(tmp_path / "labels.db")
     ner = answer("d2", "x", "r2").model_copy(update={"task": "entities"})
     store.add([answer("d1", "up", "r1", origin="random"), ner])
     [only] = store.resolve("classification")
@@ -117,7 +128,7 @@ def test_resolve_filters_by_task_and_keeps_the_origin(tmp_path: Path) -> None:
 
 
 def test_the_same_answer_seen_by_webhook_and_by_poll_is_kept_once(tmp_path: Path) -> None:
-    store = LabelStore(tmp_path / "labels.jsonl")
+    store = LabelStore(tmp_path / "labels.db")
     by_webhook = answer("d1", "up", "r1", annotator="maria")
     naive = by_webhook.labelled_at.replace(tzinfo=None)  # Argilla's times come without a zone
     by_poll = by_webhook.model_copy(update={"annotator": "user-uuid"})
@@ -139,7 +150,7 @@ def spans_answer(doc: str, response: str, *spans: tuple[int, int, str]) -> Label
 
 
 def test_entity_answers_agree_on_the_whole_set_of_spans(tmp_path: Path) -> None:
-    store = LabelStore(tmp_path / "labels.jsonl", min_submitted=2)
+    store = LabelStore(tmp_path / "labels.db", min_submitted=2)
     store.add(
         [
             spans_answer("d1", "r1", (0, 6, "FOREX"), (11, 17, "FOREX")),

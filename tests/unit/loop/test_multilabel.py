@@ -39,16 +39,16 @@ def answer(doc: str, labels: list[str], response: str, minutes: int = 0) -> Labe
 
 
 def test_a_label_set_is_stored_sorted_and_a_redelivery_is_a_no_op(tmp_path: Path) -> None:
-    store = LabelStore(tmp_path / "labels.jsonl")
+    store = LabelStore(tmp_path / "labels.db")
     assert store.add([answer("d1", ["pin", "card", "pin"], "r1")]) == 1
     assert store.add([answer("d1", ["card", "pin"], "r1")]) == 0
-    [resolved] = LabelStore(tmp_path / "labels.jsonl").labelled()
+    [resolved] = LabelStore(tmp_path / "labels.db").labelled()
     assert (resolved.labels, resolved.label, resolved.agreement) == (("card", "pin"), None, 1.0)
     assert resolved.target == ("card", "pin")
 
 
 def test_several_annotators_agree_label_by_label(tmp_path: Path) -> None:
-    store = LabelStore(tmp_path / "labels.jsonl", min_submitted=3)
+    store = LabelStore(tmp_path / "labels.db", min_submitted=3)
     store.add(
         [
             answer("d1", ["card", "pin"], "r1"),
@@ -64,7 +64,7 @@ def test_several_annotators_agree_label_by_label(tmp_path: Path) -> None:
 
 
 def test_a_tie_on_one_label_is_disputed_and_not_trained_on(tmp_path: Path) -> None:
-    store = LabelStore(tmp_path / "labels.jsonl", min_submitted=2)
+    store = LabelStore(tmp_path / "labels.db", min_submitted=2)
     store.add([answer("d1", ["card", "pin"], "r1"), answer("d1", ["card"], "r2")])
     [resolved] = store.resolve()
     assert (resolved.status, resolved.labels, resolved.agreement) == ("disputed", None, 0.75)
@@ -72,7 +72,7 @@ def test_a_tie_on_one_label_is_disputed_and_not_trained_on(tmp_path: Path) -> No
 
 
 def test_seed_documents_with_label_sets_join_the_store_once(tmp_path: Path) -> None:
-    store = LabelStore(tmp_path / "labels.jsonl")
+    store = LabelStore(tmp_path / "labels.db")
     docs = [Document(id="s1", text="new pin please", labels=["pin", "new"])]
     assert seed_labels(docs, store, "classification") == 1
     assert seed_labels(docs, store, "classification") == 0

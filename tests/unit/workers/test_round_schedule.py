@@ -70,7 +70,7 @@ def restarted(
     tmp_path: Path, clocks: Clocks, trainer: Trainer, min_new: int = 20, max_wait_s: float = 300
 ) -> RoundSchedule:
     """A trainer that starts on the store and registry that ``tmp_path`` holds."""
-    store = LabelStore(tmp_path / "labels.jsonl")
+    store = LabelStore(tmp_path / "labels.db")
     registries = {TASK: ModelRegistry(tmp_path / "registry")}
     return RoundSchedule(
         {TASK: RetrainPolicy(min_new, max_wait_s)},
@@ -87,7 +87,7 @@ def test_answers_stored_before_a_restart_start_a_round_once_they_waited(tmp_path
     registry = ModelRegistry(tmp_path / "registry")
     version(registry, START - timedelta(hours=2))
     # five answers below the threshold of twenty, stored ten minutes before the restart
-    answers(LabelStore(tmp_path / "labels.jsonl"), 5, START - timedelta(minutes=10))
+    answers(LabelStore(tmp_path / "labels.db"), 5, START - timedelta(minutes=10))
 
     schedule = restarted(tmp_path, clocks, trainer)
     schedule.tick(Counter())
@@ -100,7 +100,7 @@ def test_answers_stored_before_a_restart_start_a_round_once_they_waited(tmp_path
 
 def test_enough_stored_answers_start_a_round_at_once(tmp_path: Path) -> None:
     clocks, trainer = Clocks(), Trainer(Clocks())
-    answers(LabelStore(tmp_path / "labels.jsonl"), 20, START - timedelta(seconds=5))
+    answers(LabelStore(tmp_path / "labels.db"), 20, START - timedelta(seconds=5))
 
     restarted(tmp_path, clocks, trainer).tick(Counter())
 
@@ -110,7 +110,7 @@ def test_enough_stored_answers_start_a_round_at_once(tmp_path: Path) -> None:
 def test_young_stored_answers_wait_out_the_rest_of_their_time(tmp_path: Path) -> None:
     clocks = Clocks()
     trainer = Trainer(clocks)
-    answers(LabelStore(tmp_path / "labels.jsonl"), 5, START - timedelta(seconds=100))
+    answers(LabelStore(tmp_path / "labels.db"), 5, START - timedelta(seconds=100))
     schedule = restarted(tmp_path, clocks, trainer)
 
     schedule.tick(Counter())
@@ -125,7 +125,7 @@ def test_young_stored_answers_wait_out_the_rest_of_their_time(tmp_path: Path) ->
 
 def test_answers_the_latest_version_was_trained_on_start_no_round(tmp_path: Path) -> None:
     clocks, trainer = Clocks(), Trainer(Clocks())
-    store = LabelStore(tmp_path / "labels.jsonl")
+    store = LabelStore(tmp_path / "labels.db")
     answered = START - timedelta(hours=1)
     answers(store, 30, answered)
     # the round that made it ended later than the answers: its card says what it trained on
@@ -141,7 +141,7 @@ def test_answers_the_latest_version_was_trained_on_start_no_round(tmp_path: Path
 
 def test_a_seed_models_labels_start_no_round(tmp_path: Path) -> None:
     clocks, trainer = Clocks(), Trainer(Clocks())
-    answers(LabelStore(tmp_path / "labels.jsonl"), 48, START - timedelta(hours=1))  # seeded
+    answers(LabelStore(tmp_path / "labels.db"), 48, START - timedelta(hours=1))  # seeded
     version(ModelRegistry(tmp_path / "registry"), None)  # then trained on: no newest_label_at
 
     restarted(tmp_path, clocks, trainer).tick(Counter())
@@ -152,7 +152,7 @@ def test_a_seed_models_labels_start_no_round(tmp_path: Path) -> None:
 def test_a_failed_round_is_retried_after_the_wait_without_a_new_label(tmp_path: Path) -> None:
     clocks = Clocks()
     trainer = Trainer(clocks, outcomes=[False, True])
-    answers(LabelStore(tmp_path / "labels.jsonl"), 25, START - timedelta(seconds=5))
+    answers(LabelStore(tmp_path / "labels.db"), 25, START - timedelta(seconds=5))
     schedule = restarted(tmp_path, clocks, trainer)
 
     schedule.tick(Counter())
@@ -172,7 +172,7 @@ def test_a_failed_round_is_retried_after_the_wait_without_a_new_label(tmp_path: 
 def test_new_answers_after_a_round_count_from_zero(tmp_path: Path) -> None:
     clocks = Clocks()
     trainer = Trainer(clocks)
-    store = LabelStore(tmp_path / "labels.jsonl")
+    store = LabelStore(tmp_path / "labels.db")
     answers(store, 20, START - timedelta(seconds=5))
     schedule = restarted(tmp_path, clocks, trainer)
     schedule.tick(Counter())
@@ -187,7 +187,7 @@ def test_new_answers_after_a_round_count_from_zero(tmp_path: Path) -> None:
 
 def test_each_task_has_its_own_registry_and_backlog(tmp_path: Path) -> None:
     clocks, trainer = Clocks(), Trainer(Clocks())
-    store = LabelStore(tmp_path / "labels.jsonl")
+    store = LabelStore(tmp_path / "labels.db")
     answered = START - timedelta(hours=1)
     answers(store, 30, answered)
     answers(store, 3, answered, task="entities")

@@ -26,7 +26,7 @@ def docs() -> list[Document]:
 
 
 def test_seed_labels_join_the_store_once_and_count_as_seed(tmp_path: Path) -> None:
-    store = LabelStore(tmp_path / "labels.jsonl")
+    store = LabelStore(tmp_path / "labels.db")
     unlabelled = Document(id="u1", text="no label here")
     assert seed_labels([*docs(), unlabelled], store, "classification") == 40
     assert seed_labels(docs(), store, "classification") == 0, "seeding twice adds nothing"
@@ -35,7 +35,7 @@ def test_seed_labels_join_the_store_once_and_count_as_seed(tmp_path: Path) -> No
 
 
 def test_an_evaluation_file_joins_the_store_as_the_frozen_test_set(tmp_path: Path) -> None:
-    store = LabelStore(tmp_path / "labels.jsonl")
+    store = LabelStore(tmp_path / "labels.db")
     seed_labels(docs()[:30], store, "classification")
     assert seed_labels(docs()[30:], store, "classification", origin=TEST_FILE) == 10
     train, test = split(LabelStore(store.path).labelled("classification"))
