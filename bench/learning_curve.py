@@ -2,7 +2,7 @@
 
 For each seed and each of the two strategies (the one under test and the baseline), start with
 no labels, and repeat: select ``step`` documents from the unlabelled training pool with
-:func:`loop.selection.core.select`, "label" them with their gold labels, train, and score macro-F1 on
+:func:`loop.classification.selection.select`, "label" them with their gold labels, train, and score macro-F1 on
 the test set; until ``budget`` labels. Training is the head-only round of the trainer
 (:func:`loop.classification.setfit.fit_head`: SetFit's logistic-regression head on the frozen
 all-MiniLM-L6-v2 body), and the pool and test set are embedded once, so a curve takes seconds
@@ -32,9 +32,10 @@ import numpy.typing as npt
 
 from loop.classification.base import Target, applying, count_labels, multi_hot
 from loop.classification.evaluation import Prediction, evaluate
+from loop.classification.selection import select
 from loop.messages import Document
 from loop.readers import Columns, Rejected, read_documents
-from loop.selection.core import Scored, SelectionConfig, select
+from loop.selection.base import Scored, SelectionConfig
 
 WINDOW = 3000
 """Unlabelled documents ranked per step (a random subsample of the pool, as the scorer's

@@ -60,7 +60,9 @@ class ScorerSettings(BaseModel):
     max_wait_ms: int = Field(default=500, ge=1)
     reload_check_s: float = Field(default=2.0, gt=0)
     candidates: bool = True
-    strategy: str = Field(default="breaking-ties", description="Selection: see loop.selection.core")
+    strategy: str = Field(
+        default="breaking-ties", description="Selection: see loop.classification.selection"
+    )
     window_size: int = Field(default=2000, ge=1)
     round_size: int = Field(default=500, ge=1)
     candidates_per_round: int = Field(default=20, ge=1)

@@ -39,7 +39,7 @@ from loop.entities.serving import EntityTagger, ExtractorWatcher, load_patterns
 from loop.errors import AlloopError
 from loop.messages import Candidate, Document, TaggedDocument
 from loop.registry import ModelRegistry
-from loop.selection.core import SelectionConfig
+from loop.selection.base import SelectionConfig
 from loop.selection.windows import (
     CandidateRounds,
     EntityRounds,

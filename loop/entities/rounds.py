@@ -31,11 +31,11 @@ from loop.entities.factories import load_extractor
 from loop.entities.merge import MergeRule, merge
 from loop.entities.serving import mention
 from loop.evaluation.base import MetricDelta, primary_delta
-from loop.evaluation.scoreboard import Scores, TestSet, rescore, scored
+from loop.evaluation.scoreboard import Scores, TestSet, rescore
 from loop.labels import ResolvedLabel
 from loop.registry import ModelRegistry
 from loop.training.gate import Gate
-from loop.training.rounds import RoundResult, decide, newest_label_at, rounds_so_far, settle
+from loop.training.rounds import RoundResult, decide, rounds_so_far, settle, train_counts
 from loop.training.split import split
 
 logger = logging.getLogger(__name__)
@@ -187,39 +187,34 @@ def run_entity_round(
     verdict = decide(result, gate, serving, delta, registry, test)
     result.reasons = verdict.reasons
 
-    newest = newest_label_at(labelled)
     card = registry.publish(
         extractor.save,
         labels=types,
         task=TASK,
         kind=factory.name,
         training_args=extractor_config.to_dict(),
-        counts={
-            "train": len(train),
-            "test": test.size,
-            "round": result.round,
-            "per_type": dict(sorted(per_type.items())),
-            "train_origins": dict(sorted(Counter(i.origin or "unknown" for i in train).items())),
-            "newest_label_at": newest,
-            "forms": forms(items),
-            "train_forms": train_forms,
-        },
+        counts=train_counts(
+            train,
+            test,
+            result,
+            labelled,
+            per_type=dict(sorted(per_type.items())),
+            forms=forms(items),
+            train_forms=train_forms,
+        ),
         parent=result.promoted_before,
         notes=f"{factory.name} trained on {len(train)} document(s)",
     )
     result.head_only = False
-    head = head.model_copy(update={"version": card.version, "train_size": len(train)})
-    settle(registry, result, card.version, scored({}, (head, head_rows), test), verdict)
-    logger.info(
-        "entity round %d: %s trained on %d, macro-F1 %.3f on %d test docs %s (serving %s: %s); %s",
-        result.round,
+    settle(
+        registry,
+        result,
         card.version,
-        len(train),
-        head.macro_f1,
-        test.size,
-        test.origins,
-        serving,
-        result.base_macro_f1,
-        "promoted" if result.promoted else "not promoted: " + "; ".join(verdict.reasons),
+        (head, head_rows),
+        test,
+        verdict,
+        train_size=len(train),
+        serving=serving,
+        what="entity round",
     )
     return result

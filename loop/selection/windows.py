@@ -13,13 +13,14 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
+from loop.classification.selection import select
 from loop.classification.serving import NewestWatcher
 from loop.entities.selection import EntityScored, EntitySelectionConfig, select_entities
 from loop.entities.serving import EntityTagger, mention
 from loop.errors import AlloopError
 from loop.messages import Candidate, TaggedDocument
 from loop.registry import ModelRegistry
-from loop.selection.core import Scored, SelectionConfig, select
+from loop.selection.base import Scored, SelectionConfig
 from loop.training.rounds import body_of
 from loop.training.split import EVALUATION, in_evaluation_sample
 
@@ -94,7 +95,7 @@ class NewestModel:
 
 class CandidateRounds:
     """A bounded window of tagged documents and, every ``round_size`` of them, a selection
-    round (:func:`loop.selection.core.select`) whose picks become candidates for people."""
+    round (:func:`loop.classification.selection.select`) whose picks become candidates for people."""
 
     def __init__(
         self,

@@ -156,15 +156,65 @@ def body_of(registry: ModelRegistry, version: str | None, kind: str) -> str | No
     return str(body) if body else None
 
 
+def train_counts(
+    train: Sequence[ResolvedLabel],
+    test: TestSet,
+    result: RoundResult,
+    labelled: Sequence[ResolvedLabel],
+    **task: Any,
+) -> dict[str, Any]:
+    """The counts every round's card holds (``task``: the task's own, e.g. per label)."""
+    origins = Counter(item.origin or "unknown" for item in train)
+    return {
+        "train": len(train),
+        "test": test.size,
+        "round": result.round,
+        **task,
+        "train_origins": dict(sorted(origins.items())),
+        "newest_label_at": newest_label_at(labelled),
+    }
+
+
 def settle(
+    registry: ModelRegistry,
+    result: RoundResult,
+    version: str,
+    head: Scores,
+    test: TestSet,
+    verdict: Verdict,
+    *,
+    train_size: int,
+    serving: str | None,
+    what: str = "round",
+) -> None:
+    """The end of every round, whatever the task: record the new version's evaluation on the
+    current test set and what the gate decided, promote it if it passed, and log the outcome
+    (``what`` names the round in the log, ``serving`` what it was judged against)."""
+    evaluation, rows = head
+    evaluation = evaluation.model_copy(update={"version": version, "train_size": train_size})
+    _settle(registry, result, version, scored({}, (evaluation, rows), test), verdict)
+    logger.info(
+        "%s %d: %s trained on %d, macro-F1 %.3f on %d test docs %s (serving %s: %s); %s",
+        what,
+        result.round,
+        version,
+        train_size,
+        result.macro_f1,
+        test.size,
+        test.origins,
+        serving,
+        result.base_macro_f1,
+        "promoted" if result.promoted else "not promoted: " + "; ".join(verdict.reasons),
+    )
+
+
+def _settle(
     registry: ModelRegistry,
     result: RoundResult,
     version: str,
     metrics: dict[str, Any],
     verdict: Verdict,
 ) -> None:
-    """The end of every round, whatever the task: record the new version's evaluation on the
-    current test set and what the gate decided, then promote it if it passed."""
     result.version = version
     registry.attach_metrics(
         version,
@@ -301,20 +351,12 @@ def run_round(
     verdict = decide(result, gate, result.promoted_before, delta, registry, test)
     result.reasons = verdict.reasons
 
-    newest = newest_label_at(labelled)
     card = registry.publish(
         classifier.save,
         labels=classifier.labels,
         kind=factory.name,
         training_args={**replace(classifier_config, body=None).to_dict(), "body_version": body},
-        counts={
-            "train": len(train),
-            "test": test.size,
-            "round": result.round,
-            "per_label": dict(sorted(classes.items())),
-            "train_origins": dict(sorted(Counter(i.origin or "unknown" for i in train).items())),
-            "newest_label_at": newest,
-        },
+        counts=train_counts(train, test, result, labelled, per_label=dict(sorted(classes.items()))),
         parent=result.promoted_before,
         notes=(
             f"head refit on the frozen body of {body or 'the packaged encoder'}"
@@ -322,18 +364,14 @@ def run_round(
             else "full fine-tune"
         ),
     )
-    head = head.model_copy(update={"version": card.version, "train_size": len(train)})
-    settle(registry, result, card.version, scored({}, (head, head_rows), test), verdict)
-    logger.info(
-        "round %d: %s trained on %d, macro-F1 %.3f on %d test docs %s (serving %s: %s); %s",
-        result.round,
+    settle(
+        registry,
+        result,
         card.version,
-        len(train),
-        head.macro_f1,
-        test.size,
-        test.origins,
-        result.promoted_before,
-        result.base_macro_f1,
-        "promoted" if result.promoted else "not promoted: " + "; ".join(verdict.reasons),
+        (head, head_rows),
+        test,
+        verdict,
+        train_size=len(train),
+        serving=result.promoted_before,
     )
     return result

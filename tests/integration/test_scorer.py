@@ -14,9 +14,9 @@ from loop.classification.base import ClassifierConfig
 from loop.messages import Document, TaggedDocument, decode, encode
 from loop.registry import ModelRegistry
 from loop.testing.classifier import KeywordFactory
+from loop.testing.records import Record
 from tests.conftest import tweets
 from tests.integration.conftest import Env, read_topic
-from tests.unit.workers.test_scorer_handle import Record
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -12,12 +12,14 @@ import pytest
 
 from loop.classification.base import ClassifierConfig, applying
 from loop.classification.evaluation import Prediction, evaluate
+from loop.classification.selection import select
 from loop.evaluation.deltas import compare
 from loop.labels import LabelStore, ResolvedLabel
 from loop.messages import Document, LabelEvent
 from loop.readers import Columns, Rejected, read_documents
 from loop.registry import ModelRegistry
-from loop.selection.core import Scored, SelectionConfig, label_uncertainty, select
+from loop.selection.base import Scored, SelectionConfig
+from loop.selection.uncertainty import label_uncertainty
 from loop.testing.classifier import KeywordFactory
 from loop.training.gate import Gate
 from loop.training.rounds import RoundConfig, run_round

@@ -3,46 +3,15 @@ path is tested in tests/integration/argilla)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
 from connectors.argilla.datasets import record_for
 from loop.messages import Candidate, EntityMention, encode
-from loop.selection.budget import Pending
+from loop.testing.records import MemoryQueue, Record
 from workers.labeler import Labeler
-
-
-class Record(NamedTuple):
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
-
-
-@dataclass
-class FakeQueue:
-    """Stands in for ArgillaQueue: records by document id, with their metadata score."""
-
-    stored: dict[str, Any] = field(default_factory=dict)
-    started: set[str] = field(default_factory=set)
-
-    def pending(self, task: str) -> list[tuple[Pending, Any]]:
-        return [
-            (Pending(rid, float(r.metadata["score"]), rid in self.started), f"server-{rid}")
-            for rid, r in self.stored.items()
-        ]
-
-    def remove(self, task: str, server_ids: list[Any]) -> None:
-        for server_id in server_ids:
-            del self.stored[server_id.removeprefix("server-")]
-
-    def write(self, task: str, records: list[Any]) -> None:
-        for record in records:
-            self.stored[str(record.id)] = record
 
 
 def candidate(doc: str, score: float, reason: str = "uncertain") -> Candidate:
@@ -64,7 +33,7 @@ def batch(*candidates: Candidate) -> list[Record]:
 
 
 def test_candidates_become_records_keyed_by_document_id() -> None:
-    queue = FakeQueue()
+    queue = MemoryQueue()
     labeler = Labeler(queue, budget=10, worker_id="l1")  # type: ignore[arg-type]
     assert labeler.handle(batch(candidate("d1", 0.4), candidate("d2", 0.3))) == []
     assert set(queue.stored) == {"d1", "d2"}
@@ -74,7 +43,7 @@ def test_candidates_become_records_keyed_by_document_id() -> None:
 
 
 def test_the_budget_swaps_the_weakest_untouched_record() -> None:
-    queue = FakeQueue(started={"d1"})
+    queue = MemoryQueue(started={"d1"})
     labeler = Labeler(queue, budget=2, worker_id="l1")  # type: ignore[arg-type]
     labeler.handle(batch(candidate("d1", 0.1), candidate("d2", 0.2)))
     labeler.handle(batch(candidate("d3", 0.5), candidate("d4", 0.05)))
@@ -83,7 +52,7 @@ def test_the_budget_swaps_the_weakest_untouched_record() -> None:
 
 
 def test_a_broken_candidate_goes_to_the_dead_letter_topic() -> None:
-    queue = FakeQueue()
+    queue = MemoryQueue()
     labeler = Labeler(queue, budget=10, worker_id="l1")  # type: ignore[arg-type]
     bad = Record("candidates", 0, 7, b"x", b'{"schema": "candidate", "id": "x"}', [])
     [dead] = labeler.handle([bad, *batch(candidate("d1", 0.4))])
@@ -137,7 +106,7 @@ class Refused(Exception):
 
 
 @dataclass
-class StrictQueue(FakeQueue):
+class StrictQueue(MemoryQueue):
     """Refuses a whole write, as Argilla does, when one record suggests an unknown label."""
 
     labels: tuple[str, ...] = ("up", "down")
@@ -164,7 +133,7 @@ def test_a_candidate_argilla_refuses_is_dead_lettered_alone() -> None:
 
 
 def test_an_unreachable_argilla_stops_the_batch_instead_of_dead_lettering_it() -> None:
-    class Down(FakeQueue):
+    class Down(MemoryQueue):
         def write(self, task: str, records: list[Any]) -> None:
             raise ConnectionError("Argilla is down")
 
@@ -174,7 +143,7 @@ def test_an_unreachable_argilla_stops_the_batch_instead_of_dead_lettering_it() -
 
 
 def test_a_misfit_candidate_is_dead_lettered_with_its_own_bytes_whatever_its_key() -> None:
-    labeler = Labeler(FakeQueue(), budget=10, worker_id="l1")  # type: ignore[arg-type]
+    labeler = Labeler(MemoryQueue(), budget=10, worker_id="l1")  # type: ignore[arg-type]
     fine = candidate("d1", 0.4)
     misfit = candidate("d2", 0.3).model_copy(update={"multi_label": True})
     records = [

@@ -14,7 +14,7 @@ from connectors.argilla.oracle import Gold
 from loop.classification.serving import ServedModel
 from loop.errors import InputError
 from loop.messages import Candidate, Document
-from loop.selection.core import SelectionConfig
+from loop.selection.base import SelectionConfig
 from loop.selection.windows import CandidateRounds
 from loop.testing.classifier import KeywordClassifier
 from tests.unit.workers.test_oracle import FakeArgilla, oracle_for

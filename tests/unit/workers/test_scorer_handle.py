@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -17,20 +17,13 @@ from loop.registry import ModelRegistry
 from loop.settings import EntitySettings, KafkaSettings, ScorerSettings, Settings
 from loop.testing.classifier import KeywordFactory
 from loop.testing.extractor import GazetteerFactory
+from loop.testing.records import Record
+from loop.testing.records import record as make_record
 from workers.scorer import Scorer
 
 
-class Record(NamedTuple):
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
-
-
 def record(offset: int, value: bytes | None, key: str = "k") -> Record:
-    return Record("docs.raw", 0, offset, key.encode(), value, [("trace", b"abc")])
+    return make_record(offset, value, key, headers=[("trace", b"abc")])
 
 
 def watcher_with_model(tmp_path: Path) -> ModelWatcher:

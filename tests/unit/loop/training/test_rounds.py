@@ -303,7 +303,7 @@ def test_a_second_round_reuses_the_embeddings_and_predicts_the_same(
 
 
 def test_a_rollback_made_while_a_round_runs_is_not_undone(tmp_path: Path) -> None:
-    from tests.unit.loop.test_training import RollbackWhileTraining
+    from tests.unit.loop.training.test_seed import RollbackWhileTraining
 
     registry = ModelRegistry(tmp_path / "registry")
     bad = [Document(id=i.id, text=i.text, label=i.label) for i in labelled(100, noisy=True)]

@@ -6,15 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from loop.selection.core import (
-    Scored,
-    SelectionConfig,
-    coreset,
-    representatives,
-    select,
-    uncertainty,
-    without_duplicates,
-)
+from loop.classification.selection import select
+from loop.selection.base import Scored, SelectionConfig
+from loop.selection.diversity import coreset, representatives, without_duplicates
+from loop.selection.uncertainty import uncertainty
 
 LABELS = ["down", "flat", "up"]
 

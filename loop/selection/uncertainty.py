@@ -1,0 +1,106 @@
+"""Uncertainty strategies: small-text's breaking ties, prediction entropy and least confidence
+on the probabilities the scorer already has, and random sampling, the baseline.
+
+For a multi-label model every label is its own yes/no question, so a document is uncertain
+when some label's probability is near 0.5: breaking ties and least confidence rank by the label
+closest to 0.5 (1 - min |2p - 1|), entropy by the mean binary entropy of the labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from loop.selection.base import Strategy
+
+
+class _Precomputed:
+    """A small-text classifier stand-in whose 'dataset' is the probability matrix itself."""
+
+    def predict_proba(self, dataset: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        return dataset
+
+
+def label_uncertainty(
+    strategy: str, probabilities: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float64]:
+    """Uncertainty of multi-label predictions (independent probabilities), higher is more
+    uncertain, from 0 (every label certain) to 1 (some label, or all for entropy, at 0.5)."""
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-12, 1 - 1e-12)
+    if len(p) == 0 or p.shape[1] == 0:
+        return np.zeros(len(p))
+    if strategy in ("breaking-ties", "least-confidence"):
+        return np.asarray(1 - np.abs(2 * p - 1).min(axis=1))
+    if strategy == "entropy":
+        return np.asarray((-(p * np.log2(p) + (1 - p) * np.log2(1 - p))).mean(axis=1))
+    raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
+
+
+@dataclass(frozen=True)
+class SmallTextStrategy:
+    """One of small-text's query strategies, run on precomputed probabilities (the model is
+    not called again); multi-label probabilities go through :func:`label_uncertainty`."""
+
+    name: str
+    query: str
+    """The class name in ``small_text.query_strategies``."""
+
+    def uncertainty(
+        self, probabilities: npt.NDArray[np.float32], multi_label: bool = False
+    ) -> npt.NDArray[np.float64]:
+        if multi_label:
+            return label_uncertainty(self.name, probabilities)
+        if len(probabilities) == 0:
+            return np.zeros(0)
+        import small_text.query_strategies as queries
+
+        chosen = getattr(queries, self.query)()
+        indices = np.arange(len(probabilities))
+        # small-text's score: lower means query first (it negates where higher is better).
+        scores = chosen.score(_Precomputed(), probabilities, indices, np.array([], dtype=int), None)
+        return -np.asarray(scores, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class RandomSampling:
+    """The baseline: every document as uncertain as any other; rounds pick uniformly."""
+
+    name: str = "random"
+
+    def uncertainty(
+        self, probabilities: npt.NDArray[np.float32], multi_label: bool = False
+    ) -> npt.NDArray[np.float64]:
+        return np.zeros(len(probabilities))
+
+
+STRATEGY_CLASSES: dict[str, Strategy] = {
+    "breaking-ties": SmallTextStrategy("breaking-ties", "BreakingTies"),
+    "entropy": SmallTextStrategy("entropy", "PredictionEntropy"),
+    "least-confidence": SmallTextStrategy("least-confidence", "LeastConfidence"),
+    "random": RandomSampling(),
+}
+STRATEGIES = tuple(STRATEGY_CLASSES)
+"""The strategies a round can be configured with (``ALLOOP_SCORER__STRATEGY``)."""
+
+
+def strategy_for(name: str) -> Strategy:
+    """The strategy called ``name``; ``ValueError`` naming the known ones otherwise."""
+    try:
+        return STRATEGY_CLASSES[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}"
+        ) from None
+
+
+def uncertainty(
+    strategy: str, probabilities: npt.NDArray[np.float32], multi_label: bool = False
+) -> npt.NDArray[np.float64]:
+    """Higher is more uncertain, by the strategy called ``strategy`` (small-text's query
+    strategies for single-label probabilities; :func:`label_uncertainty` for multi-label ones)."""
+    found = strategy_for(strategy)
+    if isinstance(found, RandomSampling):
+        raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES[:-1])}")
+    return found.uncertainty(probabilities, multi_label)
