@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, timedelta, timezone
 from typing import Any
 
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from loop.messages import (
@@ -349,3 +350,24 @@ def mutated(draw: st.DrawFn, kind: type[Message]) -> bytes:
             )
         )
     return _dump(raw)
+
+
+def samples(strategy: st.SearchStrategy[Any], n: int) -> list[Any]:
+    """``n`` draws of ``strategy``, the same on every run (for tests that cannot be driven by
+    Hypothesis, such as one run through the real broker)."""
+    drawn: list[Any] = []
+
+    @settings(
+        max_examples=n,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(strategy)
+    def collect(value: Any) -> None:
+        drawn.append(value)
+
+    collect()
+    return drawn[:n]
