@@ -7,6 +7,7 @@ route either to its dead-letter topic with the reason.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -202,17 +203,34 @@ def encode(message: Message) -> bytes:
     return message.model_dump_json(by_alias=True).encode("utf-8")
 
 
+def _finite(value: Any) -> bool:
+    """Whether every float in a parsed JSON value is finite (the parser nests 200 deep at most)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return False
+        if isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return True
+
+
 def decode(data: bytes | None, model: type[M]) -> M:
     """Parse JSON bytes into ``model``; raise :class:`MessageError` saying what is wrong."""
     if data is None:
         raise MessageError("empty message (no value)")
     try:
         # pydantic's parser, not json.loads: it refuses lone surrogates (text that could never
-        # be encoded again), nesting deeper than 200 levels (json.loads overflows the stack)
-        # and integers too long to convert, each as a ValueError.
-        raw = from_json(data)
+        # be encoded again), nesting deeper than 200 levels (json.loads overflows the stack),
+        # integers too long to convert and NaN or Infinity (not JSON), each as a ValueError.
+        raw = from_json(data, allow_inf_nan=False)
     except (ValueError, RecursionError) as exc:
         raise MessageError(f"not JSON: {exc}") from exc
+    if not _finite(raw):
+        # 1e400 is JSON, but no float holds it: it would be written out again as null
+        raise MessageError("not JSON: a number too large for a float (it would be lost)")
     if not isinstance(raw, dict):
         raise MessageError(f"expected a JSON object, got {type(raw).__name__}")
     schema = raw.get("schema", model.kind)

@@ -4,6 +4,7 @@ messages dead-lettered, work shared in a group, models hot-reloaded."""
 from __future__ import annotations
 
 import csv
+import itertools
 from collections import defaultdict
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from loop.testing.classifier import KeywordFactory
 from loop.testing.records import Record
 from tests.conftest import tweets
 from tests.integration.conftest import Env, read_topic
+from tests.strategies import poison as poison_of
+from tests.strategies import samples, valid
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -238,27 +241,41 @@ def test_poison_of_every_kind_is_dead_lettered_alone_and_the_scorer_lives_on(
         "p-big": encode(big),  # its tagged copy is larger than the producer may send
     }
     keys = {"p-deep": b"p-deep", "p-meta": None, "p-text": b"not-its-id", "p-big": b"p-big"}
+    # and near-valid poison drawn from the message schema (missing and mistyped fields, bad
+    # versions, other schemas, deep nesting, lone surrogates, bytes not UTF-8, NaN...)
+    for n, drawn in enumerate(samples(poison_of(Document), 80)):
+        if drawn.value and drawn.value not in poison.values():
+            poison[f"gen-{n} {drawn.how}"] = drawn.value
+            keys[f"gen-{n} {drawn.how}"] = f"gen-{n}".encode()
     good = [Document(id=f"good-{i}", text=f"$TSLA soars, update {i}") for i in range(20)]
+    generated = samples(valid(Document), 20)  # any id, text and metadata a producer may send
     producer = env.producer()
-    for i, doc in enumerate(good):
+    names = iter(poison)
+    for doc in [*good, *generated]:
         producer.send(env.raw, key=doc.id.encode(), value=encode(doc))
-        if i % 5 == 0:
-            name = list(poison)[i // 5]
+        for name in itertools.islice(names, 1 + len(poison) // 40):
             producer.send(env.raw, key=keys[name], value=poison[name])
+    for name in names:
+        producer.send(env.raw, key=keys[name], value=poison[name])
     producer.flush()
     producer.close()
 
-    dead = read_topic(env.broker, f"{env.raw}.dlq", lambda rs: len(rs) >= 4, timeout=120, settle=2)
+    dead = read_topic(
+        env.broker, f"{env.raw}.dlq", lambda rs: len(rs) >= len(poison), timeout=120, settle=2
+    )
     by_value = {bytes(r.value): dict(r.headers) for r in dead}
     assert sorted(by_value) == sorted(poison.values()), "a dead letter lost its own bytes"
+    assert len(dead) == len(poison), "a poison message was dead-lettered twice"
+    assert all(headers["alloop.error"] for headers in by_value.values())
     reasons = {name: by_value[value]["alloop.error"].decode() for name, value in poison.items()}
     for name in ("p-deep", "p-meta", "p-text"):
         assert reasons[name].startswith("not JSON"), reasons[name]
     assert "docs.tagged message made from it is" in reasons["p-big"]
 
-    wanted = {d.id for d in good}
+    wanted = {d.id for d in [*good, *generated]}
     tagged = read_topic(env.broker, env.tagged, lambda rs: ids_seen(rs) >= wanted, settle=1)
     assert ids_seen(tagged) == wanted
-    assert all(d.entities for d in (decode(r.value, TaggedDocument) for r in tagged))
+    copies = [decode(r.value, TaggedDocument) for r in tagged]
+    assert all(d.entities for d in copies if d.id.startswith("good-"))
     assert scorer.process is not None and scorer.process.poll() is None, "the scorer died"
     assert scorer.stop() == 0
