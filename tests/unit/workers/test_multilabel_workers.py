@@ -17,7 +17,7 @@ from loop.messages import Candidate, Document
 from loop.selection.base import SelectionConfig
 from loop.selection.windows import CandidateRounds
 from loop.testing.classifier import KeywordClassifier
-from tests.unit.workers.test_oracle import FakeArgilla, oracle_for
+from tests.unit.connectors.argilla.test_oracle import FakeArgilla, oracle_for
 from workers.scorer import tag
 
 RECORD = {
@@ -120,7 +120,7 @@ def test_the_scorer_tags_every_label_that_applies_and_sends_multi_label_candidat
 
 def test_a_candidate_of_the_other_kind_is_dead_lettered_with_the_fix() -> None:
     from loop.messages import encode
-    from tests.unit.workers.test_labeler_handle import FakeQueue, Record
+    from loop.testing.records import MemoryQueue, Record
     from workers.labeler import Labeler
 
     multi = Candidate(
@@ -134,7 +134,7 @@ def test_a_candidate_of_the_other_kind_is_dead_lettered_with_the_fix() -> None:
         multi_label=True,
     )
     single = multi.model_copy(update={"id": "s1", "multi_label": False})
-    queue = FakeQueue()
+    queue = MemoryQueue()
     labeler = Labeler(queue, budget=10, worker_id="w", multi_label=False)  # type: ignore[arg-type]
     records = [
         Record("candidates", 0, i, c.id.encode(), encode(c), [])

@@ -11,16 +11,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from connectors.kafka import Output
 from loop.entities.base import Example, ExtractorConfig, make_span
 from loop.entities.serving import ServedExtractor
-from loop.testing.extractor import GazetteerFactory
 from loop.labels import LabelStore
 from loop.messages import Candidate, Document, LabelEvent, TaggedDocument, decode, encode
 from loop.settings import EntitySettings, KafkaSettings, ScorerSettings, Settings
-from tests.strategies import Item, batches
+from loop.testing.extractor import GazetteerFactory
 from loop.testing.records import MemoryQueue, Record
+from tests.strategies import Item, batches
 from tests.unit.workers.test_scorer_handle import watcher_with_model
-from connectors.kafka import Output
 from workers.labeler import Labeler
 from workers.scorer import Scorer
 from workers.trainer import LabelIntake
@@ -164,7 +164,7 @@ def test_the_labeler_dead_letters_exactly_the_poison_and_writes_the_rest(
 def test_the_trainer_dead_letters_exactly_the_poison_and_keeps_every_answer(
     tmp_path: Path, items: list[Item], more: list[Item]
 ) -> None:
-    path = tmp_path / f"labels-{next(OFFSETS)}.jsonl"
+    path = tmp_path / f"labels-{next(OFFSETS)}.db"
     intake = LabelIntake(LabelStore(path), "fuzz")
     for number, part in enumerate((items, more)):
         batch = records("labels", part, number * 1_000)
