@@ -132,11 +132,11 @@ def one_run(
     from kafka import KafkaProducer
 
     from connectors.argilla.oracle import Gold, Oracle
+    from connectors.ingest import publish
     from connectors.kafka import ensure_topics
     from loop.labels import LabelStore
     from loop.training.seed import seed_labels
     from loop.training.split import TEST_FILE
-    from workers.ingest import publish
 
     steps = -(-budget // step)
     order = np.random.default_rng(seed).permutation(len(pool))

@@ -36,9 +36,10 @@ def ingest(
     Malformed lines are reported with their line numbers and skipped. Exit code: 0 when every
     line was published, 1 when some were rejected, 2 on an error that stopped the command.
     """
-    from connectors.kafka import bootstrap_servers, ensure_topics, make_producer
+    from connectors.ingest import publish
+    from connectors.kafka import ensure_topics, make_producer
     from loop.readers import Columns, parse_label_map, read_documents
-    from workers.ingest import publish
+    from stack.discovery import bootstrap_servers
 
     settings = load_settings()
     columns = Columns(
@@ -235,16 +236,16 @@ def annotate(
     submits the gold label set (--labels-column), and discards a record whose set is empty.
     """
     from connectors.argilla.oracle import Gold, Oracle
-    from connectors.argilla.queue import connect
     from loop.messages import Document
     from loop.readers import Columns, parse_label_map, read_documents
+    from stack.discovery import argilla_address
 
     settings = load_settings()
     columns = Columns(labels=labels_column, label_names=parse_label_map(label_map))
     gold = Gold(d for d in read_documents(oracle, columns) if isinstance(d, Document))
     if not gold and not accept_suggestions:
         fail(f"{oracle}: no labelled documents in it")
-    url, _ = connect(settings)
+    url, _ = argilla_address(settings)
     key = settings.argilla.annotator_api_key
     if key is None:
         from stack.local import argilla_credentials

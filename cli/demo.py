@@ -21,13 +21,13 @@ from tqdm import tqdm
 
 from cli.demo_processes import api_key, ensure_api, ensure_scorer, ensure_worker
 from cli.demo_rounds import ENTITY_PHASES, entity_loop, evaluation_sample, label_loop, phases
+from connectors.ingest import publish
 from connectors.kafka import ensure_topics, make_consumer, make_producer
 from loop.datasets import DEFAULT_DATASET, read_tweets, take_per_label
 from loop.messages import Document, TaggedDocument, decode
 from loop.registry import ModelRegistry
 from loop.settings import Settings
 from stack import local
-from workers.ingest import publish
 
 logger = logging.getLogger(__name__)
 

@@ -151,9 +151,9 @@ def label_loop(
     sample, then other records), a training round after each; show each round and the
     improvement curve."""
     from connectors.argilla.oracle import Gold, Oracle
-    from connectors.argilla.queue import connect
+    from stack.discovery import argilla_address
 
-    url, _ = connect(settings)
+    url, _ = argilla_address(settings)
     credentials = (
         local.ArgillaCredentials.load(settings.state_dir) if not settings.argilla.url else None
     )
@@ -210,9 +210,9 @@ def entity_loop(
     phases (part of the evaluation sample, then other records), an entity round after each;
     each version is judged against what serves (the patterns, before the first promotion)."""
     from connectors.argilla.oracle import Gold, Oracle
-    from connectors.argilla.queue import connect
+    from stack.discovery import argilla_address
 
-    url, _ = connect(settings)
+    url, _ = argilla_address(settings)
     credentials = (
         local.ArgillaCredentials.load(settings.state_dir) if not settings.argilla.url else None
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from functools import partial
 from typing import Annotated
 
 import typer
@@ -116,8 +117,9 @@ def models_stopping(
 def _announce(settings: Settings, event: ModelEvent) -> None:
     """Announce a promotion made by hand on the models topic, as the trainer does."""
     from connectors.kafka import announce
+    from stack.discovery import bootstrap_servers
 
-    if not announce(settings, [event]):
+    if not announce(partial(bootstrap_servers, settings), settings, [event]):
         typer.echo(
             f"note: the {event.event} event could not be put on "
             f"{settings.kafka.topics.models} (is the broker up?); the change itself stands",

@@ -26,7 +26,7 @@ def worker_scorer(
     Reloads when a new version is promoted; stops cleanly on SIGTERM or Ctrl-C. Batch size,
     group and topics come from ALLOOP_SCORER__* and ALLOOP_KAFKA__* settings.
     """
-    from connectors.kafka import bootstrap_servers
+    from stack.discovery import bootstrap_servers
     from workers import scorer
 
     settings = load_settings()
@@ -43,7 +43,7 @@ def worker_trainer(
     waited ALLOOP_TRAINER__MAX_WAIT_S), runs in a fresh process, trains on all agreed labels,
     evaluates on the frozen test set and promotes through the gate (docs/evaluation.md).
     """
-    from connectors.kafka import bootstrap_servers
+    from stack.discovery import bootstrap_servers
     from workers import trainer
 
     settings = load_settings()
@@ -64,7 +64,7 @@ def worker_labeler(
     ALLOOP_ARGILLA__POLL_INTERVAL_S it also re-publishes answers whose webhook was missed.
     Argilla's address and key: ALLOOP_ARGILLA__URL / __API_KEY, else the local stack's.
     """
-    from connectors.kafka import bootstrap_servers
+    from stack.discovery import bootstrap_servers
     from workers import labeler
 
     settings = load_settings()
@@ -72,8 +72,13 @@ def worker_labeler(
 
 
 def api(
-    host: Annotated[str | None, typer.Option(help="Bind address (ALLOOP_API__HOST).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (ALLOOP_API__PORT).")] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(help="Bind address (default 127.0.0.1).", envvar="ALLOOP_API__HOST"),
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port (default 8000).", envvar="ALLOOP_API__PORT")
+    ] = None,
 ) -> None:
     """Serve the HTTP API (classification, models, health, metrics; docs at /docs)."""
     from api.server import serve

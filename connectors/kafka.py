@@ -22,7 +22,7 @@ from kafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
 from kafka.record.default_records import DefaultRecordBatchBuilder
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from loop.errors import ConfigError, MessageError
+from loop.errors import MessageError
 from loop.messages import M, Message, decode, encode
 from loop.settings import KafkaSettings, Settings, Topics
 
@@ -30,21 +30,6 @@ logger = logging.getLogger(__name__)
 
 ERROR_HEADER = "alloop.error"
 Headers = list[tuple[str, bytes]]
-
-
-def bootstrap_servers(settings: Settings) -> str:
-    """The broker address: configured, or the one the local stack recorded."""
-    if settings.kafka.bootstrap_servers:
-        return settings.kafka.bootstrap_servers
-    from stack.local import StackState
-
-    state = StackState.load(settings.state_dir)
-    broker = state.services.get("broker")
-    if broker is None or not broker.address:
-        raise ConfigError(
-            "no broker: run `alloop stack up`, or set ALLOOP_KAFKA__BOOTSTRAP_SERVERS"
-        )
-    return broker.address
 
 
 @dataclass(frozen=True)
@@ -353,15 +338,21 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def announce(settings: Settings, events: Sequence[Message], timeout_s: float = 10.0) -> bool:
+def announce(
+    locate: Callable[[], str],
+    settings: Settings,
+    events: Sequence[Message],
+    timeout_s: float = 10.0,
+) -> bool:
     """Publish model events to ``kafka.topics.models``, best effort: a promotion made by hand
     (CLI or API) is announced like a trainer's, but it has already happened, so a broker
-    that cannot be reached only costs the announcement (logged), never the promotion."""
+    that cannot be found (``locate`` raises) or reached only costs the announcement (logged),
+    never the promotion."""
     if not events:
         return True
     topic = settings.kafka.topics.models
     try:
-        servers = bootstrap_servers(settings)
+        servers = locate()
         ensure_topics(servers, [topic], settings.kafka.topics.partitions)
         producer = make_producer(
             servers, settings.kafka, request_timeout_ms=int(timeout_s * 1000), retries=1

@@ -25,7 +25,6 @@ import httpx
 
 from connectors.argilla.answers import poll
 from connectors.argilla.datasets import ArgillaQueue, record_for, refused
-from connectors.argilla.queue import connect
 from connectors.kafka import (
     LoopStats,
     Output,
@@ -45,6 +44,7 @@ from loop.messages import Candidate
 from loop.selection.budget import Offer, plan
 from loop.settings import Settings
 from loop.training.split import EVALUATION
+from stack.discovery import argilla_address
 
 logger = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ def run(
     settings: Settings, servers: str, worker_id: str = "labeler", vectors: bool = True
 ) -> LoopStats:
     """Run the labeler until SIGTERM/SIGINT."""
-    url, key = connect(settings)
+    url, key = argilla_address(settings)
     client = rg.Argilla(api_url=url, api_key=key, timeout=60)
     embed = Embedder() if vectors else None
     http = httpx.Client(base_url=url.rstrip("/"), headers={"X-Argilla-Api-Key": key}, timeout=60)

@@ -246,12 +246,13 @@ def pending_in_argilla(settings: Settings, task: str) -> int | None:
     most); None when it cannot be asked."""
     import httpx
 
-    from connectors.argilla.queue import connect, pending_total
+    from connectors.argilla.queue import pending_total
     from loop.errors import AlloopError
+    from stack.discovery import argilla_address
 
     name = f"{settings.argilla.dataset_prefix}-{task}"
     try:
-        url, key = connect(settings)
+        url, key = argilla_address(settings)
         with httpx.Client(
             base_url=url.rstrip("/"), headers={"X-Argilla-Api-Key": key}, timeout=3
         ) as http:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Path
@@ -83,9 +84,11 @@ def _announce(state: State, event: ModelEvent) -> None:
     """Put the event on the models topic in the background: the answer does not wait for the
     broker, and a broker that is down costs only the announcement (see connectors.kafka.announce)."""
     from connectors.kafka import announce
+    from stack.discovery import bootstrap_servers
 
+    locate = partial(bootstrap_servers, state.settings)
     threading.Thread(
-        target=announce, args=(state.settings, [event]), name="alloop-announce", daemon=True
+        target=announce, args=(locate, state.settings, [event]), name="alloop-announce", daemon=True
     ).start()
 
 

@@ -7,8 +7,6 @@ from typing import Any
 
 import httpx
 
-from loop.settings import Settings
-
 PENDING_RECORDS = {
     "and": [
         {
@@ -21,18 +19,6 @@ PENDING_RECORDS = {
 """The search filter of the records that still wait for an answer."""
 
 PAGE = 500
-
-
-def connect(settings: Settings) -> tuple[str, str]:
-    """Argilla's URL and owner key: configured, or the local stack's."""
-    url = settings.argilla.url
-    key = settings.argilla.api_key.get_secret_value() if settings.argilla.api_key else ""
-    if not (url and key):
-        from stack.local import argilla_credentials
-
-        local_url, local_key = argilla_credentials(settings.state_dir)
-        url, key = url or local_url, key or local_key
-    return url, key
 
 
 def pending_records(http: httpx.Client, dataset_id: Any) -> Iterator[dict[str, Any]]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+from connectors.ingest import publish
 from loop.messages import Document, decode
 from loop.readers import read_documents
-from workers.ingest import publish
 
 
 class Acknowledged:
