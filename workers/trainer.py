@@ -43,6 +43,7 @@ from workers.bus import (
     run_loop,
     send_all,
 )
+from workers.retry import backoff_of, retry_outages
 from workers.round_schedule import Backlog, RetrainPolicy, RoundSchedule
 
 logger = logging.getLogger(__name__)
@@ -147,8 +148,15 @@ def model_events(result: dict[str, Any]) -> list[ModelEvent]:
 def run(settings: Settings, servers: str, worker_id: str = "trainer") -> LoopStats:
     """Run the trainer until SIGTERM/SIGINT."""
     topics = settings.kafka.topics
-    ensure_topics(
-        servers, [topics.labels, topics.models, topics.dlq(topics.labels)], topics.partitions
+    stop = StopFlag().install()
+    backoff = backoff_of(settings)
+    retry_outages(
+        lambda: ensure_topics(
+            servers, [topics.labels, topics.models, topics.dlq(topics.labels)], topics.partitions
+        ),
+        stop,
+        backoff,
+        "creating topics",
     )
     store = LabelStore(
         settings.labels_path, settings.argilla.min_submitted, settings.argilla.min_agreement
@@ -163,7 +171,6 @@ def run(settings: Settings, servers: str, worker_id: str = "trainer") -> LoopSta
             for task in settings.entity_tasks
         },
     }
-    stop = StopFlag().install()
     consumer = make_consumer(servers, settings.kafka, [topics.labels], settings.trainer.group_id)
     producer = make_producer(servers, settings.kafka)
 
@@ -193,7 +200,9 @@ def run(settings: Settings, servers: str, worker_id: str = "trainer") -> LoopSta
         ).save(settings.home)
         logger.info("round: %s", json.dumps(result))
         events = model_events(result)
-        send_all(producer, [Output.of(topics.models, e) for e in events])
+        outputs = [Output.of(topics.models, e) for e in events]
+        # The round is done: only its announcement waits for the broker, never a second round.
+        retry_outages(lambda: send_all(producer, outputs), stop, backoff, "announcing a round")
         return True
 
     registries = {
@@ -226,6 +235,7 @@ def run(settings: Settings, servers: str, worker_id: str = "trainer") -> LoopSta
             between_batches=between_batches,
             stats=stats,
             worker=worker_id,
+            backoff=backoff,
         )
     finally:
         consumer.close()
