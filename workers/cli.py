@@ -105,6 +105,7 @@ def stack_up(
         settings.state_dir,
         argilla_starter(settings) if start_argilla else None,
         broker=not settings.kafka.bootstrap_servers,
+        storage=settings.stack.broker_storage,
     )
     info = stack.status(settings.state_dir)
     if as_json:
@@ -133,7 +134,7 @@ def _print_accounts(settings: Settings) -> None:
 
 @stack_app.command("down")
 def stack_down() -> None:
-    """Stop every process `stack up` (and `demo`) started, by pid. The broker's data goes too."""
+    """Stop every process `stack up` (and `demo`) started, by pid. The broker's data stays on disk."""
     from workers import stack
 
     settings = _settings()

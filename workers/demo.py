@@ -205,7 +205,12 @@ def run(
         from workers.argilla_local import starter as argilla_starter
 
         starter = argilla_starter(settings)
-    state = stack.up(settings.state_dir, starter, broker=not settings.kafka.bootstrap_servers)
+    state = stack.up(
+        settings.state_dir,
+        starter,
+        broker=not settings.kafka.bootstrap_servers,
+        storage=settings.stack.broker_storage,
+    )
     servers = settings.kafka.bootstrap_servers or state.services["broker"].address or ""
     print(f"broker       {servers}", file=out)
 
