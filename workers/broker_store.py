@@ -33,6 +33,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 from xml.sax.saxutils import escape
 
+from loop.registry import _fsync as fsync_path
+
 logger = logging.getLogger(__name__)
 
 READY = "broker store ready"
@@ -101,7 +103,7 @@ class FolderStore:
                     os.fsync(handle.fileno())
             os.replace(tmp, path)
             if self.fsync:
-                self._sync_dir(path.parent)
+                fsync_path(path.parent)
             stat = path.stat()
             return self.etag(stat)
 
@@ -142,14 +144,6 @@ class FolderStore:
             return path.stat() if path.is_file() else None
         except OSError:
             return None
-
-    @staticmethod
-    def _sync_dir(folder: Path) -> None:
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _iso(timestamp: float) -> str:

@@ -182,12 +182,14 @@ def start_store(state_dir: Path) -> Service:
 
     wait_for_log(process, log, READY, timeout_s=30)
     _remember_port(state_dir, "broker-store", port)
+    return _on_loopback("broker-store", process, command, log, port)
+
+
+def _on_loopback(
+    name: str, process: subprocess.Popen[bytes], command: list[str], log: Path, port: int
+) -> Service:
     return Service(
-        name="broker-store",
-        pid=process.pid,
-        command=command,
-        log=str(log),
-        address=f"127.0.0.1:{port}",
+        name=name, pid=process.pid, command=command, log=str(log), address=f"127.0.0.1:{port}"
     )
 
 
@@ -254,13 +256,7 @@ def start_broker(
             continue
         if keep:
             _remember_port(state_dir, "broker", port)
-        return Service(
-            name="broker",
-            pid=process.pid,
-            command=command,
-            log=str(log),
-            address=f"127.0.0.1:{port}",
-        )
+        return _on_loopback("broker", process, command, log, port)
     raise StackError(f"the broker did not start after {attempts} attempts: {last}")
 
 
