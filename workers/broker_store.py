@@ -159,14 +159,18 @@ def list_xml(
         "<StorageClass>STANDARD</StorageClass></Contents>"
         for key, stat in keys
     )
-    token = f"<NextContinuationToken>{escape(keys[-1][0])}</NextContinuationToken>"
+    token = (
+        f"<NextContinuationToken>{escape(keys[-1][0])}</NextContinuationToken>"
+        if truncated and keys
+        else ""
+    )
     return (
         '<?xml version="1.0" encoding="UTF-8"?>'
         '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
         f"<Name>{escape(bucket)}</Name><Prefix>{escape(prefix)}</Prefix>"
         f"<KeyCount>{len(keys)}</KeyCount><MaxKeys>{MAX_KEYS}</MaxKeys>"
         f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>"
-        f"{token if truncated and keys else ''}{contents}</ListBucketResult>"
+        f"{token}{contents}</ListBucketResult>"
     ).encode()
 
 

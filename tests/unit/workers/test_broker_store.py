@@ -65,8 +65,8 @@ def test_listing_by_prefix_is_sorted_and_paged(store: httpx.Client) -> None:
             break
         token = root.findtext(f"{NS}NextContinuationToken") or ""
     assert keys == ["p/0/records/a", "p/0/records/b"]
-    empty = ElementTree.fromstring(store.get("/tansu", params={"list-type": "2"}).content)
-    assert empty.findtext(f"{NS}KeyCount") == "4"
+    everything = ElementTree.fromstring(store.get("/tansu", params={"list-type": "2"}).content)
+    assert everything.findtext(f"{NS}KeyCount") == "4"
 
 
 def test_missing_keys_and_escapes_from_the_folder_are_refused(store: httpx.Client) -> None:
@@ -84,3 +84,11 @@ def test_a_broker_port_taken_by_another_process_is_said_clearly(tmp_path: Path) 
         with pytest.raises(stack.StackError, match="another process listens there"):
             stack._kept_port(tmp_path, "broker", "broker")
     assert stack._kept_port(tmp_path, "broker", "broker") == state.ports["broker"]
+
+
+def test_listing_a_prefix_with_nothing_under_it_answers_an_empty_list(store: httpx.Client) -> None:
+    # Tansu lists the records of every partition it fetches, empty ones included.
+    answer = store.get("/tansu", params={"list-type": "2", "prefix": "t/partitions/0/records/"})
+    assert answer.status_code == 200
+    root = ElementTree.fromstring(answer.content)
+    assert root.findtext(f"{NS}KeyCount") == "0" and root.findtext(f"{NS}IsTruncated") == "false"
