@@ -88,7 +88,12 @@ def run(
         from stack.argilla import starter as argilla_starter
 
         starter = argilla_starter(settings)
-    state = local.up(settings.state_dir, starter, broker=not settings.kafka.bootstrap_servers)
+    state = local.up(
+        settings.state_dir,
+        starter,
+        broker=not settings.kafka.bootstrap_servers,
+        storage=settings.stack.broker_storage,
+    )
     servers = settings.kafka.bootstrap_servers or state.services["broker"].address or ""
     print(f"broker       {servers}", file=out)
 

@@ -27,10 +27,12 @@ def stack_up(
         bool, typer.Option(help="Also start Argilla (Redis, server, worker) without Elasticsearch.")
     ] = True,
 ) -> None:
-    """Start the local stack: a Kafka-protocol broker (Tansu, in memory) and Argilla.
+    """Start the local stack: a Kafka-protocol broker (Tansu) with its store, and Argilla.
 
-    Everything binds to 127.0.0.1 on free ports and is recorded in $ALLOOP_HOME/stack, so
-    other commands find it without flags. What already runs is kept. The first start installs
+    Everything binds to 127.0.0.1 and is recorded in $ALLOOP_HOME/stack, so other commands
+    find it without flags. What already runs is kept. The broker keeps its topics and offsets
+    in $ALLOOP_HOME/stack/broker-data and comes back on the same port
+    (ALLOOP_STACK__BROKER_STORAGE=memory: in memory, on a new port each time). The first start installs
     argilla-server 2.8.0 into its own virtualenv (ALLOOP_ARGILLA__VENV) and prints the Argilla
     accounts once; they stay in $ALLOOP_HOME/stack/argilla.json (mode 0600). With
     ALLOOP_KAFKA__BOOTSTRAP_SERVERS or ALLOOP_ARGILLA__URL set, that part is not started.
@@ -51,6 +53,7 @@ def stack_up(
         settings.state_dir,
         argilla_starter(settings) if start_argilla else None,
         broker=not settings.kafka.bootstrap_servers,
+        storage=settings.stack.broker_storage,
     )
     info = local.status(settings.state_dir)
     if as_json:
@@ -79,7 +82,7 @@ def _print_accounts(settings: Settings) -> None:
 
 @stack_app.command("down")
 def stack_down() -> None:
-    """Stop every process `stack up` (and `demo`) started, by pid. The broker's data goes too."""
+    """Stop every process `stack up` (and `demo`) started, by pid. The broker's data stays on disk."""
     from stack import local
 
     settings = load_settings()

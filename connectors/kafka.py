@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from types import FrameType
 from typing import Any
 
@@ -22,6 +23,7 @@ from kafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
 from kafka.record.default_records import DefaultRecordBatchBuilder
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
+from connectors.retry import Backoff, Interrupted, retry_outages
 from loop.errors import MessageError
 from loop.messages import M, Message, decode, encode
 from loop.settings import KafkaSettings, Settings, Topics
@@ -310,25 +312,47 @@ def run_loop(
     between_batches: Callable[[], None] | None = None,
     stats: LoopStats | None = None,
     worker: str = "alloop",
+    backoff: Backoff | None = None,
 ) -> LoopStats:
     """Consume in batches until ``stop``: handle, produce and await the outputs, commit.
-    An output too large to produce dead-letters its source record (:func:`fit_outputs`)."""
+    An output too large to produce dead-letters its source record (:func:`fit_outputs`).
+
+    A broker or Argilla outage in any step makes the loop wait and retry that step with
+    ``backoff`` (:mod:`connectors.retry`), nothing committed meanwhile: a handle that failed is
+    run again on the same records, outputs that could not be sent are sent again, a commit is
+    tried again. A stop signal while waiting ends the loop without committing the batch."""
     stats = stats or LoopStats()
+    backoff = backoff or Backoff()
     max_bytes = int(producer.config["max_request_size"])
-    while not stop:
-        if between_batches is not None:
-            between_batches()
-        records = poll_batch(consumer, batch_size, max_wait_ms)
-        if not records:
-            continue
-        outputs = fit_outputs(handle(records), max_bytes, worker)
-        send_all(producer, outputs)
-        commit(consumer, records)
-        stats.batches += 1
-        stats.records += len(records)
-        stats.outputs += len(outputs)
-        stats.dead += sum(out.topic.endswith(".dlq") for out in outputs)
+    try:
+        while not stop:
+            if between_batches is not None:
+                retry_outages(between_batches, stop, backoff, "between batches")
+            records = poll_batch(consumer, batch_size, max_wait_ms)
+            if not records:
+                continue
+            span = f"{where(records[0])} (+{len(records) - 1})"
+            outputs = retry_outages(
+                partial(_handled, handle, records, max_bytes, worker),
+                stop,
+                backoff,
+                f"handling {span}",
+            )
+            retry_outages(partial(send_all, producer, outputs), stop, backoff, f"producing {span}")
+            retry_outages(partial(commit, consumer, records), stop, backoff, f"committing {span}")
+            stats.batches += 1
+            stats.records += len(records)
+            stats.outputs += len(outputs)
+            stats.dead += sum(out.topic.endswith(".dlq") for out in outputs)
+    except Interrupted as exc:
+        logger.info(
+            "stopped while waiting for an outage to end (%s): the batch will be replayed", exc
+        )
     return stats
+
+
+def _handled(handle: Handler, records: list[Any], max_bytes: int, worker: str) -> list[Output]:
+    return fit_outputs(handle(records), max_bytes, worker)
 
 
 def describe_error(exc: BaseException) -> str:

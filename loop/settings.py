@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -164,6 +164,24 @@ class EntitySettings(BaseModel):
         return value
 
 
+class RetrySettings(BaseModel):
+    """How workers wait out a broker or Argilla outage: exponential backoff with a cap."""
+
+    initial_s: float = Field(default=0.5, gt=0, description="First wait after a failed try")
+    max_s: float = Field(default=30.0, gt=0, description="Longest wait between two tries")
+    factor: float = Field(default=2.0, ge=1, description="Each wait is the last times this")
+
+
+class StackSettings(BaseModel):
+    """The local stack (`alloop stack up`, the demo)."""
+
+    broker_storage: Literal["disk", "memory"] = Field(
+        default="disk",
+        description="disk: the broker keeps topics, records and committed offsets in "
+        "<home>/stack/broker-data across restarts; memory: it loses them (faster, for tests)",
+    )
+
+
 class ApiSettings(BaseModel):
     """The HTTP API."""
 
@@ -218,6 +236,9 @@ class ArgillaSettings(BaseModel):
     min_submitted: int = Field(default=1, ge=1, description="Answers a record needs to count")
     min_agreement: float = Field(default=0.5, gt=0, le=1)
     poll_interval_s: float = Field(default=60.0, gt=0)
+    timeout_s: float = Field(
+        default=60.0, gt=0, description="How long the labeler waits for one Argilla request"
+    )
     poll_grace_s: float = Field(default=30.0, ge=0, description="Leave newer answers to webhooks")
     budget: int = Field(default=500, ge=1, description="Records pending in Argilla at most")
     labels: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -270,6 +291,8 @@ class Settings(BaseSettings):
     trainer: TrainerSettings = TrainerSettings()
     classification: ClassificationSettings = ClassificationSettings()
     entities: EntitySettings = EntitySettings()
+    retry: RetrySettings = RetrySettings()
+    stack: StackSettings = StackSettings()
 
     @property
     def state_dir(self) -> Path:

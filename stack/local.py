@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -61,9 +62,11 @@ class Service(BaseModel):
 
 
 class StackState(BaseModel):
-    """Everything ``up`` started."""
+    """Everything ``up`` started, and the ports it keeps across restarts (``down`` included):
+    a restarted broker comes back on the address its clients know."""
 
     services: dict[str, Service] = Field(default_factory=dict)
+    ports: dict[str, int] = Field(default_factory=dict)
 
     @classmethod
     def load(cls, state_dir: Path) -> StackState:
@@ -125,16 +128,110 @@ def wait_for_log(
     raise StackError(f"not ready after {timeout_s:.0f}s (no {marker!r} in {log})")
 
 
-def start_broker(state_dir: Path, attempts: int = 5) -> Service:
-    """Start Tansu in memory on a free loopback port; ready when alive and its log says so.
+BROKER_DATA = "broker-data"
+STORAGE_CHOICES = ("disk", "memory")
 
-    Tansu exits with status 0 when its port is taken, so a dead process means "try another
-    port", never "ready".
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a server could listen on ``port`` (address reuse allowed, as servers do)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _kept_port(state_dir: Path, name: str, what: str) -> int:
+    """The port ``name`` had before, checked free; a new free one the first time."""
+    state = StackState.load(state_dir)
+    port = state.ports.get(name)
+    if port is None:
+        return free_port()
+    if not port_free(port):
+        raise StackError(
+            f"the {what} must come back on 127.0.0.1:{port}, where its clients look for it, "
+            f"but another process listens there: stop it (`ss -ltnp 'sport = :{port}'` shows "
+            f"which), or remove {state_dir / STATE_FILE} to start afresh on a new port"
+        )
+    return port
+
+
+def _remember_port(state_dir: Path, name: str, port: int) -> None:
+    state = StackState.load(state_dir)
+    state.ports[name] = port
+    state.save(state_dir)
+
+
+def start_store(state_dir: Path) -> Service:
+    """The folder the broker keeps its data in (:mod:`stack.broker_store`), on its own
+    loopback port, kept across restarts."""
+    port = _kept_port(state_dir, "broker-store", "broker's store")
+    log = state_dir / "logs" / "broker-store.log"
+    log.unlink(missing_ok=True)
+    command = [
+        sys.executable,
+        "-m",
+        "stack.broker_store",
+        str(state_dir / BROKER_DATA),
+        str(port),
+    ]
+    process = spawn("broker-store", command, log)
+    from stack.broker_store import READY
+
+    wait_for_log(process, log, READY, timeout_s=30)
+    _remember_port(state_dir, "broker-store", port)
+    return _on_loopback("broker-store", process, command, log, port)
+
+
+def _on_loopback(
+    name: str, process: subprocess.Popen[bytes], command: list[str], log: Path, port: int
+) -> Service:
+    return Service(
+        name=name, pid=process.pid, command=command, log=str(log), address=f"127.0.0.1:{port}"
+    )
+
+
+def _storage_env(storage: str, store: Service | None) -> tuple[str, dict[str, str]]:
+    """Tansu's ``--storage-engine`` and environment for ``storage``."""
+    if storage == "memory":
+        return "memory://tansu/", {}
+    if storage != "disk":
+        raise StackError(f"unknown broker storage {storage!r}: one of {', '.join(STORAGE_CHOICES)}")
+    if store is None or not store.address:
+        raise StackError("the broker on disk needs its store: start_store() first")
+    # The store checks no signature (loopback only); the S3 client still wants credentials.
+    return "s3://tansu/", {
+        "AWS_ENDPOINT": f"http://{store.address}",
+        "AWS_ALLOW_HTTP": "true",
+        "AWS_DEFAULT_REGION": "local",
+        "AWS_ACCESS_KEY_ID": "alloop",
+        "AWS_SECRET_ACCESS_KEY": "alloop-local-store",
+    }
+
+
+def start_broker(
+    state_dir: Path,
+    attempts: int = 5,
+    *,
+    storage: str = "memory",
+    store: Service | None = None,
+) -> Service:
+    """Start Tansu on loopback; ready when alive and its log says so.
+
+    ``storage="memory"`` keeps nothing across a restart and takes a fresh free port each
+    time (tests). ``storage="disk"`` keeps topics, records and committed offsets in the
+    ``store`` (:func:`start_store`) and comes back on the port it had before; if that port is
+    taken, it says so (Tansu itself exits 0 when its port is taken, so a dead process means
+    "port taken", never "ready").
     """
     binary = tansu_binary()
+    engine, env = _storage_env(storage, store)
+    keep = storage == "disk"
     last: StackError | None = None
-    for _ in range(attempts):
-        port = free_port()
+    for _ in range(1 if keep else attempts):
+        port = _kept_port(state_dir, "broker", "broker") if keep else free_port()
         url = f"tcp://127.0.0.1:{port}"
         log = state_dir / "logs" / "broker.log"
         log.unlink(missing_ok=True)
@@ -146,9 +243,9 @@ def start_broker(state_dir: Path, attempts: int = 5) -> Service:
             "--advertised-listener-url",
             url,
             "--storage-engine",
-            "memory://tansu/",
+            engine,
         ]
-        process = spawn("broker", command, log)
+        process = spawn("broker", command, log, env)
         try:
             wait_for_log(process, log, "ready in", timeout_s=20)
         except StackError as exc:
@@ -157,14 +254,56 @@ def start_broker(state_dir: Path, attempts: int = 5) -> Service:
                 process.kill()
                 process.wait()
             continue
-        return Service(
-            name="broker",
-            pid=process.pid,
-            command=command,
-            log=str(log),
-            address=f"127.0.0.1:{port}",
-        )
+        if keep:
+            _remember_port(state_dir, "broker", port)
+        return _on_loopback("broker", process, command, log, port)
     raise StackError(f"the broker did not start after {attempts} attempts: {last}")
+
+
+def ensure_broker(state_dir: Path, storage: str = "disk") -> StackState:
+    """Start the broker (and, on disk, its store) unless they run; record them."""
+    state = StackState.load(state_dir)
+    store = state.services.get("broker-store")
+    if storage == "disk" and (store is None or not store.alive()):
+        store = start_store(state_dir)
+        _record(state_dir, store)
+    running = state.services.get("broker")
+    if running is None or not running.alive():
+        broker = start_broker(
+            state_dir, storage=storage, store=store if storage == "disk" else None
+        )
+        _record(state_dir, broker)
+        logger.info("broker ready on %s (%s)", broker.address, storage)
+    return StackState.load(state_dir)
+
+
+def _record(state_dir: Path, service: Service) -> None:
+    state = StackState.load(state_dir)
+    state.services[service.name] = service
+    state.save(state_dir)
+
+
+def stop_broker(state_dir: Path) -> bool:
+    """Stop the broker ``up`` started (its store keeps running); whether it was running."""
+    state = StackState.load(state_dir)
+    broker = state.services.get("broker")
+    return broker is not None and stop_service(broker)
+
+
+def restart_broker(state_dir: Path, down_s: float = 0.0) -> Service:
+    """Stop the stack's broker, wait ``down_s``, start it again on the same address with the
+    same data (on disk). For operators and the chaos suite."""
+    state = StackState.load(state_dir)
+    broker = state.services.get("broker")
+    if broker is None:
+        raise StackError("no broker in this stack: run `alloop stack up`")
+    storage = "memory" if "memory://tansu/" in broker.command else "disk"
+    if storage == "memory":
+        raise StackError("the broker runs in memory: a restart would lose every topic")
+    stop_service(broker)
+    if down_s > 0:
+        time.sleep(down_s)
+    return ensure_broker(state_dir, storage).services["broker"]
 
 
 def stop_service(service: Service, timeout_s: float = 15) -> bool:
@@ -197,15 +336,14 @@ def up(
     argilla: Callable[[], list[Service]] | None = None,
     *,
     broker: bool = True,
+    storage: str = "disk",
 ) -> StackState:
     """Start what is not running yet; keep what is. ``argilla`` starts the local Argilla
-    (Redis, server, worker) and returns its services; ``broker=False`` starts no broker."""
+    (Redis, server, worker) and returns its services; ``broker=False`` starts no broker;
+    ``storage`` is where the broker keeps its data (``disk`` or ``memory``)."""
     state = StackState.load(state_dir)
-    running = state.services.get("broker")
-    if broker and (running is None or not running.alive()):
-        state.services["broker"] = start_broker(state_dir)
-        state.save(state_dir)
-        logger.info("broker ready on %s", state.services["broker"].address)
+    if broker:
+        state = ensure_broker(state_dir, storage)
     if argilla is not None:
         names = ("redis", "argilla", "argilla-worker")
         if not all(n in state.services and state.services[n].alive() for n in names):
@@ -233,7 +371,7 @@ def down(state_dir: Path) -> list[str]:
     for name in reversed(list(state.services)):
         if stop_service(state.services[name]):
             stopped.append(name)
-    state.services.clear()
+    state.services.clear()  # the ports stay: the next `up` serves on the same addresses
     state.save(state_dir)
     return stopped
 

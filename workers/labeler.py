@@ -39,6 +39,7 @@ from connectors.kafka import (
     send_all,
     where,
 )
+from connectors.retry import backoff_of, retry_outages
 from loop.embeddings.backbone import PackagedEncoder
 from loop.messages import Candidate
 from loop.selection.budget import Offer, plan
@@ -191,9 +192,13 @@ def run(
 ) -> LoopStats:
     """Run the labeler until SIGTERM/SIGINT."""
     url, key = argilla_address(settings)
-    client = rg.Argilla(api_url=url, api_key=key, timeout=60)
+    client = rg.Argilla(api_url=url, api_key=key, timeout=int(settings.argilla.timeout_s))
     embed = Embedder() if vectors else None
-    http = httpx.Client(base_url=url.rstrip("/"), headers={"X-Argilla-Api-Key": key}, timeout=60)
+    http = httpx.Client(
+        base_url=url.rstrip("/"),
+        headers={"X-Argilla-Api-Key": key},
+        timeout=settings.argilla.timeout_s,
+    )
     queue = ArgillaQueue(
         client=client,
         http=http,
@@ -209,12 +214,18 @@ def run(
         queue, settings.argilla.budget, worker_id, embed, settings.classification.multi_label
     )
     topics = settings.kafka.topics
-    ensure_topics(
-        servers,
-        [topics.candidates, topics.labels, topics.dlq(topics.candidates)],
-        topics.partitions,
-    )
     stop = StopFlag().install()
+    backoff = backoff_of(settings)
+    retry_outages(
+        lambda: ensure_topics(
+            servers,
+            [topics.candidates, topics.labels, topics.dlq(topics.candidates)],
+            topics.partitions,
+        ),
+        stop,
+        backoff,
+        "creating topics",
+    )
     consumer = make_consumer(
         servers, settings.kafka, [topics.candidates], settings.argilla.labeler_group_id
     )
@@ -263,6 +274,7 @@ def run(
             between_batches=catch_up,
             stats=stats,
             worker=worker_id,
+            backoff=backoff,
         )
     finally:
         http.close()

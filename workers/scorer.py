@@ -31,6 +31,7 @@ from connectors.kafka import (
     make_producer,
     run_loop,
 )
+from connectors.retry import backoff_of, retry_outages
 from loop.classification.base import applying
 from loop.classification.serving import ModelWatcher, NewestWatcher, ServedModel
 from loop.embeddings.backbone import PackagedEncoder
@@ -329,10 +330,17 @@ def run(settings: Settings, servers: str, worker_id: str | None = None) -> LoopS
     tune_malloc()
     worker_id = worker_id or default_worker_id()
     topics = settings.kafka.topics
-    ensure_topics(
-        servers,
-        [topics.raw, topics.tagged, topics.candidates, topics.dlq(topics.raw)],
-        topics.partitions,
+    stop = StopFlag().install()
+    backoff = backoff_of(settings)
+    retry_outages(
+        lambda: ensure_topics(
+            servers,
+            [topics.raw, topics.tagged, topics.candidates, topics.dlq(topics.raw)],
+            topics.partitions,
+        ),
+        stop,
+        backoff,
+        "creating topics",
     )
     registry = ModelRegistry(settings.registry_path)
     watcher = ModelWatcher(registry)
@@ -340,7 +348,6 @@ def run(settings: Settings, servers: str, worker_id: str | None = None) -> LoopS
     if watcher.served is None:
         logger.warning("no promoted model in %s: documents come out unscored", registry.root)
     scorer = Scorer(settings, watcher, worker_id)
-    stop = StopFlag().install()
     consumer = make_consumer(servers, settings.kafka, [topics.raw], settings.scorer.group_id)
     producer = make_producer(servers, settings.kafka)
     last_check = time.monotonic()
@@ -371,6 +378,7 @@ def run(settings: Settings, servers: str, worker_id: str | None = None) -> LoopS
             between_batches=between_batches,
             stats=stats,
             worker=worker_id,
+            backoff=backoff,
         )
     finally:
         consumer.close()

@@ -38,6 +38,7 @@ from connectors.kafka import (
     run_loop,
     send_all,
 )
+from connectors.retry import backoff_of, retry_outages
 from loop.labels import LabelStore
 from loop.messages import LabelEvent, ModelEvent
 from loop.registry import ModelRegistry
@@ -118,8 +119,15 @@ def model_events(result: RoundResult) -> list[ModelEvent]:
 def run(settings: Settings, servers: str, worker_id: str = "trainer") -> LoopStats:
     """Run the trainer until SIGTERM/SIGINT."""
     topics = settings.kafka.topics
-    ensure_topics(
-        servers, [topics.labels, topics.models, topics.dlq(topics.labels)], topics.partitions
+    stop = StopFlag().install()
+    backoff = backoff_of(settings)
+    retry_outages(
+        lambda: ensure_topics(
+            servers, [topics.labels, topics.models, topics.dlq(topics.labels)], topics.partitions
+        ),
+        stop,
+        backoff,
+        "creating topics",
     )
     store = LabelStore(
         settings.labels_path, settings.argilla.min_submitted, settings.argilla.min_agreement
@@ -134,7 +142,6 @@ def run(settings: Settings, servers: str, worker_id: str = "trainer") -> LoopSta
             for task in settings.entity_tasks
         },
     }
-    stop = StopFlag().install()
     consumer = make_consumer(servers, settings.kafka, [topics.labels], settings.trainer.group_id)
     producer = make_producer(servers, settings.kafka)
 
@@ -166,7 +173,9 @@ def run(settings: Settings, servers: str, worker_id: str = "trainer") -> LoopSta
             "round: %s", json.dumps({"task": task, **result.to_dict(), "duration_s": duration_s})
         )
         events = model_events(result)
-        send_all(producer, [Output.of(topics.models, e) for e in events])
+        outputs = [Output.of(topics.models, e) for e in events]
+        # The round is done: only its announcement waits for the broker, never a second round.
+        retry_outages(lambda: send_all(producer, outputs), stop, backoff, "announcing a round")
         return True
 
     registries = {
@@ -199,6 +208,7 @@ def run(settings: Settings, servers: str, worker_id: str = "trainer") -> LoopSta
             between_batches=between_batches,
             stats=stats,
             worker=worker_id,
+            backoff=backoff,
         )
     finally:
         consumer.close()

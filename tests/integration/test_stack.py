@@ -13,7 +13,7 @@ import pytest
 from kafka import KafkaAdminClient
 
 from tests.integration.argilla.conftest import VENV
-from tests.integration.conftest import ROOT
+from tests.integration.conftest import ROOT, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +35,7 @@ def test_up_status_down_manage_only_the_processes_they_started(tmp_path: Path) -
     up = alloop(home, "stack", "up", "--json")
     assert up.returncode == 0, up.stderr
     services = json.loads(up.stdout)
-    assert set(services) == {"broker", "redis", "argilla", "argilla-worker"}
+    assert set(services) == {"broker-store", "broker", "redis", "argilla", "argilla-worker"}
     broker = services["broker"]
     try:
         # Argilla answers, with the accounts kept private to the user.
@@ -73,12 +73,23 @@ def test_up_status_down_manage_only_the_processes_they_started(tmp_path: Path) -
     finally:
         down = alloop(home, "stack", "down")
     assert down.returncode == 0
-    assert {"broker", "redis", "argilla", "argilla-worker"} <= set(
+    assert {"broker-store", "broker", "redis", "argilla", "argilla-worker"} <= set(
         down.stdout.split(": ")[1].strip().split(", ")
     )
     assert not any(_alive(s["pid"]) for s in services.values())
     assert not Path(f"/proc/{broker['pid']}").exists() or _zombie(broker["pid"])
     assert json.loads(alloop(home, "stack", "status", "--json").stdout) == {}
+
+    # The broker comes back on its address with what it held: the ingested document.
+    again = alloop(home, "stack", "up", "--json", "--no-argilla")
+    try:
+        assert again.returncode == 0, again.stderr
+        back = json.loads(again.stdout)["broker"]
+        assert back["address"] == broker["address"] and back["pid"] != broker["pid"]
+        kept = read_topic(back["address"], "docs.raw", lambda rs: len(rs) >= 1, timeout=60)
+        assert [json.loads(r.value)["text"] for r in kept] == ["hello"]
+    finally:
+        alloop(home, "stack", "down")
 
 
 def _alive(pid: int) -> bool:

@@ -1,0 +1,220 @@
+"""Outages make workers wait and retry with backoff; their own faults still raise."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+import pytest
+from kafka.errors import KafkaConfigurationError, KafkaConnectionError, KafkaTimeoutError
+
+from connectors.kafka import LoopStats, Output, run_loop
+from connectors.retry import Backoff, Interrupted, outage, retry_outages
+from tests.unit.workers.test_scorer_handle import Record
+
+
+class FakeStop:
+    """A stop flag whose waits take no time and are recorded; stops after ``after`` waits."""
+
+    def __init__(self, after: int | None = None) -> None:
+        self.waits: list[float] = []
+        self.after = after
+        self.stopped = False
+
+    def __bool__(self) -> bool:
+        return self.stopped
+
+    def wait(self, seconds: float) -> bool:
+        self.waits.append(seconds)
+        if self.after is not None and len(self.waits) >= self.after:
+            self.stopped = True
+        return self.stopped
+
+    def set(self) -> None:
+        self.stopped = True
+
+
+def test_the_backoff_doubles_up_to_its_cap() -> None:
+    backoff = Backoff(initial_s=0.5, max_s=4.0, factor=2.0)
+    assert [backoff.delay(n) for n in range(1, 7)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    assert backoff.delay(10_000) == 4.0, "no overflow after a very long outage"
+
+
+def argilla_error(status: int) -> httpx.HTTPStatusError:
+    request = httpx.Request("POST", "http://argilla/api/v1/records")
+    return httpx.HTTPStatusError("x", request=request, response=httpx.Response(status))
+
+
+@pytest.mark.parametrize(
+    ("exc", "service"),
+    [
+        (KafkaTimeoutError("no metadata after 60s"), "the broker"),
+        (KafkaConnectionError("refused"), "the broker"),
+        (httpx.ConnectError("refused"), "Argilla"),
+        (httpx.ReadTimeout("slow"), "Argilla"),
+        (argilla_error(503), "Argilla"),
+        (argilla_error(429), "Argilla"),
+        (ConnectionRefusedError(), "a service"),
+        (KafkaConfigurationError("bad option"), None),
+        (argilla_error(401), None),
+        (argilla_error(422), None),
+        (ValueError("a bug"), None),
+    ],
+)
+def test_only_outages_are_retried(exc: BaseException, service: str | None) -> None:
+    assert outage(exc) == service
+
+
+def test_an_outage_is_waited_out_with_growing_waits_and_logged_one_line_each(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls = iter([KafkaTimeoutError("down"), KafkaTimeoutError("down"), None])
+
+    def action() -> str:
+        failure = next(calls)
+        if failure is not None:
+            raise failure
+        return "done"
+
+    stop = FakeStop()
+    with caplog.at_level(logging.INFO, logger="connectors.retry"):
+        assert retry_outages(action, stop, Backoff(1.0, 10.0, 3.0), "sending a batch") == "done"
+    assert stop.waits == [1.0, 3.0]
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 3 and all("\n" not in line for line in lines)
+    assert lines[0].startswith("the broker unreachable while sending a batch (KafkaTimeoutError")
+    assert "nothing committed" in lines[0]
+    assert lines[-1].startswith("back after")
+
+
+def test_a_fault_of_its_own_raises_at_once() -> None:
+    stop = FakeStop()
+    with pytest.raises(ValueError):
+        retry_outages(lambda: (_ for _ in ()).throw(ValueError("bug")), stop, Backoff(), "x")
+    assert stop.waits == []
+
+
+def test_a_stop_signal_ends_the_wait() -> None:
+    def down() -> None:
+        raise httpx.ConnectError("refused")
+
+    stop = FakeStop(after=3)
+    with pytest.raises(Interrupted):
+        retry_outages(down, stop, Backoff(), "writing records")
+    assert len(stop.waits) == 3
+
+
+class FakeConsumer:
+    """Hands out ``batches`` one poll at a time; records what was committed."""
+
+    def __init__(self, batches: list[list[Record]], stop: FakeStop) -> None:
+        self.batches = batches
+        self.stop = stop
+        self.commits: list[dict[Any, Any]] = []
+
+    def poll(self, timeout_ms: int = 0, max_records: int = 0) -> dict[str, list[Record]]:
+        if not self.batches:
+            self.stop.set()
+            return {}
+        return {"tp": self.batches.pop(0)}
+
+    def commit(self, offsets: dict[Any, Any]) -> None:
+        self.commits.append(offsets)
+
+
+class FlakyProducer:
+    """A producer whose broker is unreachable for the first ``down`` sends."""
+
+    def __init__(self, down: int) -> None:
+        self.config = {"max_request_size": 1_048_576}
+        self.down = down
+        self.sent: list[tuple[str, bytes]] = []
+
+    def send(self, topic: str, key: Any, value: bytes, headers: Any) -> Any:
+        producer = self
+
+        class Future:
+            def get(self, timeout: float) -> None:
+                if producer.down > 0:
+                    producer.down -= 1
+                    raise KafkaTimeoutError("Batch for TopicPartition expired")
+                producer.sent.append((topic, value))
+
+        return Future()
+
+    def flush(self, timeout: float) -> None:
+        pass
+
+
+def test_run_loop_waits_out_a_broker_outage_and_commits_only_after_the_outputs_went_out() -> None:
+    stop = FakeStop()
+    batch = [Record("docs.raw", 0, 7, b"a", b"x", [])]
+    consumer = FakeConsumer([batch], stop)
+    producer = FlakyProducer(down=3)
+    handled: list[int] = []
+
+    def handle(records: list[Any]) -> list[Output]:
+        handled.append(len(records))
+        return [Output("docs.tagged", "a", b"tagged", source=records[0])]
+
+    stats = run_loop(
+        consumer,
+        producer,
+        handle,
+        stop,
+        batch_size=10,
+        max_wait_ms=1,
+        stats=LoopStats(),
+        backoff=Backoff(0.5, 2.0, 2.0),
+    )
+    assert stop.waits[:3] == [0.5, 1.0, 2.0], "waited with backoff while the broker was down"
+    assert handled == [1], "the batch is handled once; only sending is retried"
+    assert producer.sent == [("docs.tagged", b"tagged")]
+    assert len(consumer.commits) == 1 and stats.records == 1
+    [offsets] = consumer.commits
+    assert [o.offset for o in offsets.values()] == [8]
+
+
+def test_run_loop_retries_a_handle_that_met_an_argilla_outage_and_commits_nothing_meanwhile() -> (
+    None
+):
+    stop = FakeStop()
+    batch = [Record("candidates", 0, 0, b"a", b"x", [])]
+    consumer = FakeConsumer([batch], stop)
+    failures = [httpx.ConnectError("refused"), argilla_error(502)]
+
+    def handle(records: list[Any]) -> list[Output]:
+        if failures:
+            assert consumer.commits == [], "nothing committed while Argilla is down"
+            raise failures.pop(0)
+        return []
+
+    run_loop(consumer, FlakyProducer(0), handle, stop, batch_size=10, max_wait_ms=1)
+    assert failures == [] and len(consumer.commits) == 1
+
+
+def test_run_loop_stopped_during_an_outage_commits_nothing() -> None:
+    stop = FakeStop(after=2)
+    consumer = FakeConsumer([[Record("docs.raw", 0, 0, b"a", b"x", [])]], stop)
+    run_loop(
+        consumer,
+        FlakyProducer(down=100),
+        lambda records: [Output("docs.tagged", "a", b"t", source=records[0])],
+        stop,
+        batch_size=10,
+        max_wait_ms=1,
+    )
+    assert consumer.commits == []
+
+
+def test_run_loop_still_raises_on_a_fault_of_the_worker() -> None:
+    stop = FakeStop()
+    consumer = FakeConsumer([[Record("docs.raw", 0, 0, b"a", b"x", [])]], stop)
+
+    def broken(records: list[Any]) -> list[Output]:
+        raise KeyError("a bug")
+
+    with pytest.raises(KeyError):
+        run_loop(consumer, FlakyProducer(0), broken, stop, batch_size=10, max_wait_ms=1)
+    assert consumer.commits == []
