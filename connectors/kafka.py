@@ -355,6 +355,22 @@ def _handled(handle: Handler, records: list[Any], max_bytes: int, worker: str) -
     return fit_outputs(handle(records), max_bytes, worker)
 
 
+def serve(
+    consumer: KafkaConsumer,
+    producer: KafkaProducer,
+    handle: Handler,
+    stop: StopFlag,
+    **options: Any,
+) -> LoopStats:
+    """A worker's life: :func:`run_loop` (``options`` are its own) until ``stop``, then the
+    consumer and the producer closed, whatever ended the loop."""
+    try:
+        return run_loop(consumer, producer, handle, stop, **options)
+    finally:
+        consumer.close()
+        producer.close(timeout=10)
+
+
 def describe_error(exc: BaseException) -> str:
     """One readable line for a Kafka failure."""
     if isinstance(exc, KafkaError):

@@ -35,8 +35,8 @@ from connectors.kafka import (
     fit_outputs,
     make_consumer,
     make_producer,
-    run_loop,
     send_all,
+    serve,
     where,
 )
 from connectors.retry import backoff_of, retry_outages
@@ -264,7 +264,7 @@ def run(
 
     stats = LoopStats()
     try:
-        run_loop(
+        serve(
             consumer,
             producer,
             labeler.handle,
@@ -278,8 +278,6 @@ def run(
         )
     finally:
         http.close()
-        consumer.close()
-        producer.close(timeout=10)
         logger.info(
             "labeler %s stopped: %d written, %d replaced",
             worker_id,

@@ -29,7 +29,7 @@ from connectors.kafka import (
     fit_outputs,
     make_consumer,
     make_producer,
-    run_loop,
+    serve,
 )
 from connectors.retry import backoff_of, retry_outages
 from loop.classification.base import applying
@@ -368,7 +368,7 @@ def run(settings: Settings, servers: str, worker_id: str | None = None) -> LoopS
     )
     stats = LoopStats()
     try:
-        run_loop(
+        serve(
             consumer,
             producer,
             scorer.handle,
@@ -381,8 +381,6 @@ def run(settings: Settings, servers: str, worker_id: str | None = None) -> LoopS
             backoff=backoff,
         )
     finally:
-        consumer.close()
-        producer.close(timeout=10)
         logger.info(
             "scorer %s stopped: %d records in %d batches, %d dead letters",
             worker_id,

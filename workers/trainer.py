@@ -35,8 +35,8 @@ from connectors.kafka import (
     ensure_topics,
     make_consumer,
     make_producer,
-    run_loop,
     send_all,
+    serve,
 )
 from connectors.retry import backoff_of, retry_outages
 from loop.labels import LabelStore
@@ -196,21 +196,14 @@ def run(settings: Settings, servers: str, worker_id: str = "trainer") -> LoopSta
         store.path,
         len(store),
     )
-    stats = LoopStats()
-    try:
-        run_loop(
-            consumer,
-            producer,
-            intake.handle,
-            stop,
-            batch_size=256,
-            max_wait_ms=1000,
-            between_batches=between_batches,
-            stats=stats,
-            worker=worker_id,
-            backoff=backoff,
-        )
-    finally:
-        consumer.close()
-        producer.close(timeout=10)
-    return stats
+    return serve(
+        consumer,
+        producer,
+        intake.handle,
+        stop,
+        batch_size=256,
+        max_wait_ms=1000,
+        between_batches=between_batches,
+        worker=worker_id,
+        backoff=backoff,
+    )

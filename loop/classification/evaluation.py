@@ -144,6 +144,35 @@ def _origins(predictions: Sequence[Prediction]) -> dict[str, int]:
     return dict(sorted(origins.items()))
 
 
+def _evaluation(
+    predictions: Sequence[Prediction],
+    version: str | None,
+    labels: list[str],
+    per_label: dict[str, LabelMetrics],
+    right: int,
+    *,
+    confusion: list[list[int]] | None = None,
+    normalised: list[list[float]] | None = None,
+    multi_label: bool = False,
+) -> Evaluation:
+    """The evaluation of ``predictions`` from its per-label metrics and the number of
+    documents the version got wholly ``right``."""
+    micro, macro = _averages(per_label)
+    return Evaluation(
+        version=version,
+        labels=labels,
+        per_label=per_label,
+        micro=micro,
+        macro=macro,
+        accuracy=round(_ratio(right, len(predictions)), 6),
+        confusion=confusion or [],
+        confusion_normalised=normalised or [],
+        test_size=len(predictions),
+        test_origins=_origins(predictions),
+        multi_label=multi_label,
+    )
+
+
 def evaluate_sets(
     predictions: Sequence[Prediction], labels: Sequence[str], version: str | None = None
 ) -> Evaluation:
@@ -163,20 +192,7 @@ def evaluate_sets(
         for name in gold - said:
             per_label[name][2] += 1
     metrics = {name: _label_metrics(*counts) for name, counts in per_label.items()}
-    micro, macro = _averages(metrics)
-    return Evaluation(
-        version=version,
-        labels=names,
-        per_label=metrics,
-        micro=micro,
-        macro=macro,
-        accuracy=round(_ratio(exact, len(predictions)), 6),
-        confusion=[],
-        confusion_normalised=[],
-        test_size=len(predictions),
-        test_origins=_origins(predictions),
-        multi_label=True,
-    )
+    return _evaluation(predictions, version, names, metrics, exact, multi_label=True)
 
 
 def evaluate(
@@ -210,19 +226,15 @@ def evaluate(
         per_label[label] = _label_metrics(
             tp, int(matrix[:, i].sum()) - tp, int(matrix[i, :].sum()) - tp
         )
-    micro, macro = _averages(per_label)
     row_sums = matrix.sum(axis=1, keepdims=True)
     normalised = np.divide(matrix, row_sums, out=np.zeros(matrix.shape), where=row_sums > 0)
-    tp_all = sum(m.tp for m in per_label.values())
-    return Evaluation(
-        version=version,
-        labels=labels,
-        per_label=per_label,
-        micro=micro,
-        macro=macro,
-        accuracy=round(_ratio(tp_all, len(predictions)), 6),
+    right = sum(m.tp for m in per_label.values())
+    return _evaluation(
+        predictions,
+        version,
+        labels,
+        per_label,
+        right,
         confusion=matrix.tolist(),
-        confusion_normalised=np.round(normalised, 4).tolist(),
-        test_size=len(predictions),
-        test_origins=_origins(predictions),
+        normalised=np.round(normalised, 4).tolist(),
     )

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from loop.classification.base import Classifier, ClassifierConfig, Target, multi_hot, training_sets
-from loop.embeddings.backbone import minilm_path, offline
+from loop.embeddings.backbone import minilm_path, offline, sentence_vectors
 from loop.embeddings.cache import EmbeddingCache, body_fingerprint
 from loop.errors import ModelError
 
@@ -83,14 +83,7 @@ class SetFitClassifier:
 
     def embed(self, texts: Sequence[str], batch_size: int = 64) -> npt.NDArray[np.float32]:
         """Sentence embeddings from the (fine-tuned) body, L2-normalised."""
-        vectors = self._model.model_body.encode(
-            list(texts),
-            batch_size=batch_size,
-            show_progress_bar=False,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-        )
-        return np.asarray(vectors, dtype=np.float32)
+        return sentence_vectors(self._model.model_body, texts, batch_size)
 
     def save(self, path: Path) -> None:
         if path.exists() and any(path.iterdir()):
@@ -100,14 +93,7 @@ class SetFitClassifier:
 
 def encode(model: Any, texts: Sequence[str], batch_size: int = 64) -> npt.NDArray[np.float32]:
     """The body's sentence embeddings, as SetFit feeds them to its head."""
-    vectors = model.model_body.encode(
-        list(texts),
-        batch_size=batch_size,
-        normalize_embeddings=model.normalize_embeddings,
-        show_progress_bar=False,
-        convert_to_numpy=True,
-    )
-    return np.asarray(vectors, dtype=np.float32)
+    return sentence_vectors(model.model_body, texts, batch_size, model.normalize_embeddings)
 
 
 MULTI_TARGET_STRATEGY = "one-vs-rest"

@@ -50,11 +50,19 @@ class PackagedEncoder:
 
             offline()
             self._model = SentenceTransformer(str(minilm_path()), device="cpu")
-        vectors = self._model.encode(
-            list(texts),
-            batch_size=batch_size,
-            normalize_embeddings=True,
-            show_progress_bar=False,
-            convert_to_numpy=True,
-        )
-        return np.asarray(vectors, dtype=np.float32)
+        return sentence_vectors(self._model, texts, batch_size)
+
+
+def sentence_vectors(
+    encoder: Any, texts: Sequence[str], batch_size: int = 64, normalize: bool = True
+) -> npt.NDArray[np.float32]:
+    """Sentence embeddings of ``texts`` from a sentence-transformers model, one float32 row
+    each (L2-normalised unless ``normalize`` is false), without a progress bar."""
+    vectors = encoder.encode(
+        list(texts),
+        batch_size=batch_size,
+        normalize_embeddings=normalize,
+        show_progress_bar=False,
+        convert_to_numpy=True,
+    )
+    return np.asarray(vectors, dtype=np.float32)

@@ -207,6 +207,22 @@ def analyse(
     return list(zip(predicted, missed, strict=True))
 
 
+class OnePassExtractor:
+    """For extractors that find spans and near misses in one pass: ``predict`` and
+    ``near_misses`` of the :class:`EntityExtractor` contract from their ``analyse``."""
+
+    def analyse(
+        self, texts: Sequence[str], batch_size: int = 32
+    ) -> list[tuple[list[Span], list[Span]]]:
+        raise NotImplementedError
+
+    def predict(self, texts: Sequence[str], batch_size: int = 32) -> list[list[Span]]:
+        return [spans for spans, _ in self.analyse(texts, batch_size)]
+
+    def near_misses(self, texts: Sequence[str], batch_size: int = 32) -> list[list[Span]]:
+        return [misses for _, misses in self.analyse(texts, batch_size)]
+
+
 def surface_form(text: str) -> str:
     """How surface forms are compared for "seen before": case-folded, inner spaces single."""
     return " ".join(text.casefold().split())

@@ -25,6 +25,7 @@ from loop.entities.base import (
     EntityExtractor,
     Example,
     ExtractorConfig,
+    OnePassExtractor,
     Span,
     best_first,
     check_examples,
@@ -41,7 +42,7 @@ DEFAULT_BEAM_WIDTH = 8
 DEFAULT_LANGUAGE = "en"
 
 
-class SpacyExtractor:
+class SpacyExtractor(OnePassExtractor):
     """A trained spaCy pipeline behind the :class:`EntityExtractor` contract."""
 
     def __init__(self, nlp: Any, types: list[str], config: ExtractorConfig) -> None:
@@ -100,12 +101,6 @@ class SpacyExtractor:
                     misses.append(span)
             split.append((sorted(spans), sorted(misses)))
         return split
-
-    def predict(self, texts: Sequence[str], batch_size: int = 32) -> list[list[Span]]:
-        return [spans for spans, _ in self.analyse(texts, batch_size)]
-
-    def near_misses(self, texts: Sequence[str], batch_size: int = 32) -> list[list[Span]]:
-        return [misses for _, misses in self.analyse(texts, batch_size)]
 
     def save(self, path: Path) -> None:
         ensure_empty_folder(path)

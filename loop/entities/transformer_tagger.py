@@ -30,6 +30,7 @@ from loop.entities.base import (
     EntityExtractor,
     Example,
     ExtractorConfig,
+    OnePassExtractor,
     Span,
     check_examples,
     ensure_empty_folder,
@@ -45,7 +46,7 @@ STRIDE = 32
 """Subword tokens shared by consecutive windows of a long text."""
 
 
-class TransformerTagger:
+class TransformerTagger(OnePassExtractor):
     """A fine-tuned token classifier behind the :class:`EntityExtractor` contract."""
 
     def __init__(
@@ -131,12 +132,6 @@ class TransformerTagger:
             )
             for text, tokens in zip(texts, self.token_scores(texts, batch_size), strict=True)
         ]
-
-    def predict(self, texts: Sequence[str], batch_size: int = 32) -> list[list[Span]]:
-        return [spans for spans, _ in self.analyse(texts, batch_size)]
-
-    def near_misses(self, texts: Sequence[str], batch_size: int = 32) -> list[list[Span]]:
-        return [misses for _, misses in self.analyse(texts, batch_size)]
 
     def save(self, path: Path) -> None:
         ensure_empty_folder(path)

@@ -41,16 +41,24 @@ def event(value: Any) -> Any:
     )
 
 
-def test_a_multi_label_candidate_suggests_the_labels_that_apply_with_their_scores() -> None:
-    base = Candidate(
-        id="d1",
-        text="lost card, new pin",
-        model_version="v0003",
+def multi_label_candidate(
+    doc: str, text: str, version: str, probabilities: dict[str, float], score: float = 0.5
+) -> Candidate:
+    return Candidate(
+        id=doc,
+        text=text,
+        model_version=version,
         strategy="breaking-ties",
-        score=0.9,
+        score=score,
         reason="uncertain",
-        probabilities={"card": 0.91, "fee": 0.2, "pin": 0.55},
+        probabilities=probabilities,
         multi_label=True,
+    )
+
+
+def test_a_multi_label_candidate_suggests_the_labels_that_apply_with_their_scores() -> None:
+    base = multi_label_candidate(
+        "d1", "lost card, new pin", "v0003", {"card": 0.91, "fee": 0.2, "pin": 0.55}, score=0.9
     )
     [suggestion] = list(record_for(base, None).suggestions)
     assert suggestion.value == ["card", "pin"] and suggestion.score == [0.91, 0.55]
@@ -123,16 +131,7 @@ def test_a_candidate_of_the_other_kind_is_dead_lettered_with_the_fix() -> None:
     from loop.testing.records import MemoryQueue, Record
     from workers.labeler import Labeler
 
-    multi = Candidate(
-        id="m1",
-        text="lost card",
-        model_version="v0007",
-        strategy="breaking-ties",
-        score=0.5,
-        reason="uncertain",
-        probabilities={"card": 0.9, "pin": 0.4},
-        multi_label=True,
-    )
+    multi = multi_label_candidate("m1", "lost card", "v0007", {"card": 0.9, "pin": 0.4})
     single = multi.model_copy(update={"id": "s1", "multi_label": False})
     queue = MemoryQueue()
     labeler = Labeler(queue, budget=10, worker_id="w", multi_label=False)  # type: ignore[arg-type]
