@@ -111,7 +111,13 @@ def run_round(
     """Run one training round in a fresh process; return what it printed (a JSON object)."""
     started = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "workers.train_round", *(["--task", task] if task else [])],
+        [
+            sys.executable,
+            "-m",
+            "workers.train_round",
+            *(["--task", task] if task else []),
+            *("--parent", str(os.getpid())),
+        ],
         capture_output=True,
         text=True,
         timeout=timeout_s,
