@@ -261,9 +261,7 @@ def tagged_findings(
     """Every streamed document tagged (or dead-lettered), its copies byte-identical."""
     missing = [i for i in streamed if i not in copies and i not in dead]
     unequal = [i for i, values in copies.items() if len(set(values)) > 1]
-    failures = []
-    if missing:
-        failures.append(f"{len(missing)} document(s) not on the tagged topic, e.g. {missing[0]}")
+    failures = _failures((missing, "document(s) not on the tagged topic"))
     if unequal:
         values = copies[unequal[0]]
         failures.append(
@@ -284,13 +282,11 @@ def record_findings(wanted: set[str], records: Counter[str]) -> Findings:
     no_record = sorted(wanted - set(records))
     twice = sorted(i for i, n in records.items() if n > 1)
     strays = sorted(set(records) - wanted)
-    failures = []
-    if no_record:
-        failures.append(f"{len(no_record)} candidate(s) without an Argilla record: {no_record[:3]}")
-    if twice:
-        failures.append(f"{len(twice)} candidate(s) with several Argilla records: {twice[:3]}")
-    if strays:
-        failures.append(f"{len(strays)} Argilla record(s) of no candidate: {strays[:3]}")
+    failures = _failures(
+        (no_record, "candidate(s) without an Argilla record"),
+        (twice, "candidate(s) with several Argilla records"),
+        (strays, "Argilla record(s) of no candidate"),
+    )
     figures = {
         "candidates": len(wanted),
         "argilla_records": sum(records.values()),
@@ -305,17 +301,21 @@ def label_findings(given: set[str], stored: set[str], lines: Counter[str]) -> Fi
     store's file per response id)."""
     unstored = sorted(given - stored)
     repeated = sorted(r for r in given if lines[r] > 1)
-    failures = []
-    if unstored:
-        failures.append(f"{len(unstored)} answer(s) given in Argilla not in the label store")
-    if repeated:
-        failures.append(f"{len(repeated)} response id(s) stored more than once: {repeated[:3]}")
+    failures = _failures(
+        (unstored, "answer(s) given in Argilla not in the label store"),
+        (repeated, "response id(s) stored more than once"),
+    )
     figures = {
         "answers": len(given),
         "lost_labels": len(unstored),
         "duplicate_labels": sum(lines[r] - 1 for r in repeated),
     }
     return Findings(figures, failures, bool(unstored))
+
+
+def _failures(*found: tuple[Sequence[str], str]) -> list[str]:
+    """One line per check that found something: how many, what, and the first few."""
+    return [f"{len(items)} {what}: {', '.join(items[:3])}" for items, what in found if items]
 
 
 def version_findings(folder: Path) -> Findings:

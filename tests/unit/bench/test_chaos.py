@@ -23,7 +23,7 @@ def test_every_streamed_document_must_be_tagged_or_dead_lettered() -> None:
 
     lost = chaos.tagged_findings(["a", "b", "c"], {"a": [b"1"], "b": [b"2"]}, set())
     assert lost.lost and lost.figures["lost_documents"] == 1
-    assert "1 document(s) not on the tagged topic, e.g. c" in lost.failures
+    assert "1 document(s) not on the tagged topic: c" in lost.failures
 
 
 def test_copies_of_a_tagged_document_must_be_byte_identical() -> None:
