@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -71,6 +72,8 @@ class Loop:
     home: Path
     port: int
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    running: dict[str, tuple[list[str], subprocess.Popen[bytes]]] = field(default_factory=dict)
+    """The latest process started under each name, with its arguments (for :meth:`restart`)."""
 
     @classmethod
     def create(cls, stack: Stack, name: str, extra: dict[str, str] | None = None) -> Loop:
@@ -113,18 +116,34 @@ class Loop:
     def log(self, name: str) -> Path:
         return self.home / f"{name}.log"
 
-    def start(self, name: str, argv: list[str]) -> None:
+    def start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         """Run ``alloop ARGV`` in the background, its output in ``<home>/<name>.log``."""
         with self.log(name).open("ab") as out:
-            self.processes.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "cli", *argv],
-                    env={**os.environ, **self.env},
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    cwd=ROOT,
-                )
+            process = subprocess.Popen(
+                [sys.executable, "-m", "cli", *argv],
+                env={**os.environ, **self.env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
             )
+        self.processes.append(process)
+        self.running[name] = (argv, process)
+        return process
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> int:
+        """Send ``sig`` to the process named ``name`` and wait for it to end; its exit code."""
+        _, process = self.running[name]
+        if process.poll() is None:
+            process.send_signal(sig)
+        return process.wait(timeout=60)
+
+    def restart(self, name: str) -> subprocess.Popen[bytes]:
+        """Start ``name`` again with the arguments it was started with (its log goes on)."""
+        argv, process = self.running[name]
+        if process.poll() is None:
+            raise RuntimeError(f"the {name} is still running (pid {process.pid})")
+        self.processes.remove(process)
+        return self.start(name, argv)
 
     def wait_assigned(self, *names: str, timeout: float = 180) -> None:
         """Wait until each named consumer process has joined its group."""

@@ -296,3 +296,49 @@ def bench_throughput(
         documents, batch_size, warmup, servers=settings.kafka.bootstrap_servers or None
     )
     typer.echo(throughput.report(result))
+
+
+@bench_app.command("chaos")
+def bench_chaos(
+    documents: Annotated[int, typer.Option(help="Tweets to stream to the raw topic.")] = 10_000,
+    kills: Annotated[
+        int, typer.Option(help="SIGKILLs of each process (scorer, labeler, trainer, API).")
+    ] = 3,
+    seed: Annotated[int, typer.Option(help="Seeds the kill moments and the tweets drawn.")] = 0,
+    rate: Annotated[
+        float, typer.Option(help="Documents per second streamed; the kills fall in that time.")
+    ] = 15.0,
+    model_kind: Annotated[
+        str, typer.Option(help="The trainer's model (setfit; keywords for a quick run).")
+    ] = "setfit",
+    settle_timeout: Annotated[
+        float, typer.Option(help="Seconds the loop may take to catch up after the stream.")
+    ] = 900.0,
+) -> None:
+    """SIGKILL the loop's processes at random moments while tweets stream through it, then
+    check that nothing was lost or duplicated.
+
+    Starts a private broker and local Argilla, trains a SetFit seed version for the scorer,
+    runs the scorer, labeler, trainer and API as real processes, and lets the oracle annotator
+    answer every Argilla record. While --documents stream at --rate, each process is killed
+    --kills times (moments drawn with --seed) and restarted at once. Then it checks: every
+    document on the tagged topic (copies byte-identical), one Argilla record per candidate, one
+    label per answer in the label store, every version loadable, no process exiting on its
+    own. The last line printed is a JSON object with the figures; the exit code is 1 when an
+    invariant fails. See docs/reliability.md#fault-injection.
+    """
+    from bench import chaos
+
+    load_settings()
+    figures = chaos.run(
+        documents,
+        kills=kills,
+        seed=seed,
+        rate=rate,
+        model_kind=model_kind,
+        settle_timeout_s=settle_timeout,
+    )
+    typer.echo(chaos.report(figures))
+    typer.echo(json.dumps(figures))
+    if figures["failures"]:
+        raise typer.Exit(1)

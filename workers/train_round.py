@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import sys
+import threading
+import time
 
 from loop import logs
 from loop.classification.base import ClassifierConfig
@@ -26,6 +30,23 @@ from loop.registry import ModelRegistry
 from loop.settings import Settings
 from loop.training.gate import Gate
 from loop.training.rounds import RoundConfig, run_round
+
+logger = logging.getLogger(__name__)
+
+
+def end_with_parent(parent: int, interval_s: float = 0.5) -> None:
+    """End this process as soon as the trainer that started it (process ``parent``) is gone.
+    A SIGKILLed trainer can neither stop its round nor wait for it, and its successor starts
+    a round of its own: the orphan would go on beside it, racing it to publish. Ending
+    mid-publish is safe (the registry removes staging folders nobody holds)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval_s)
+        logger.warning("the trainer (pid %s) is gone: ending its training round", parent)
+        os._exit(3)
+
+    threading.Thread(target=watch, name="end-with-trainer", daemon=True).start()
 
 
 def gate(settings: Settings) -> Gate:
@@ -75,9 +96,16 @@ def main(argv: list[str] | None = None) -> int:
         help="the task to train (default: ALLOOP_TRAINER__TASK; the entity task's name "
         "trains the entity extractor)",
     )
+    parser.add_argument(
+        "--parent",
+        type=int,
+        help="the trainer's process id: the round ends when that process is gone",
+    )
     args = parser.parse_args(argv)
     settings = Settings()
     logs.configure(settings.log_level)
+    if args.parent is not None:
+        end_with_parent(args.parent)
     tune_malloc()
     store = LabelStore(
         settings.labels_path, settings.argilla.min_submitted, settings.argilla.min_agreement

@@ -83,7 +83,13 @@ def run_round(
     seconds it took."""
     started = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "workers.train_round", *(["--task", task] if task else [])],
+        [
+            sys.executable,
+            "-m",
+            "workers.train_round",
+            *(["--task", task] if task else []),
+            *("--parent", str(os.getpid())),
+        ],
         capture_output=True,
         text=True,
         timeout=timeout_s,
