@@ -234,19 +234,15 @@ def check(
             if str(dataset["name"]).startswith(f"{loop.prefix}-"):
                 records.update(_external_ids(http, str(dataset["id"])))
         answers = poll(http, loop.prefix)
-    store_path = loop.home / "labels" / "labels.jsonl"
-    lines = Counter(
-        json.loads(line).get("response_id")
-        for line in (store_path.read_text().splitlines() if store_path.is_file() else [])
-        if line.strip().startswith("{")
-    )
+    stored = list(LabelStore(loop.home / "labels" / "labels.db").answers())
+    rows = Counter(a.response_id for a in stored)  # the store's rows, by response id
     found = [
         tagged_findings(streamed, tagged.snapshot(), set(dead["raw"].snapshot())),
         record_findings(set(candidates.snapshot()) - set(dead["candidates"].snapshot()), records),
         label_findings(
             {a.response_id for a in answers},
-            {a.response_id for a in LabelStore(store_path).answers()},
-            lines,
+            set(rows),
+            rows,
         ),
         *([version_findings(loop.home / "registry")] if versions else []),
     ]
@@ -297,8 +293,8 @@ def record_findings(wanted: set[str], records: Counter[str]) -> Findings:
 
 
 def label_findings(given: set[str], stored: set[str], lines: Counter[str]) -> Findings:
-    """Every answer given in Argilla in the label store, on one line (``lines``: lines of the
-    store's file per response id)."""
+    """Every answer given in Argilla in the label store, once (``lines``: the store's rows per
+    response id)."""
     unstored = sorted(given - stored)
     repeated = sorted(r for r in given if lines[r] > 1)
     failures = _failures(

@@ -39,7 +39,7 @@ def running(pid: int) -> bool:
 
 def test_a_round_ends_when_its_trainer_is_killed(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    LabelStore(home / "labels" / "labels.jsonl").add(
+    LabelStore(home / "labels" / "labels.db").add(
         LabelEvent(
             id=f"d{i}",
             text=f"shares {'soar' if i % 2 else 'plunge'} {i}",
