@@ -33,7 +33,8 @@ class KafkaLabelSink:
         self._lock = threading.Lock()
 
     def publish(self, events: Sequence[LabelEvent]) -> None:
-        from connectors.kafka import Output, ensure_topics, make_producer, send_all
+        from connectors.kafka import ensure_topics, make_producer, send_all
+        from connectors.outputs import Output
         from stack.discovery import bootstrap_servers
 
         topic = self._settings.kafka.topics.labels

@@ -25,7 +25,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from connectors.kafka import encode_key, ensure_topics, make_consumer, make_producer
+from connectors.kafka import ensure_topics, make_consumer, make_producer
+from connectors.outputs import encode_key
 from loop.classification.factories import load_version
 from loop.datasets import DEFAULT_DATASET, read_tweets, take_per_label
 from loop.messages import Document, TaggedDocument, decode, encode

@@ -248,7 +248,7 @@ def annotate(
     url, _ = argilla_address(settings)
     key = settings.argilla.annotator_api_key
     if key is None:
-        from stack.local import argilla_credentials
+        from stack.credentials import argilla_credentials
 
         key_text = argilla_credentials(settings.state_dir, "annotator")[1]
     else:

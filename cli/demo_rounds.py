@@ -16,7 +16,7 @@ from loop.datasets import read_tweets
 from loop.messages import Document
 from loop.registry import ModelRegistry
 from loop.settings import Settings
-from stack import local
+from stack.credentials import ArgillaCredentials
 
 logger = logging.getLogger(__name__)
 
@@ -154,9 +154,7 @@ def label_loop(
     from stack.discovery import argilla_address
 
     url, _ = argilla_address(settings)
-    credentials = (
-        local.ArgillaCredentials.load(settings.state_dir) if not settings.argilla.url else None
-    )
+    credentials = ArgillaCredentials.load(settings.state_dir) if not settings.argilla.url else None
     print(
         f"\nArgilla      {url}  (dataset {settings.argilla.dataset_prefix}-classification)",
         file=out,
@@ -213,9 +211,7 @@ def entity_loop(
     from stack.discovery import argilla_address
 
     url, _ = argilla_address(settings)
-    credentials = (
-        local.ArgillaCredentials.load(settings.state_dir) if not settings.argilla.url else None
-    )
+    credentials = ArgillaCredentials.load(settings.state_dir) if not settings.argilla.url else None
     task = settings.entities.task
     print(
         f"\nentities     dataset {settings.argilla.dataset_prefix}-{task} in Argilla: spans "

@@ -39,6 +39,7 @@ def stack_up(
     """
     from stack import local
     from stack.argilla import starter as argilla_starter
+    from stack.credentials import CREDENTIALS_FILE
 
     settings = load_settings()
     if settings.kafka.bootstrap_servers:
@@ -48,7 +49,7 @@ def stack_up(
             err=True,
         )
     start_argilla = argilla and not settings.argilla.url
-    first_time = not (settings.state_dir / local.CREDENTIALS_FILE).exists()
+    first_time = not (settings.state_dir / CREDENTIALS_FILE).exists()
     local.up(
         settings.state_dir,
         argilla_starter(settings) if start_argilla else None,
@@ -68,7 +69,7 @@ def stack_up(
 
 
 def _print_accounts(settings: Settings) -> None:
-    from stack.local import ArgillaCredentials
+    from stack.credentials import ArgillaCredentials
 
     found = ArgillaCredentials.load(settings.state_dir)
     typer.echo(

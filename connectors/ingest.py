@@ -11,7 +11,7 @@ from typing import TextIO
 from kafka import KafkaProducer
 from tqdm import tqdm
 
-from connectors.kafka import encode_key
+from connectors.outputs import encode_key
 from loop.messages import Document, encode
 from loop.readers import Rejected
 

@@ -35,15 +35,8 @@ from connectors.argilla.setup import (
     prune_webhooks,
 )
 from loop.settings import Settings
-from stack.local import (
-    ArgillaCredentials,
-    Service,
-    StackError,
-    free_port,
-    spawn,
-    stop_service,
-    wait_for_log,
-)
+from stack.credentials import ArgillaCredentials
+from stack.local import Service, StackError, free_port, spawn, stop_service, wait_for_log
 
 logger = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ def argilla_address(settings: Settings) -> tuple[str, str]:
     url = settings.argilla.url
     key = settings.argilla.api_key.get_secret_value() if settings.argilla.api_key else ""
     if not (url and key):
-        from stack.local import argilla_credentials
+        from stack.credentials import argilla_credentials
 
         local_url, local_key = argilla_credentials(settings.state_dir)
         url, key = url or local_url, key or local_key

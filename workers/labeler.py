@@ -27,18 +27,14 @@ from connectors.argilla.answers import poll
 from connectors.argilla.datasets import ArgillaQueue, record_for, refused
 from connectors.kafka import (
     LoopStats,
-    Output,
     StopFlag,
-    dead_letter,
-    decode_all,
     ensure_topics,
-    fit_outputs,
     make_consumer,
     make_producer,
     send_all,
     serve,
-    where,
 )
+from connectors.outputs import Output, dead_letter, decode_all, fit_outputs, where
 from connectors.retry import backoff_of, retry_outages
 from loop.embeddings.backbone import PackagedEncoder
 from loop.messages import Candidate

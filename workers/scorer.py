@@ -19,18 +19,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from connectors.kafka import (
-    LoopStats,
-    Output,
-    StopFlag,
-    dead_letter,
-    decode_all,
-    ensure_topics,
-    fit_outputs,
-    make_consumer,
-    make_producer,
-    serve,
-)
+from connectors.kafka import LoopStats, StopFlag, ensure_topics, make_consumer, make_producer, serve
+from connectors.outputs import Output, dead_letter, decode_all, fit_outputs
 from connectors.retry import backoff_of, retry_outages
 from loop.classification.base import applying
 from loop.classification.serving import ModelWatcher, NewestWatcher, ServedModel

@@ -29,15 +29,14 @@ from pydantic import ValidationError
 
 from connectors.kafka import (
     LoopStats,
-    Output,
     StopFlag,
-    decode_all,
     ensure_topics,
     make_consumer,
     make_producer,
     send_all,
     serve,
 )
+from connectors.outputs import Output, decode_all
 from connectors.retry import backoff_of, retry_outages
 from loop.labels import LabelStore
 from loop.messages import LabelEvent, ModelEvent

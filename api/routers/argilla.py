@@ -34,7 +34,7 @@ def webhook_secret(settings: Settings) -> str | None:
     """The configured secret, else the one the local stack registered its webhook with."""
     if settings.argilla.webhook_secret is not None:
         return settings.argilla.webhook_secret.get_secret_value()
-    from stack.local import ArgillaCredentials
+    from stack.credentials import ArgillaCredentials
 
     try:
         return ArgillaCredentials.load(settings.state_dir).webhook_secret

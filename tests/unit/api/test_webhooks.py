@@ -25,7 +25,7 @@ from loop.label_db import DeliveryLog
 from loop.labels import LabelStore
 from loop.messages import LabelEvent
 from loop.settings import ApiSettings, ArgillaSettings, EntitySettings, Settings
-from stack.local import ArgillaCredentials
+from stack.credentials import ArgillaCredentials
 
 SECRET = base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 URL = "/v1/argilla/webhooks"

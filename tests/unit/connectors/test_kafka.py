@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from connectors.kafka import Output, fit_outputs
+from connectors.outputs import Output, fit_outputs
 from tests.unit.workers.test_scorer_handle import Record
 
 

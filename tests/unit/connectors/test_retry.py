@@ -9,7 +9,8 @@ import httpx
 import pytest
 from kafka.errors import KafkaConfigurationError, KafkaConnectionError, KafkaTimeoutError
 
-from connectors.kafka import LoopStats, Output, run_loop
+from connectors.kafka import LoopStats, run_loop
+from connectors.outputs import Output
 from connectors.retry import Backoff, Interrupted, outage, retry_outages
 from tests.unit.workers.test_scorer_handle import Record
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectors.kafka import Output
+from connectors.outputs import Output
 from loop.entities.base import Example, ExtractorConfig, make_span
 from loop.entities.serving import ServedExtractor
 from loop.labels import LabelStore
