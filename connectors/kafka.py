@@ -48,6 +48,17 @@ def ensure_topics(servers: str, names: Iterable[str], partitions: int) -> None:
         admin.close()
 
 
+def ensure_topics_waiting(
+    servers: str, names: Iterable[str], partitions: int, stop: StopFlag, backoff: Backoff
+) -> None:
+    """:func:`ensure_topics`, waiting out a broker that is not reachable yet (a worker's
+    start)."""
+    wanted = list(names)
+    retry_outages(
+        lambda: ensure_topics(servers, wanted, partitions), stop, backoff, "creating topics"
+    )
+
+
 def make_producer(servers: str, kafka: KafkaSettings, **overrides: Any) -> KafkaProducer:
     options: dict[str, Any] = {
         "bootstrap_servers": servers,

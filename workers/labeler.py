@@ -28,14 +28,14 @@ from connectors.argilla.datasets import ArgillaQueue, record_for, refused
 from connectors.kafka import (
     LoopStats,
     StopFlag,
-    ensure_topics,
+    ensure_topics_waiting,
     make_consumer,
     make_producer,
     send_all,
     serve,
 )
 from connectors.outputs import Output, dead_letter, decode_all, fit_outputs, where
-from connectors.retry import backoff_of, retry_outages
+from connectors.retry import backoff_of
 from loop.embeddings.backbone import PackagedEncoder
 from loop.messages import Candidate
 from loop.selection.budget import Offer, plan
@@ -212,15 +212,12 @@ def run(
     topics = settings.kafka.topics
     stop = StopFlag().install()
     backoff = backoff_of(settings)
-    retry_outages(
-        lambda: ensure_topics(
-            servers,
-            [topics.candidates, topics.labels, topics.dlq(topics.candidates)],
-            topics.partitions,
-        ),
+    ensure_topics_waiting(
+        servers,
+        [topics.candidates, topics.labels, topics.dlq(topics.candidates)],
+        topics.partitions,
         stop,
         backoff,
-        "creating topics",
     )
     consumer = make_consumer(
         servers, settings.kafka, [topics.candidates], settings.argilla.labeler_group_id

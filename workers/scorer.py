@@ -19,9 +19,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from connectors.kafka import LoopStats, StopFlag, ensure_topics, make_consumer, make_producer, serve
+from connectors.kafka import (
+    LoopStats,
+    StopFlag,
+    ensure_topics_waiting,
+    make_consumer,
+    make_producer,
+    serve,
+)
 from connectors.outputs import Output, dead_letter, decode_all, fit_outputs
-from connectors.retry import backoff_of, retry_outages
+from connectors.retry import backoff_of
 from loop.classification.base import applying
 from loop.classification.serving import ModelWatcher, NewestWatcher, ServedModel
 from loop.embeddings.backbone import PackagedEncoder
@@ -322,15 +329,12 @@ def run(settings: Settings, servers: str, worker_id: str | None = None) -> LoopS
     topics = settings.kafka.topics
     stop = StopFlag().install()
     backoff = backoff_of(settings)
-    retry_outages(
-        lambda: ensure_topics(
-            servers,
-            [topics.raw, topics.tagged, topics.candidates, topics.dlq(topics.raw)],
-            topics.partitions,
-        ),
+    ensure_topics_waiting(
+        servers,
+        [topics.raw, topics.tagged, topics.candidates, topics.dlq(topics.raw)],
+        topics.partitions,
         stop,
         backoff,
-        "creating topics",
     )
     registry = ModelRegistry(settings.registry_path)
     watcher = ModelWatcher(registry)

@@ -30,7 +30,7 @@ from pydantic import ValidationError
 from connectors.kafka import (
     LoopStats,
     StopFlag,
-    ensure_topics,
+    ensure_topics_waiting,
     make_consumer,
     make_producer,
     send_all,
@@ -126,13 +126,12 @@ def run(settings: Settings, servers: str, worker_id: str = "trainer") -> LoopSta
     topics = settings.kafka.topics
     stop = StopFlag().install()
     backoff = backoff_of(settings)
-    retry_outages(
-        lambda: ensure_topics(
-            servers, [topics.labels, topics.models, topics.dlq(topics.labels)], topics.partitions
-        ),
+    ensure_topics_waiting(
+        servers,
+        [topics.labels, topics.models, topics.dlq(topics.labels)],
+        topics.partitions,
         stop,
         backoff,
-        "creating topics",
     )
     store = LabelStore(
         settings.labels_path, settings.argilla.min_submitted, settings.argilla.min_agreement
