@@ -10,41 +10,41 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench import chaos
+from bench import chaos, chaos_checks
 from loop.classification.base import ClassifierConfig
 from loop.registry import ModelRegistry
 from loop.testing.classifier import KeywordFactory
 
 
 def test_every_streamed_document_must_be_tagged_or_dead_lettered() -> None:
-    ok = chaos.tagged_findings(["a", "b", "c"], {"a": [b"1"], "b": [b"2", b"2"]}, {"c"})
+    ok = chaos_checks.tagged_findings(["a", "b", "c"], {"a": [b"1"], "b": [b"2", b"2"]}, {"c"})
     assert ok.failures == [] and not ok.lost
     assert ok.figures["tagged_copies"] == 1
 
-    lost = chaos.tagged_findings(["a", "b", "c"], {"a": [b"1"], "b": [b"2"]}, set())
+    lost = chaos_checks.tagged_findings(["a", "b", "c"], {"a": [b"1"], "b": [b"2"]}, set())
     assert lost.lost and lost.figures["lost_documents"] == 1
     assert "1 document(s) not on the tagged topic: c" in lost.failures
 
 
 def test_copies_of_a_tagged_document_must_be_byte_identical() -> None:
-    found = chaos.tagged_findings(["a"], {"a": [b'{"p": 0.5}', b'{"p": 0.4}']}, set())
+    found = chaos_checks.tagged_findings(["a"], {"a": [b'{"p": 0.5}', b'{"p": 0.4}']}, set())
     assert found.figures["unequal_copies"] == 1 and not found.lost
     assert "tagged twice with different bytes" in found.failures[0]
 
 
 def test_one_argilla_record_per_candidate() -> None:
-    assert chaos.record_findings({"a", "b"}, Counter({"a": 1, "b": 1})).failures == []
+    assert chaos_checks.record_findings({"a", "b"}, Counter({"a": 1, "b": 1})).failures == []
 
-    found = chaos.record_findings({"a", "b", "c"}, Counter({"a": 2, "b": 1, "x": 1}))
+    found = chaos_checks.record_findings({"a", "b", "c"}, Counter({"a": 2, "b": 1, "x": 1}))
     assert found.lost
     assert found.figures["duplicate_records"] == 1 and found.figures["lost_candidates"] == 1
     assert len(found.failures) == 3  # c has none, a has two, x is nobody's
 
 
 def test_every_answer_stored_once() -> None:
-    assert chaos.label_findings({"r1"}, {"r1"}, Counter({"r1": 1})).failures == []
+    assert chaos_checks.label_findings({"r1"}, {"r1"}, Counter({"r1": 1})).failures == []
 
-    found = chaos.label_findings({"r1", "r2"}, {"r1"}, Counter({"r1": 2}))
+    found = chaos_checks.label_findings({"r1", "r2"}, {"r1"}, Counter({"r1": 2}))
     assert found.lost and found.figures["duplicate_labels"] == 1
     assert len(found.failures) == 2
 
@@ -54,10 +54,10 @@ def test_every_version_must_load(tmp_path: Path) -> None:
     model = KeywordFactory().train(["up", "down"], ["Bullish", "Bearish"], ClassifierConfig())
     card = registry.publish(model.save, labels=model.labels, kind="keywords")
     registry.promote(card.version)
-    assert chaos.version_findings(tmp_path).failures == []
+    assert chaos_checks.version_findings(tmp_path).failures == []
 
     (registry.model_path(card.version) / "keywords.json").write_text("{")
-    found = chaos.version_findings(tmp_path)
+    found = chaos_checks.version_findings(tmp_path)
     assert found.figures["unloadable_versions"] == 1
     assert "v0001 (ModelError" in found.failures[0]
 
