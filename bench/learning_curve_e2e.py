@@ -43,7 +43,7 @@ import numpy as np
 
 from bench import live
 from bench.learning_curve import read_task, simulate, statistics, write
-from loop.classification.base import Classifier, ClassifierConfig
+from loop.classification.base import Classifier, ClassifierConfig, ClassifierFactory
 from loop.classification.evaluation import Prediction, evaluate
 from loop.messages import Document
 from loop.readers import Columns
@@ -261,16 +261,18 @@ def run(
     out: Path = Path("bench/results/learning-curve-e2e"),
     stack: live.Stack | None = None,
     simulation: bool = True,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Both curves through the loop; on ``stack`` if given, else on a broker and a local
-    Argilla started for the run."""
-    from loop.classification.factories import factory_for, load_version
-    from loop.registry import ModelRegistry
+    Argilla started for the run. Each finished run is saved beside ``out`` (in
+    ``<out>-runs/``); with ``resume`` a run saved with the same settings is read back instead
+    of run again, so that the seeds of a long benchmark can be run in several sittings."""
+    from loop.classification.factories import factory_for
 
     everything, testset, names = read_task(train, test, columns)
     pool, gate = gate_split(everything, gate_size)
     started = time.monotonic()
-    runs: dict[str, list[tuple[list[Point], Path]]] = {strategy: [], baseline: []}
+    runs: dict[str, list[dict[str, Any]]] = {strategy: [], baseline: []}
     summary: dict[str, Any] = {
         "mode": "end-to-end",
         "train": str(train),
@@ -286,26 +288,33 @@ def run(
         "seeds": seeds,
         "model_kind": model_kind,
     }
+    same_settings = {k: summary[k] for k in summary if k not in ("mode", "seeds", "labels")}
     with nullcontext(stack) if stack is not None else live.stack("alloop-e2e-") as running:
-        for seed in range(seeds):
-            for name in (strategy, baseline):
-                runs[name].append(
-                    one_run(
-                        running,
-                        pool,
-                        names,
-                        strategy=name,
-                        seed=seed,
-                        budget=budget,
-                        step=step,
-                        window=window,
-                        model_kind=model_kind,
-                        gate=gate,
-                    )
-                )
-        summary["loop_seconds"] = round(time.monotonic() - started, 1)
         # Versions that share a body share the test set's embeddings (the trainer's cache).
         factory = factory_for(model_kind, running.scratch / "embeddings")
+        for seed in range(seeds):
+            for name in (strategy, baseline):
+                saved = out.parent / f"{out.name}-runs" / f"{name}-seed{seed}.json"
+                key = {**same_settings, "strategy": name, "seed": seed}
+                if resume and (earlier := _saved_run(saved, key)) is not None:
+                    print(f"{name:16} seed {seed}: read back from {saved}", file=sys.stderr)
+                    runs[name].append(earlier)
+                    continue
+                points, folder = one_run(
+                    running,
+                    pool,
+                    names,
+                    strategy=name,
+                    seed=seed,
+                    budget=budget,
+                    step=step,
+                    window=window,
+                    model_kind=model_kind,
+                    gate=gate,
+                )
+                runs[name].append(_score_run(points, folder, factory, testset, names))
+                _save_run(saved, key, runs[name][-1])
+        summary["loop_seconds"] = round(time.monotonic() - started, 1)
         full_model = factory.train(
             [d.text for d in pool], [str(d.label) for d in pool], ClassifierConfig(freeze_body=True)
         )
@@ -313,32 +322,21 @@ def run(
         summary["full_data_macro_f1"] = round(full, 4)
         print(f"full data: {len(pool)} labels, macro-F1 {full:.3f}", file=sys.stderr)
         for name, results in runs.items():
-            scored: list[list[float]] = []
-            served_scored: list[list[float]] = []
-            details: list[dict[str, Any]] = []
-            for points, folder in results:
-                registry = ModelRegistry(folder)
-                f1 = {
-                    v: macro_f1(load_version(registry, v, factory), testset, names)
-                    for v in registry.versions()
-                }
-                scored.append([f1.get(p.version, 0.0) if p.version else 0.0 for p in points])
-                served_scored.append([f1.get(p.served, 0.0) if p.served else 0.0 for p in points])
-                details.append(
-                    {
-                        "home": str(folder.parent),
-                        "points": [
-                            {**p.__dict__, "macro_f1": round(f1.get(p.version or "", 0.0), 4)}
-                            for p in points
-                        ],
-                    }
-                )
-            answered = np.array([[p.labels for p in points] for points, _ in results])
-            xs = [round(float(n)) for n in answered.mean(axis=0)]
+            answered = np.array([[p["labels"] for p in r["points"]] for r in results])
             summary[name] = {
-                **statistics(xs, scored, budget, full),
-                "served_macro_f1_mean": [round(v, 4) for v in np.array(served_scored).mean(axis=0)],
-                "runs": details,
+                **statistics(
+                    [round(float(n)) for n in answered.mean(axis=0)],
+                    [[p["macro_f1"] for p in r["points"]] for r in results],
+                    budget,
+                    full,
+                ),
+                "served_macro_f1_mean": [
+                    round(v, 4)
+                    for v in np.array(
+                        [[p["served_macro_f1"] for p in r["points"]] for r in results]
+                    ).mean(axis=0)
+                ],
+                "runs": results,
             }
     if simulation:
         # The simulation on the same pool (the evaluation file left out), test set and seeds:
@@ -355,6 +353,51 @@ def run(
         summary["gain_kept"] = gain_kept(summary, strategy, baseline)
     summary["seconds"] = round(time.monotonic() - started, 1)
     return write(summary, strategy, baseline, out)
+
+
+def _score_run(
+    points: Sequence[Point],
+    registry_folder: Path,
+    factory: ClassifierFactory,
+    testset: Sequence[Document],
+    names: Sequence[str],
+) -> dict[str, Any]:
+    """One run as the summary keeps it: each point with the macro-F1 on the test file of the
+    version trained at that step and of the version served then."""
+    from loop.classification.factories import load_version
+    from loop.registry import ModelRegistry
+
+    registry = ModelRegistry(registry_folder)
+    f1 = {
+        v: round(macro_f1(load_version(registry, v, factory), testset, names), 4)
+        for v in registry.versions()
+    }
+    return {
+        "home": str(registry_folder.parent),
+        "points": [
+            {
+                **p.__dict__,
+                "macro_f1": f1.get(p.version or "", 0.0),
+                "served_macro_f1": f1.get(p.served or "", 0.0),
+            }
+            for p in points
+        ],
+    }
+
+
+def _save_run(path: Path, key: dict[str, Any], scored: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial_file = path.with_suffix(".partial")
+    partial_file.write_text(json.dumps({"settings": key, "run": scored}, indent=2))
+    partial_file.replace(path)
+
+
+def _saved_run(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
+    """The run saved at ``path`` if it was made with the settings ``key``."""
+    if not path.is_file():
+        return None
+    saved: dict[str, Any] = json.loads(path.read_text())
+    return saved["run"] if saved.get("settings") == key else None
 
 
 def gain_kept(summary: dict[str, Any], strategy: str, baseline: str) -> float | None:

@@ -93,6 +93,15 @@ def bench_learning_curve(
             "evaluation file, the test set the trainer's gate reads (at most a quarter)."
         ),
     ] = 500,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="--end-to-end: read back the runs (strategy and seed) that an earlier "
+            "sitting with the same options finished and saved beside --json, and run only "
+            "the others.",
+        ),
+    ] = False,
 ) -> None:
     """Active learning against a baseline, with simulated annotators (gold labels).
 
@@ -110,7 +119,9 @@ def bench_learning_curve(
     Argilla; --gate-size documents of --train are its evaluation file (the gate's test set);
     per step --window documents are streamed, the scorer selects --step of them, the oracle
     annotator answers them in Argilla and the trainer makes a version; every version is then
-    scored on --test. Same table, picture and last line. See docs/benchmarks.md.
+    scored on --test. Same table, picture and last line. Each finished run is saved in
+    <--json without .json>-runs/; --resume reads those back, so seeds can be run in several
+    sittings. See docs/benchmarks.md.
 
     --multi-label (classification): the documents carry label sets, as the NLU++ folds do
     (--labels-column intents); the head is one-vs-rest, selection ranks by the label nearest
@@ -121,6 +132,8 @@ def bench_learning_curve(
     load_settings()
     if end_to_end and task != "classification":
         fail("--end-to-end runs the classification curve only")
+    if resume and not end_to_end:
+        fail("--resume goes with --end-to-end (the simulated curves take minutes)")
     if multi_label and (end_to_end or task != "classification"):
         fail("--multi-label runs the simulated classification curve only")
     if (task == "ner" or end_to_end) and (len(train) > 1 or len(test) > 1):
@@ -161,7 +174,11 @@ def bench_learning_curve(
         from bench import learning_curve_e2e
 
         runner = partial(
-            learning_curve_e2e.run, window=window, model_kind=model_kind, gate_size=gate_size
+            learning_curve_e2e.run,
+            window=window,
+            model_kind=model_kind,
+            gate_size=gate_size,
+            resume=resume,
         )
         if json_out == Path("bench/results/learning-curve.json"):
             out = Path("bench/results/learning-curve-e2e")
