@@ -4,27 +4,23 @@ annotator, webhooks, trainer and registry, as a user runs them.
 The simulation (:mod:`bench.learning_curve`) calls the selection and training code directly.
 This mode shows that the loop itself learns: for each strategy and seed, a private loop
 (its own topics, Argilla dataset and home) is started. ``gate_size`` documents of the pool
-(the same for every run) are the owner's evaluation file: they go into the label store as the
-frozen test set the trainer's gate reads, and are never streamed; the evaluation sample of the
-stream is off, so every answer people give trains. Per step
+(the same for every run) are the owner's evaluation file, the frozen test set the trainer's
+gate reads, never streamed; the stream's evaluation sample is off, so every answer trains.
+Per step
 
 1. the next ``window`` documents of the rest of the pool (shuffled by the seed, gold labels
    removed) are streamed to the raw topic;
-2. the scorer tags them with the promoted version and, having seen ``window`` documents, runs
-   a selection round with the strategy over its window (the unpicked documents of earlier
-   steps stay in it, up to ``scorer_window``), ranked by the newest version the trainer made;
-   before the first version it picks representatives on the packaged encoder's embeddings;
-   ``step`` candidates go to the labeler and Argilla;
-3. the oracle answers them in Argilla with the gold labels; the webhooks bring the answers
-   to the labels topic;
-4. the trainer, after ``step`` new labels, trains a new version in a fresh process on all
-   answers so far, gates it on the evaluation file and promotes it or not; the scorer picks
-   up the new version for its next selection round (and serves it once promoted).
+2. the scorer tags them and runs a selection round with the strategy over its window (the
+   unpicked documents of earlier steps stay in it, up to ``scorer_window``), ranked by the
+   newest version the trainer made (before any, representatives on the packaged encoder's
+   embeddings); ``step`` candidates go to the labeler and Argilla;
+3. the oracle answers them in Argilla; the webhooks bring the answers to the labels topic;
+4. the trainer trains a new version in a fresh process on all answers so far, gates it on
+   the evaluation file and promotes it or not.
 
-Afterwards every version the trainer made is scored on the benchmark's test file. The curve
-puts its macro-F1 against the number of labels people had given when it was trained; the
-served curve holds the version that was promoted at that point (the gate may keep an older
-one). The full-data score trains the same model kind the same way on the whole pool.
+Every version a run made is then scored on the benchmark's test file: the curve puts its
+macro-F1 against the answers given when it was trained; the served curve holds the version
+promoted at that point. The full-data score trains the same model kind on the whole pool.
 """
 
 from __future__ import annotations
@@ -322,19 +318,11 @@ def run(
         summary["full_data_macro_f1"] = round(full, 4)
         print(f"full data: {len(pool)} labels, macro-F1 {full:.3f}", file=sys.stderr)
         for name, results in runs.items():
-            answered = np.array([[p["labels"] for p in r["points"]] for r in results])
+            labels = [round(float(n)) for n in _column(results, "labels").mean(axis=0)]
             summary[name] = {
-                **statistics(
-                    [round(float(n)) for n in answered.mean(axis=0)],
-                    [[p["macro_f1"] for p in r["points"]] for r in results],
-                    budget,
-                    full,
-                ),
+                **statistics(labels, _column(results, "macro_f1").tolist(), budget, full),
                 "served_macro_f1_mean": [
-                    round(v, 4)
-                    for v in np.array(
-                        [[p["served_macro_f1"] for p in r["points"]] for r in results]
-                    ).mean(axis=0)
+                    round(float(v), 4) for v in _column(results, "served_macro_f1").mean(axis=0)
                 ],
                 "runs": results,
             }
@@ -385,18 +373,20 @@ def _score_run(
     }
 
 
+def _column(runs: Sequence[dict[str, Any]], key: str) -> np.ndarray:
+    """One value of every point of every run: a row per run."""
+    return np.array([[p[key] for p in r["points"]] for r in runs])
+
+
 def _save_run(path: Path, key: dict[str, Any], scored: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial_file = path.with_suffix(".partial")
-    partial_file.write_text(json.dumps({"settings": key, "run": scored}, indent=2))
-    partial_file.replace(path)
+    path.with_suffix(".partial").write_text(json.dumps({"settings": key, "run": scored}, indent=2))
+    path.with_suffix(".partial").replace(path)
 
 
 def _saved_run(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
     """The run saved at ``path`` if it was made with the settings ``key``."""
-    if not path.is_file():
-        return None
-    saved: dict[str, Any] = json.loads(path.read_text())
+    saved: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
     return saved["run"] if saved.get("settings") == key else None
 
 
