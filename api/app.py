@@ -1,8 +1,10 @@
 """The FastAPI app: ``create_app(settings)`` builds it; nothing is loaded at import.
 
 At start-up (``lifespan``) the promoted model is loaded through a :class:`ModelWatcher`, and a
-background task checks the registry's pointer every ``api.reload_check_s`` seconds, so a
-promotion made by another process (the CLI, the trainer) is served without a restart.
+background task checks the registry's pointer every ``api.reload_check_s`` seconds, and at
+once when the ``models`` topic announces a promotion or rollback
+(:mod:`connectors.model_events`), so a promotion made by another process (the CLI, the
+trainer) is served without a restart.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from functools import partial
 
 from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
@@ -23,10 +26,12 @@ from api.limits import BodyLimitMiddleware
 from api.metrics import ApiMetrics, MetricsMiddleware
 from api.routers import argilla, classify, entities, evaluations, health, metrics, models
 from api.state import AppState
+from connectors.model_events import ModelEventListener
 from loop.classification.serving import ModelWatcher
 from loop.entities.serving import EntityTagger, ExtractorWatcher, load_patterns
 from loop.registry import ModelRegistry
 from loop.settings import Settings
+from stack.discovery import bootstrap_servers
 
 logger = logging.getLogger(__name__)
 
@@ -49,11 +54,14 @@ TAGS = [
 ]
 
 
-async def _reload_forever(state: AppState) -> None:
-    """Check the registry's pointer every ``reload_check_s`` seconds; load what changed."""
+async def _reload_forever(state: AppState, wake: asyncio.Event) -> None:
+    """Check the registry's pointer every ``reload_check_s`` seconds, or at once when ``wake``
+    is set; load what changed."""
     interval = state.settings.api.reload_check_s
     while True:
-        await asyncio.sleep(interval)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), interval)
+        wake.clear()  # before the check: an event during it calls for another
         try:
             await run_in_threadpool(state.refresh)
         except Exception:  # keep checking: the next look may succeed
@@ -85,14 +93,30 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
     else:
         logger.info("serving model %s from %s", state.watcher.version, state.registry.root)
-    reloader = asyncio.create_task(_reload_forever(state), name="alloop-model-reload")
+    wake = asyncio.Event()
+    reloader = asyncio.create_task(_reload_forever(state, wake), name="alloop-model-reload")
+    listener = _listen_to_model_events(state.settings, wake)
     try:
         yield
     finally:
+        if listener is not None:
+            await run_in_threadpool(listener.stop)
         reloader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reloader
         state.close()
+
+
+def _listen_to_model_events(settings: Settings, wake: asyncio.Event) -> ModelEventListener | None:
+    """A listener that sets ``wake`` (from its thread) on each promotion or rollback event."""
+    if not settings.kafka.model_events:
+        return None
+    loop = asyncio.get_running_loop()
+    return ModelEventListener(
+        partial(bootstrap_servers, settings),
+        settings,
+        lambda _: loop.call_soon_threadsafe(wake.set),
+    ).start()
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -49,6 +49,11 @@ class KafkaSettings(BaseModel):
     max_request_size: int = Field(
         default=1_048_576, ge=1024, description="Largest message the producers send (bytes)"
     )
+    model_events: bool = Field(
+        default=True,
+        description="Scorers and the API reload at once when the models topic announces a "
+        "promotion or rollback (the registry poll stays as the fallback)",
+    )
     topics: Topics = Topics()
 
 

@@ -3,7 +3,9 @@
 
 The model is swapped only between batches, after the previous batch's outputs are
 acknowledged and its offsets committed: no document in flight is dropped or published twice
-because of a reload.
+because of a reload. The registry's pointer is checked every ``scorer.reload_check_s`` seconds,
+and at once when the ``models`` topic announces a promotion or rollback
+(:mod:`connectors.model_events`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,10 +28,11 @@ from connectors.kafka import (
     make_producer,
     serve,
 )
+from connectors.model_events import ModelEventListener
 from connectors.outputs import Output, dead_letter, decode_all, fit_outputs
 from connectors.retry import backoff_of
 from loop.classification.base import applying
-from loop.classification.serving import ModelWatcher, NewestWatcher, ServedModel
+from loop.classification.serving import ModelWatcher, NewestWatcher, ReloadCheck, ServedModel
 from loop.embeddings.backbone import PackagedEncoder
 from loop.entities.selection import EntityScored, EntitySelectionConfig
 from loop.entities.serving import EntityTagger, ExtractorWatcher, load_patterns
@@ -344,13 +346,14 @@ def run(settings: Settings, servers: str, worker_id: str | None = None) -> LoopS
     scorer = Scorer(settings, watcher, worker_id)
     consumer = make_consumer(servers, settings.kafka, [topics.raw], settings.scorer.group_id)
     producer = make_producer(servers, settings.kafka)
-    last_check = time.monotonic()
+    check = ReloadCheck(settings.scorer.reload_check_s)
+    listener = None
+    if settings.kafka.model_events:
+        listener = ModelEventListener(lambda: servers, settings, lambda _: check.wake()).start()
 
     def between_batches() -> None:
-        nonlocal last_check
-        if time.monotonic() - last_check >= settings.scorer.reload_check_s:
+        if check.due():
             scorer.refresh()
-            last_check = time.monotonic()
 
     logger.info(
         "scorer %s consuming %s in group %s, model %s, entities %s",
@@ -375,6 +378,8 @@ def run(settings: Settings, servers: str, worker_id: str | None = None) -> LoopS
             backoff=backoff,
         )
     finally:
+        if listener is not None:
+            listener.stop()
         logger.info(
             "scorer %s stopped: %d records in %d batches, %d dead letters",
             worker_id,

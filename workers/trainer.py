@@ -7,9 +7,9 @@ a training round runs in a fresh process (``python -m workers.train_round``): it
 all agreed labels, evaluates on the frozen test set, registers the version and promotes it
 when it passes the gate. Each task (the classifier's, and the entity task when enabled)
 counts its own new labels and has its own rounds. Answers stored before a restart, and the
-answers of a round that failed, are not forgotten: see :mod:`workers.round_schedule`. Scorers
-and the API pick up a promotion by themselves; the trainer also announces each round's outcome
-on the ``models`` topic.
+answers of a round that failed, are not forgotten: see :mod:`workers.round_schedule`. The
+trainer announces each round's outcome on the ``models`` topic, where scorers and the API hear
+it and reload at once; they also poll the registry, so a lost announcement delays nothing long.
 """
 
 from __future__ import annotations

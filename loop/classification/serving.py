@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -106,3 +108,26 @@ class NewestWatcher(ModelWatcher):
 
     def wanted(self) -> str | None:
         return self._registry.latest()
+
+
+class ReloadCheck:
+    """When a worker looks at the registry's pointer again: every ``interval_s`` seconds, and
+    at once after :meth:`wake` (a model event said a version was promoted or rolled back).
+    Thread-safe: another thread wakes it, the worker asks :meth:`due` between batches."""
+
+    def __init__(self, interval_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval_s = interval_s
+        self._clock = clock
+        self._last = clock()
+        self._woken = threading.Event()
+
+    def wake(self) -> None:
+        self._woken.set()
+
+    def due(self) -> bool:
+        """Whether to check now; if so, the next check is an interval (or a wake) away."""
+        if not self._woken.is_set() and self._clock() - self._last < self.interval_s:
+            return False
+        self._woken.clear()  # before the check: a wake during it calls for another
+        self._last = self._clock()
+        return True

@@ -12,10 +12,11 @@ import pytest
 
 from loop.classification.base import ClassifierConfig
 from loop.classification.factories import factory_for, load_version
-from loop.classification.serving import ModelWatcher
+from loop.classification.serving import ModelWatcher, ReloadCheck
 from loop.errors import ModelError
 from loop.registry import ModelRegistry
 from loop.testing.classifier import KeywordClassifier, KeywordFactory
+from loop.testing.clock import ManualClock
 
 MARKET = (
     ["stocks soar", "shares rally", "market crash", "prices plunge"],
@@ -223,3 +224,22 @@ def test_the_core_imports_without_torch_or_setfit() -> None:
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_a_reload_check_is_due_every_interval_and_at_once_after_a_wake() -> None:
+    clock = ManualClock()
+    check = ReloadCheck(600, clock=clock)
+    assert not check.due()
+    clock.advance(599)
+    assert not check.due()
+    clock.advance(1)
+    assert check.due() and not check.due(), "due once, then an interval away again"
+
+    clock.advance(5)
+    check.wake()  # a model event
+    assert check.due() and not check.due(), "one wake, one check"
+    clock.advance(599)
+    assert not check.due(), "the wake's check restarted the interval"
+    check.wake()
+    check.wake()
+    assert check.due() and not check.due(), "wakes before a check make one check"
