@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from connectors.outputs import Output, fit_outputs
-from tests.unit.workers.test_scorer_handle import Record
+from loop.testing.records import Record
 
 
 def raw(offset: int, key: str, size: int = 100) -> Record:

@@ -12,28 +12,8 @@ from kafka.errors import KafkaConfigurationError, KafkaConnectionError, KafkaTim
 from connectors.kafka import LoopStats, run_loop
 from connectors.outputs import Output
 from connectors.retry import Backoff, Interrupted, outage, retry_outages
-from tests.unit.workers.test_scorer_handle import Record
-
-
-class FakeStop:
-    """A stop flag whose waits take no time and are recorded; stops after ``after`` waits."""
-
-    def __init__(self, after: int | None = None) -> None:
-        self.waits: list[float] = []
-        self.after = after
-        self.stopped = False
-
-    def __bool__(self) -> bool:
-        return self.stopped
-
-    def wait(self, seconds: float) -> bool:
-        self.waits.append(seconds)
-        if self.after is not None and len(self.waits) >= self.after:
-            self.stopped = True
-        return self.stopped
-
-    def set(self) -> None:
-        self.stopped = True
+from loop.testing.bus import MemoryBus, MemoryConsumer, MemoryProducer
+from loop.testing.clock import ManualStop
 
 
 def test_the_backoff_doubles_up_to_its_cap() -> None:
@@ -78,19 +58,22 @@ def test_an_outage_is_waited_out_with_growing_waits_and_logged_one_line_each(
             raise failure
         return "done"
 
-    stop = FakeStop()
+    stop = ManualStop()
     with caplog.at_level(logging.INFO, logger="connectors.retry"):
-        assert retry_outages(action, stop, Backoff(1.0, 10.0, 3.0), "sending a batch") == "done"
+        done = retry_outages(
+            action, stop, Backoff(1.0, 10.0, 3.0), "sending a batch", clock=stop.clock
+        )
+    assert done == "done"
     assert stop.waits == [1.0, 3.0]
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 3 and all("\n" not in line for line in lines)
     assert lines[0].startswith("the broker unreachable while sending a batch (KafkaTimeoutError")
     assert "nothing committed" in lines[0]
-    assert lines[-1].startswith("back after")
+    assert lines[-1].startswith("back after 4s and 2 failed tries: sending a batch done")
 
 
 def test_a_fault_of_its_own_raises_at_once() -> None:
-    stop = FakeStop()
+    stop = ManualStop()
     with pytest.raises(ValueError):
         retry_outages(lambda: (_ for _ in ()).throw(ValueError("bug")), stop, Backoff(), "x")
     assert stop.waits == []
@@ -100,59 +83,30 @@ def test_a_stop_signal_ends_the_wait() -> None:
     def down() -> None:
         raise httpx.ConnectError("refused")
 
-    stop = FakeStop(after=3)
+    stop = ManualStop(after=3)
     with pytest.raises(Interrupted):
         retry_outages(down, stop, Backoff(), "writing records")
     assert len(stop.waits) == 3
 
 
-class FakeConsumer:
-    """Hands out ``batches`` one poll at a time; records what was committed."""
-
-    def __init__(self, batches: list[list[Record]], stop: FakeStop) -> None:
-        self.batches = batches
-        self.stop = stop
-        self.commits: list[dict[Any, Any]] = []
-
-    def poll(self, timeout_ms: int = 0, max_records: int = 0) -> dict[str, list[Record]]:
-        if not self.batches:
-            self.stop.set()
-            return {}
-        return {"tp": self.batches.pop(0)}
-
-    def commit(self, offsets: dict[Any, Any]) -> None:
-        self.commits.append(offsets)
+def loop_over(bus: MemoryBus, stop: ManualStop) -> tuple[MemoryConsumer, MemoryProducer]:
+    """A consumer of ``docs.raw`` and ``candidates`` that stops the loop once it finds nothing
+    more, and a producer, on ``bus``."""
+    return bus.consumer("workers", ["docs.raw", "candidates"], on_empty=stop.set), bus.producer()
 
 
-class FlakyProducer:
-    """A producer whose broker is unreachable for the first ``down`` sends."""
-
-    def __init__(self, down: int) -> None:
-        self.config = {"max_request_size": 1_048_576}
-        self.down = down
-        self.sent: list[tuple[str, bytes]] = []
-
-    def send(self, topic: str, key: Any, value: bytes, headers: Any) -> Any:
-        producer = self
-
-        class Future:
-            def get(self, timeout: float) -> None:
-                if producer.down > 0:
-                    producer.down -= 1
-                    raise KafkaTimeoutError("Batch for TopicPartition expired")
-                producer.sent.append((topic, value))
-
-        return Future()
-
-    def flush(self, timeout: float) -> None:
-        pass
+def broker_timeout() -> Exception:
+    return KafkaTimeoutError("Batch for TopicPartition expired")
 
 
 def test_run_loop_waits_out_a_broker_outage_and_commits_only_after_the_outputs_went_out() -> None:
-    stop = FakeStop()
-    batch = [Record("docs.raw", 0, 7, b"a", b"x", [])]
-    consumer = FakeConsumer([batch], stop)
-    producer = FlakyProducer(down=3)
+    stop, bus = ManualStop(), MemoryBus()
+    for _ in range(7):
+        bus.send("docs.raw", b"before", "z")
+    bus.commit("workers", bus.records("docs.raw"))
+    bus.send("docs.raw", b"x", "a")  # offset 7
+    consumer, producer = loop_over(bus, stop)
+    bus.fail_sends(3, broker_timeout)
     handled: list[int] = []
 
     def handle(records: list[Any]) -> list[Output]:
@@ -171,7 +125,7 @@ def test_run_loop_waits_out_a_broker_outage_and_commits_only_after_the_outputs_w
     )
     assert stop.waits[:3] == [0.5, 1.0, 2.0], "waited with backoff while the broker was down"
     assert handled == [1], "the batch is handled once; only sending is retried"
-    assert producer.sent == [("docs.tagged", b"tagged")]
+    assert [(r.topic, r.value) for r in bus.records("docs.tagged")] == [("docs.tagged", b"tagged")]
     assert len(consumer.commits) == 1 and stats.records == 1
     [offsets] = consumer.commits
     assert [o.offset for o in offsets.values()] == [8]
@@ -180,9 +134,9 @@ def test_run_loop_waits_out_a_broker_outage_and_commits_only_after_the_outputs_w
 def test_run_loop_retries_a_handle_that_met_an_argilla_outage_and_commits_nothing_meanwhile() -> (
     None
 ):
-    stop = FakeStop()
-    batch = [Record("candidates", 0, 0, b"a", b"x", [])]
-    consumer = FakeConsumer([batch], stop)
+    stop, bus = ManualStop(), MemoryBus()
+    bus.send("candidates", b"x", "a")
+    consumer, producer = loop_over(bus, stop)
     failures = [httpx.ConnectError("refused"), argilla_error(502)]
 
     def handle(records: list[Any]) -> list[Output]:
@@ -191,16 +145,18 @@ def test_run_loop_retries_a_handle_that_met_an_argilla_outage_and_commits_nothin
             raise failures.pop(0)
         return []
 
-    run_loop(consumer, FlakyProducer(0), handle, stop, batch_size=10, max_wait_ms=1)
+    run_loop(consumer, producer, handle, stop, batch_size=10, max_wait_ms=1)
     assert failures == [] and len(consumer.commits) == 1
 
 
 def test_run_loop_stopped_during_an_outage_commits_nothing() -> None:
-    stop = FakeStop(after=2)
-    consumer = FakeConsumer([[Record("docs.raw", 0, 0, b"a", b"x", [])]], stop)
+    stop, bus = ManualStop(after=2), MemoryBus()
+    bus.send("docs.raw", b"x", "a")
+    consumer, producer = loop_over(bus, stop)
+    bus.fail_sends(100, broker_timeout)
     run_loop(
         consumer,
-        FlakyProducer(down=100),
+        producer,
         lambda records: [Output("docs.tagged", "a", b"t", source=records[0])],
         stop,
         batch_size=10,
@@ -210,12 +166,13 @@ def test_run_loop_stopped_during_an_outage_commits_nothing() -> None:
 
 
 def test_run_loop_still_raises_on_a_fault_of_the_worker() -> None:
-    stop = FakeStop()
-    consumer = FakeConsumer([[Record("docs.raw", 0, 0, b"a", b"x", [])]], stop)
+    stop, bus = ManualStop(), MemoryBus()
+    bus.send("docs.raw", b"x", "a")
+    consumer, producer = loop_over(bus, stop)
 
     def broken(records: list[Any]) -> list[Output]:
         raise KeyError("a bug")
 
     with pytest.raises(KeyError):
-        run_loop(consumer, FlakyProducer(0), broken, stop, batch_size=10, max_wait_ms=1)
+        run_loop(consumer, producer, broken, stop, batch_size=10, max_wait_ms=1)
     assert consumer.commits == []

@@ -9,26 +9,11 @@ from pathlib import Path
 from loop.labels import LabelStore
 from loop.messages import LabelEvent
 from loop.registry import ModelRegistry
+from loop.testing.clock import ManualClock
 from workers.round_schedule import Backlog, RetrainPolicy, RoundSchedule
 
 TASK = "classification"
 START = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-
-
-class Clocks:
-    """A monotonic clock and a wall clock that move together, by hand."""
-
-    def __init__(self) -> None:
-        self.mono = 1000.0
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    def wall(self) -> datetime:
-        return START + timedelta(seconds=self.mono - 1000.0)
-
-    def advance(self, seconds: float) -> None:
-        self.mono += seconds
 
 
 def answers(store: LabelStore, count: int, at: datetime, task: str = TASK, first: int = 0) -> None:
@@ -57,7 +42,7 @@ def version(registry: ModelRegistry, newest_label_at: datetime | None) -> str:
 class Trainer:
     """What the trainer would run; each round ends with the outcome the test chose."""
 
-    def __init__(self, clocks: Clocks, outcomes: list[bool] | None = None) -> None:
+    def __init__(self, clocks: ManualClock, outcomes: list[bool] | None = None) -> None:
         self.clocks, self.outcomes, self.rounds = clocks, outcomes or [], list[str]()
 
     def __call__(self, task: str) -> bool:
@@ -67,7 +52,11 @@ class Trainer:
 
 
 def restarted(
-    tmp_path: Path, clocks: Clocks, trainer: Trainer, min_new: int = 20, max_wait_s: float = 300
+    tmp_path: Path,
+    clocks: ManualClock,
+    trainer: Trainer,
+    min_new: int = 20,
+    max_wait_s: float = 300,
 ) -> RoundSchedule:
     """A trainer that starts on the store and registry that ``tmp_path`` holds."""
     store = LabelStore(tmp_path / "labels.db")
@@ -77,13 +66,13 @@ def restarted(
         trainer,
         backlog=Backlog.of(store, registries),
         check_every_s=60,
-        clock=clocks.monotonic,
+        clock=clocks,
         wall=clocks.wall,
     )
 
 
 def test_answers_stored_before_a_restart_start_a_round_once_they_waited(tmp_path: Path) -> None:
-    clocks, trainer = Clocks(), Trainer(Clocks())
+    clocks, trainer = ManualClock(wall_at_start=START), Trainer(ManualClock(wall_at_start=START))
     registry = ModelRegistry(tmp_path / "registry")
     version(registry, START - timedelta(hours=2))
     # five answers below the threshold of twenty, stored ten minutes before the restart
@@ -99,7 +88,7 @@ def test_answers_stored_before_a_restart_start_a_round_once_they_waited(tmp_path
 
 
 def test_enough_stored_answers_start_a_round_at_once(tmp_path: Path) -> None:
-    clocks, trainer = Clocks(), Trainer(Clocks())
+    clocks, trainer = ManualClock(wall_at_start=START), Trainer(ManualClock(wall_at_start=START))
     answers(LabelStore(tmp_path / "labels.db"), 20, START - timedelta(seconds=5))
 
     restarted(tmp_path, clocks, trainer).tick(Counter())
@@ -108,7 +97,7 @@ def test_enough_stored_answers_start_a_round_at_once(tmp_path: Path) -> None:
 
 
 def test_young_stored_answers_wait_out_the_rest_of_their_time(tmp_path: Path) -> None:
-    clocks = Clocks()
+    clocks = ManualClock(wall_at_start=START)
     trainer = Trainer(clocks)
     answers(LabelStore(tmp_path / "labels.db"), 5, START - timedelta(seconds=100))
     schedule = restarted(tmp_path, clocks, trainer)
@@ -124,7 +113,7 @@ def test_young_stored_answers_wait_out_the_rest_of_their_time(tmp_path: Path) ->
 
 
 def test_answers_the_latest_version_was_trained_on_start_no_round(tmp_path: Path) -> None:
-    clocks, trainer = Clocks(), Trainer(Clocks())
+    clocks, trainer = ManualClock(wall_at_start=START), Trainer(ManualClock(wall_at_start=START))
     store = LabelStore(tmp_path / "labels.db")
     answered = START - timedelta(hours=1)
     answers(store, 30, answered)
@@ -140,7 +129,7 @@ def test_answers_the_latest_version_was_trained_on_start_no_round(tmp_path: Path
 
 
 def test_a_seed_models_labels_start_no_round(tmp_path: Path) -> None:
-    clocks, trainer = Clocks(), Trainer(Clocks())
+    clocks, trainer = ManualClock(wall_at_start=START), Trainer(ManualClock(wall_at_start=START))
     answers(LabelStore(tmp_path / "labels.db"), 48, START - timedelta(hours=1))  # seeded
     version(ModelRegistry(tmp_path / "registry"), None)  # then trained on: no newest_label_at
 
@@ -150,7 +139,7 @@ def test_a_seed_models_labels_start_no_round(tmp_path: Path) -> None:
 
 
 def test_a_failed_round_is_retried_after_the_wait_without_a_new_label(tmp_path: Path) -> None:
-    clocks = Clocks()
+    clocks = ManualClock(wall_at_start=START)
     trainer = Trainer(clocks, outcomes=[False, True])
     answers(LabelStore(tmp_path / "labels.db"), 25, START - timedelta(seconds=5))
     schedule = restarted(tmp_path, clocks, trainer)
@@ -170,7 +159,7 @@ def test_a_failed_round_is_retried_after_the_wait_without_a_new_label(tmp_path: 
 
 
 def test_new_answers_after_a_round_count_from_zero(tmp_path: Path) -> None:
-    clocks = Clocks()
+    clocks = ManualClock(wall_at_start=START)
     trainer = Trainer(clocks)
     store = LabelStore(tmp_path / "labels.db")
     answers(store, 20, START - timedelta(seconds=5))
@@ -186,7 +175,7 @@ def test_new_answers_after_a_round_count_from_zero(tmp_path: Path) -> None:
 
 
 def test_each_task_has_its_own_registry_and_backlog(tmp_path: Path) -> None:
-    clocks, trainer = Clocks(), Trainer(Clocks())
+    clocks, trainer = ManualClock(wall_at_start=START), Trainer(ManualClock(wall_at_start=START))
     store = LabelStore(tmp_path / "labels.db")
     answered = START - timedelta(hours=1)
     answers(store, 30, answered)
@@ -202,7 +191,7 @@ def test_each_task_has_its_own_registry_and_backlog(tmp_path: Path) -> None:
                 "entities": ModelRegistry(tmp_path / "registry" / "entities"),
             },
         ),
-        clock=clocks.monotonic,
+        clock=clocks,
         wall=clocks.wall,
     )
 
