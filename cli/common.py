@@ -27,7 +27,7 @@ def load_settings() -> Settings:
             for err in exc.errors(include_input=False)
         )
         raise ConfigError(f"invalid settings: {problems}") from None
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.library_log)
     return settings
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+import httpx
 from tqdm import tqdm
 
 from cli.demo_processes import api_key, ensure_api, ensure_scorer, ensure_worker
@@ -82,6 +83,12 @@ def run(
     out = sys.stdout
     if not (dataset / "sent_train.csv").is_file():
         raise local.StackError(f"the demo dataset is not at {dataset} (use --dataset)")
+    print(
+        f"library log  {settings.library_log}  (what the libraries under alloop say: "
+        "their warnings and progress)",
+        file=out,
+    )
+    print(f"worker logs  {settings.state_dir / 'logs'}", file=out)
     local_argilla = argilla and not settings.argilla.url
     starter = None
     if local_argilla:
@@ -177,6 +184,20 @@ def run(
         file=out,
     )
     print("stop         alloop stack down", file=out)
+    print(f"\nopen         {page_address(api.url or '', key)}", file=out)
+
+
+def page_address(api_url: str, key: str) -> str:
+    """The model owners' page (``/ui``) if this API serves it, else the API's docs."""
+    try:
+        answer = httpx.get(
+            f"{api_url}/ui", headers={"X-API-Key": key}, timeout=10, follow_redirects=True
+        )
+        if answer.status_code < 400:
+            return f"{api_url}/ui"
+    except httpx.HTTPError:
+        pass
+    return f"{api_url}/docs  (the API's docs: this version serves no /ui page)"
 
 
 def show(result: StreamResult, stream: Sequence[Document], out: TextIO) -> None:

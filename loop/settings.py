@@ -305,6 +305,11 @@ class Settings(BaseSettings):
         return self.home / "stack"
 
     @property
+    def library_log(self) -> Path:
+        """Where the libraries' log lines, warnings and progress bars go (loop/logs.py)."""
+        return self.home / "logs" / "libraries.log"
+
+    @property
     def argilla_venv(self) -> Path:
         """Argilla's own virtualenv for the local stack."""
         return self.argilla.venv or self.home / "argilla-venv"

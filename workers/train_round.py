@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     settings = Settings()
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.library_log)
     if args.parent is not None:
         end_with_parent(args.parent)
     tune_malloc()

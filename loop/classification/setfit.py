@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from loop import logs
 from loop.classification.base import Classifier, ClassifierConfig, Target, multi_hot, training_sets
 from loop.embeddings.backbone import minilm_path, offline, sentence_vectors
 from loop.embeddings.cache import EmbeddingCache, body_fingerprint
@@ -162,6 +163,9 @@ class SetFitFactory:
         offline()
         from datasets import Dataset
         from setfit import SetFitModel, Trainer, TrainingArguments
+        from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+        logs.quiet_libraries()  # SetFit sets up its own terminal logging when imported
 
         targets: Any
         if config.multi_label:
@@ -197,6 +201,8 @@ class SetFitFactory:
                 args=args,
                 train_dataset=Dataset.from_dict({"text": list(texts), "label": targets}),
             )
+            for printer in (PrinterCallback, ProgressCallback):  # they print the loss dicts
+                trainer.remove_callback(printer)
             if config.freeze_body:
                 cache = self._cache(model)
                 if cache is None:
@@ -215,6 +221,7 @@ class SetFitFactory:
         offline()
         from setfit import SetFitModel
 
+        logs.quiet_libraries()
         if not (path / "config_setfit.json").is_file():
             raise ModelError(f"{path} holds no SetFit model (config_setfit.json missing)")
         try:
