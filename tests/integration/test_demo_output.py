@@ -36,6 +36,7 @@ def noise(text: str) -> list[str]:
     return found
 
 
+@pytest.mark.timeout(1800)  # a seed model trained in the demo's process, then the stream
 def test_a_short_demo_prints_no_library_warnings_or_bars(tmp_path: Path) -> None:
     home = tmp_path / "home"
     env = {
