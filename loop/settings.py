@@ -49,6 +49,12 @@ class KafkaSettings(BaseModel):
     max_request_size: int = Field(
         default=1_048_576, ge=1024, description="Largest message the producers send (bytes)"
     )
+    commit_delay_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="Fault injection only: hold each commit this long after the batch's "
+        "outputs were acknowledged (a kill in that gap replays the batch)",
+    )
     topics: Topics = Topics()
 
 

@@ -373,6 +373,7 @@ def run(settings: Settings, servers: str, worker_id: str | None = None) -> LoopS
             stats=stats,
             worker=worker_id,
             backoff=backoff,
+            commit_delay_s=settings.kafka.commit_delay_s,
         )
     finally:
         logger.info(
