@@ -226,8 +226,10 @@ def run(
     settle_timeout_s: float = 900.0,
     scenarios: Sequence[Scenario] | None = None,
     stack: live.Stack | None = None,
+    argilla_venv: Path | None = None,
 ) -> dict[str, Any]:
-    """One chaos run; the figures, with ``failures`` (empty when every invariant held)."""
+    """One chaos run; the figures, with ``failures`` (empty when every invariant held). Without
+    ``stack``, it starts its own (Argilla from ``argilla_venv``, see :func:`live.stack`)."""
     from kafka import KafkaProducer
 
     from connectors.ingest import publish
@@ -237,7 +239,7 @@ def run(
     chosen = list(scenarios) if scenarios is not None else [KillSchedule(kills=kills)]
     restarts = any(isinstance(s, BrokerRestarts) and s.restarts for s in chosen)
     started = time.monotonic()
-    own = live.stack("alloop-chaos-", storage="disk" if restarts else "memory")
+    own = live.stack("alloop-chaos-", "disk" if restarts else "memory", argilla_venv)
     with nullcontext(stack) if stack is not None else own as running:
         loop = live.Loop.create(running, "chaos", loop_settings(model_kind, round_size, per_round))
         trained = subprocess.run(

@@ -31,9 +31,12 @@ class Stack:
 
 
 @contextmanager
-def stack(prefix: str = "alloop-bench-", storage: str = "memory") -> Iterator[Stack]:
+def stack(
+    prefix: str = "alloop-bench-", storage: str = "memory", venv: Path | None = None
+) -> Iterator[Stack]:
     """Start a broker (in memory, or on ``storage="disk"`` with its store, so that it can be
-    restarted) and a local Argilla in a temporary folder; stop them all at the end."""
+    restarted) and a local Argilla (from the virtualenv ``venv``, by default the checkout's
+    ``.venv-argilla``) in a temporary folder; stop them all at the end."""
     import tempfile
 
     from stack import argilla as argilla_local
@@ -55,7 +58,7 @@ def stack(prefix: str = "alloop-bench-", storage: str = "memory") -> Iterator[St
                 down(state_dir)  # the broker and its store
 
         try:
-            local = argilla_local.start(scratch / "argilla", ROOT / ".venv-argilla")
+            local = argilla_local.start(scratch / "argilla", venv or ROOT / ".venv-argilla")
         except BaseException:
             stop_broker()
             raise

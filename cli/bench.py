@@ -367,7 +367,7 @@ def bench_chaos(
     """
     from bench import chaos
 
-    load_settings()
+    settings = load_settings()
     figures = chaos.run(
         documents,
         seed=seed,
@@ -382,6 +382,7 @@ def bench_chaos(
             argilla_stop_s=argilla_stop_s,
             replays=replays,
         ),
+        argilla_venv=settings.argilla.venv,
     )
     typer.echo(chaos.report(figures))
     typer.echo(json.dumps(figures))
