@@ -324,7 +324,7 @@ def run(
         finally:
             for scenario in chosen:
                 if state is not None:
-                    scenario.recover(state)
+                    _recover(scenario, state)
             if answering is not None:
                 answering.close()
             producer.close(timeout=10)
@@ -332,6 +332,14 @@ def run(
                 tail.close()
             loop.stop()
     return figures
+
+
+def _recover(scenario: Scenario, run: Run) -> None:
+    """Undo what ``scenario`` left broken; a failure is told, and the loop is stopped anyway."""
+    try:
+        scenario.recover(run)
+    except Exception as exc:  # the run already failed; stopping its processes comes first
+        run.note(f"{scenario.name} could not recover: {type(exc).__name__}: {exc}")
 
 
 def _revive(run: Run, crashes: Counter[str]) -> None:

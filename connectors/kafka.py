@@ -214,7 +214,8 @@ def run_loop(
     (:data:`HELD`): a kill in that gap makes the batch be replayed.
 
     A broker or Argilla outage in any step makes the loop wait and retry that step with
-    ``backoff`` (:mod:`connectors.retry`), nothing committed meanwhile: a handle that failed is
+    ``backoff`` (:mod:`connectors.retry`), nothing committed meanwhile: a poll that failed (no
+    group coordinator while the broker is down) is tried again, a handle that failed is
     run again on the same records, outputs that could not be sent are sent again, a commit is
     tried again. A stop signal while waiting ends the loop without committing the batch."""
     stats = stats or LoopStats()
@@ -224,7 +225,9 @@ def run_loop(
         while not stop:
             if between_batches is not None:
                 retry_outages(between_batches, stop, backoff, "between batches")
-            records = poll_batch(consumer, batch_size, max_wait_ms)
+            records = retry_outages(
+                partial(poll_batch, consumer, batch_size, max_wait_ms), stop, backoff, "polling"
+            )
             if not records:
                 continue
             span = f"{where(records[0])} (+{len(records) - 1})"

@@ -256,3 +256,28 @@ def test_without_a_commit_delay_nothing_waits() -> None:
     consumer = FakeConsumer([[Record("docs.raw", 0, 0, b"a", b"x", [])]], stop)
     run_loop(consumer, FlakyProducer(0), lambda records: [], stop, batch_size=10, max_wait_ms=1)
     assert stop.waits == [] and len(consumer.commits) == 1
+
+
+def test_run_loop_waits_out_a_broker_outage_met_while_polling() -> None:
+    stop = FakeStop()
+    consumer = FakeConsumer([[Record("docs.raw", 0, 3, b"a", b"x", [])]], stop)
+    polls = consumer.poll
+    down = [KafkaConnectionError("111 ECONNREFUSED"), KafkaConnectionError("111 ECONNREFUSED")]
+
+    def poll(timeout_ms: int = 0, max_records: int = 0) -> dict[str, list[Record]]:
+        if down:  # the group coordinator cannot be found while the broker is down
+            raise down.pop(0)
+        return polls(timeout_ms, max_records)
+
+    consumer.poll = poll  # type: ignore[method-assign]
+    run_loop(
+        consumer,
+        FlakyProducer(0),
+        lambda records: [],
+        stop,
+        batch_size=10,
+        max_wait_ms=1,
+        backoff=Backoff(0.5, 2.0, 2.0),
+    )
+    assert stop.waits == [0.5, 1.0] and down == []
+    assert len(consumer.commits) == 1, "the batch polled after the outage is committed"
