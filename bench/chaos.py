@@ -15,8 +15,9 @@ settle and checks what a user relies on:
 - every registered version (and the promoted one) loadable;
 - no process exited on its own.
 
-A scenario is a small object with ``plan`` (draw its moments), ``tick`` (act when due) and
-``figures``; more faults (a broker restart, Argilla stopped) are more scenarios.
+The faults are scenarios (:mod:`bench.chaos_scenarios`): SIGKILLs of each process, broker
+restarts, Argilla frozen with its Redis killed, and scorers killed between their acknowledged
+outputs and their commit, so that batches are replayed (:func:`scenarios`).
 """
 
 from __future__ import annotations
@@ -32,94 +33,23 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from bench import live
 from bench.chaos_checks import check
+from bench.chaos_scenarios import (
+    PROCESSES,
+    ArgillaStops,
+    BrokerRestarts,
+    KillSchedule,
+    ReplayKill,
+    Run,
+    Scenario,
+)
 from loop.messages import Document
 
-PROCESSES: dict[str, list[str]] = {
-    "scorer": ["worker", "scorer"],
-    "labeler": ["worker", "labeler", "--no-vectors"],
-    "trainer": ["worker", "trainer"],
-    "api": ["api"],
-}
-"""The loop's processes, by name, and their ``alloop`` arguments."""
-
 LABELS = ["Bearish", "Bullish", "Neutral"]
-
-
-@dataclass
-class Run:
-    """What scenarios act on: the running loop, the run's seeded random numbers, and how long
-    the stream lasts (``horizon_s``, the time scenarios draw their moments in)."""
-
-    loop: live.Loop
-    rng: random.Random
-    horizon_s: float
-    started: float = field(default_factory=time.monotonic)
-    events: list[str] = field(default_factory=list)
-
-    @property
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
-
-    def note(self, text: str) -> None:
-        line = f"[{self.elapsed:7.1f} s] {text}"
-        self.events.append(line)
-        print(line, file=sys.stderr, flush=True)
-
-
-class Scenario(Protocol):
-    """One kind of fault. ``plan`` draws its moments before the stream starts; ``tick`` is
-    called about five times a second while it runs (and until ``done``) and acts on what is
-    due; ``figures`` go into the report."""
-
-    name: str
-
-    def plan(self, run: Run) -> None: ...
-
-    def tick(self, run: Run) -> None: ...
-
-    def done(self) -> bool: ...
-
-    def figures(self) -> dict[str, Any]: ...
-
-
-@dataclass
-class KillSchedule:
-    """SIGKILL each of ``processes`` ``kills`` times at moments drawn uniformly over the
-    stream, and start it again at once (a process killed while it starts up is killed
-    again: that is a moment too)."""
-
-    processes: Sequence[str] = tuple(PROCESSES)
-    kills: int = 3
-    name: str = "kill"
-    due: list[tuple[float, str]] = field(default_factory=list)
-    killed: Counter[str] = field(default_factory=Counter)
-
-    def plan(self, run: Run) -> None:
-        self.due = sorted(
-            (run.rng.uniform(0, run.horizon_s), name)
-            for name in self.processes
-            for _ in range(self.kills)
-        )
-
-    def tick(self, run: Run) -> None:
-        while self.due and self.due[0][0] <= run.elapsed:
-            _, name = self.due.pop(0)
-            code = run.loop.kill(name)
-            self.killed[name] += 1
-            run.loop.restart(name)
-            run.note(f"SIGKILL {name} (exit {code}, kill {self.killed[name]}), restarted")
-
-    def done(self) -> bool:
-        return not self.due
-
-    def figures(self) -> dict[str, Any]:
-        return {"kills": {name: self.killed[name] for name in self.processes}}
 
 
 class Tail:
@@ -128,6 +58,9 @@ class Tail:
     def __init__(self, broker: str, topic: str) -> None:
         self.broker, self.topic = broker, topic
         self.values: dict[str, list[bytes]] = defaultdict(list)
+        self.seen: set[tuple[int, int]] = set()
+        """Records read, by partition and offset: a rebalance (after a broker restart) makes
+        the reader start over, and what it reads again is not a new copy."""
         self.lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._read, daemon=True, name=f"tail-{topic}")
@@ -150,6 +83,9 @@ class Tail:
                 for batch in consumer.poll(timeout_ms=500).values():
                     with self.lock:
                         for record in batch:
+                            if (record.partition, record.offset) in self.seen:
+                                continue
+                            self.seen.add((record.partition, record.offset))
                             self.values[_id_of(record)].append(bytes(record.value or b""))
         finally:
             consumer.close()
@@ -255,6 +191,29 @@ def loop_settings(model_kind: str, round_size: int, per_round: int) -> dict[str,
     }
 
 
+def scenarios(
+    kills: int = 3,
+    *,
+    broker_restarts: int = 0,
+    broker_down_s: float = 10.0,
+    argilla_stops: int = 0,
+    argilla_stop_s: float = 60.0,
+    replays: int = 0,
+) -> list[Scenario]:
+    """The scenarios of one run: each process killed ``kills`` times, the broker restarted
+    ``broker_restarts`` times (down ``broker_down_s``), Argilla frozen ``argilla_stops`` times
+    for ``argilla_stop_s`` (then its Redis killed), ``replays`` scorers killed while a commit
+    is held."""
+    chosen: list[Scenario] = [KillSchedule(kills=kills)]
+    if broker_restarts:
+        chosen.append(BrokerRestarts(broker_restarts, broker_down_s))
+    if argilla_stops:
+        chosen.append(ArgillaStops(argilla_stops, argilla_stop_s))
+    if replays:
+        chosen.append(ReplayKill(replays))
+    return chosen
+
+
 def run(
     documents: int = 10_000,
     *,
@@ -267,8 +226,10 @@ def run(
     settle_timeout_s: float = 900.0,
     scenarios: Sequence[Scenario] | None = None,
     stack: live.Stack | None = None,
+    argilla_venv: Path | None = None,
 ) -> dict[str, Any]:
-    """One chaos run; the figures, with ``failures`` (empty when every invariant held)."""
+    """One chaos run; the figures, with ``failures`` (empty when every invariant held). Without
+    ``stack``, it starts its own (Argilla from ``argilla_venv``, see :func:`live.stack`)."""
     from kafka import KafkaProducer
 
     from connectors.ingest import publish
@@ -276,8 +237,10 @@ def run(
 
     seed_docs, test, stream = split(documents, seed)
     chosen = list(scenarios) if scenarios is not None else [KillSchedule(kills=kills)]
+    restarts = any(isinstance(s, BrokerRestarts) and s.restarts for s in chosen)
     started = time.monotonic()
-    with nullcontext(stack) if stack is not None else live.stack("alloop-chaos-") as running:
+    own = live.stack("alloop-chaos-", "disk" if restarts else "memory", argilla_venv)
+    with nullcontext(stack) if stack is not None else own as running:
         loop = live.Loop.create(running, "chaos", loop_settings(model_kind, round_size, per_round))
         trained = subprocess.run(
             [
@@ -309,6 +272,7 @@ def run(
         for name, argv in PROCESSES.items():
             loop.start(name, argv)
         answering: Answering | None = None
+        state: Run | None = None
         producer = KafkaProducer(bootstrap_servers=running.broker, acks="all")
         try:
             loop.wait_assigned("scorer", "labeler", "trainer")
@@ -358,6 +322,9 @@ def run(
                 "failures": failures,
             }
         finally:
+            for scenario in chosen:
+                if state is not None:
+                    _recover(scenario, state)
             if answering is not None:
                 answering.close()
             producer.close(timeout=10)
@@ -365,6 +332,14 @@ def run(
                 tail.close()
             loop.stop()
     return figures
+
+
+def _recover(scenario: Scenario, run: Run) -> None:
+    """Undo what ``scenario`` left broken; a failure is told, and the loop is stopped anyway."""
+    try:
+        scenario.recover(run)
+    except Exception as exc:  # the run already failed; stopping its processes comes first
+        run.note(f"{scenario.name} could not recover: {type(exc).__name__}: {exc}")
 
 
 def _revive(run: Run, crashes: Counter[str]) -> None:
@@ -382,9 +357,15 @@ def report(figures: dict[str, Any]) -> str:
     kills = figures.get("kills", {})
     lines = [
         f"documents streamed      {figures['documents']}",
-        f"tagged                  {figures['tagged']} ({figures['tagged_copies']} replayed copies, "
-        f"{figures['unequal_copies']} unequal)",
+        f"tagged                  {figures['tagged']} ({figures['replayed']} replayed: "
+        f"{figures['tagged_copies']} more copies, {figures['unequal_copies']} unequal)",
         f"kills                   {', '.join(f'{k} {v}' for k, v in kills.items())}",
+        f"replay kills            {figures.get('replay_kills', 0)} (commit held, "
+        f"{figures.get('replay_misses', 0)} missed)",
+        f"broker restarts         {figures.get('broker_restarts', 0)} "
+        f"(down {figures.get('broker_down_s', 0):g} s each)",
+        f"Argilla stops           {figures.get('argilla_stops', 0)} "
+        f"({figures.get('argilla_stop_s', 0):g} s each), Redis kills {figures.get('redis_kills', 0)}",
         f"crashes                 {sum(figures['crashes'].values())}",
         f"candidates              {figures['candidates']} -> {figures['argilla_records']} Argilla "
         f"records ({figures['duplicate_records']} duplicates)",

@@ -79,6 +79,7 @@ def tagged_findings(
         )
     figures = {
         "tagged": sum(1 for i in streamed if i in copies),
+        "replayed": sum(1 for v in copies.values() if len(v) > 1),
         "tagged_copies": sum(len(v) for v in copies.values()) - len(copies),
         "lost_documents": len(missing),
         "unequal_copies": len(unequal),

@@ -21,35 +21,53 @@ WEBHOOK_PATH = "/v1/argilla/webhooks"
 
 @dataclass
 class Stack:
-    """A running broker and local Argilla (``argilla`` is stack.argilla's handle)."""
+    """A running broker and local Argilla (``argilla`` is stack.argilla's handle);
+    ``state_dir``: the stack folder of a broker on disk, which can be restarted there."""
 
     scratch: Path
     broker: str
     argilla: Any
+    state_dir: Path | None = None
 
 
 @contextmanager
-def stack(prefix: str = "alloop-bench-") -> Iterator[Stack]:
-    """Start a broker and a local Argilla in a temporary folder; stop both at the end."""
+def stack(
+    prefix: str = "alloop-bench-", storage: str = "memory", venv: Path | None = None
+) -> Iterator[Stack]:
+    """Start a broker (in memory, or on ``storage="disk"`` with its store, so that it can be
+    restarted) and a local Argilla (from the virtualenv ``venv``, by default the checkout's
+    ``.venv-argilla``) in a temporary folder; stop them all at the end."""
     import tempfile
 
     from stack import argilla as argilla_local
-    from stack.local import start_broker, stop_service
+    from stack.local import down, ensure_broker, start_broker, stop_service
 
     with tempfile.TemporaryDirectory(prefix=prefix) as folder:
         scratch = Path(folder)
-        broker = start_broker(scratch / "stack")
+        state_dir = scratch / "stack"
+        if storage == "memory":
+            service = start_broker(state_dir)
+            address = service.address
+        else:
+            address = ensure_broker(state_dir, storage).services["broker"].address
+
+        def stop_broker() -> None:
+            if storage == "memory":
+                stop_service(service)
+            else:
+                down(state_dir)  # the broker and its store
+
         try:
-            local = argilla_local.start(scratch / "argilla", ROOT / ".venv-argilla")
+            local = argilla_local.start(scratch / "argilla", venv or ROOT / ".venv-argilla")
         except BaseException:
-            stop_service(broker)
+            stop_broker()
             raise
         try:
-            yield Stack(scratch, broker.address or "", local)
+            yield Stack(scratch, address or "", local, state_dir if storage != "memory" else None)
         finally:
-            for service in reversed(local.services):
-                stop_service(service)
-            stop_service(broker)
+            for argilla_service in reversed(local.services):
+                stop_service(argilla_service)
+            stop_broker()
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> None:
@@ -116,12 +134,15 @@ class Loop:
     def log(self, name: str) -> Path:
         return self.home / f"{name}.log"
 
-    def start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
-        """Run ``alloop ARGV`` in the background, its output in ``<home>/<name>.log``."""
+    def start(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Run ``alloop ARGV`` in the background (with ``env`` added to the loop's settings
+        for this start only), its output in ``<home>/<name>.log``."""
         with self.log(name).open("ab") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", "cli", *argv],
-                env={**os.environ, **self.env},
+                env={**os.environ, **self.env, **(env or {})},
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,
@@ -137,13 +158,14 @@ class Loop:
             process.send_signal(sig)
         return process.wait(timeout=60)
 
-    def restart(self, name: str) -> subprocess.Popen[bytes]:
-        """Start ``name`` again with the arguments it was started with (its log goes on)."""
+    def restart(self, name: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start ``name`` again with the arguments it was started with (its log goes on),
+        and ``env`` for this start only."""
         argv, process = self.running[name]
         if process.poll() is None:
             raise RuntimeError(f"the {name} is still running (pid {process.pid})")
         self.processes.remove(process)
-        return self.start(name, argv)
+        return self.start(name, argv, env)
 
     def wait_assigned(self, *names: str, timeout: float = 180) -> None:
         """Wait until each named consumer process has joined its group."""

@@ -331,6 +331,23 @@ def bench_chaos(
     settle_timeout: Annotated[
         float, typer.Option(help="Seconds the loop may take to catch up after the stream.")
     ] = 900.0,
+    broker_restarts: Annotated[
+        int,
+        typer.Option(help="Times the broker (on disk) is stopped and started again mid-stream."),
+    ] = 0,
+    broker_down_s: Annotated[
+        float, typer.Option(help="Seconds the broker stays down at each restart.")
+    ] = 10.0,
+    argilla_stops: Annotated[
+        int, typer.Option(help="Times Argilla is frozen (SIGSTOP), then its Redis SIGKILLed.")
+    ] = 0,
+    argilla_stop_s: Annotated[
+        float, typer.Option(help="Seconds Argilla stays frozen at each stop.")
+    ] = 60.0,
+    replays: Annotated[
+        int,
+        typer.Option(help="Scorers SIGKILLed between their acknowledged outputs and commit."),
+    ] = 0,
 ) -> None:
     """SIGKILL the loop's processes at random moments while tweets stream through it, then
     check that nothing was lost or duplicated.
@@ -341,19 +358,31 @@ def bench_chaos(
     --kills times (moments drawn with --seed) and restarted at once. Then it checks: every
     document on the tagged topic (copies byte-identical), one Argilla record per candidate, one
     label per answer in the label store, every version loadable, no process exiting on its
-    own. The last line printed is a JSON object with the figures; the exit code is 1 when an
-    invariant fails. See docs/reliability.md#fault-injection.
+    own. With --broker-restarts the broker runs on disk and is stopped and started again on its
+    address; with --argilla-stops Argilla is frozen for --argilla-stop-s, then its Redis is
+    killed and started again; with --replays the scorer is restarted with its commits held
+    (ALLOOP_KAFKA__COMMIT_DELAY_S) and killed once a batch's outputs are out, so that the batch
+    is replayed. The last line printed is a JSON object with the figures; the exit code is 1
+    when an invariant fails. See docs/reliability.md#fault-injection.
     """
     from bench import chaos
 
-    load_settings()
+    settings = load_settings()
     figures = chaos.run(
         documents,
-        kills=kills,
         seed=seed,
         rate=rate,
         model_kind=model_kind,
         settle_timeout_s=settle_timeout,
+        scenarios=chaos.scenarios(
+            kills,
+            broker_restarts=broker_restarts,
+            broker_down_s=broker_down_s,
+            argilla_stops=argilla_stops,
+            argilla_stop_s=argilla_stop_s,
+            replays=replays,
+        ),
+        argilla_venv=settings.argilla.venv,
     )
     typer.echo(chaos.report(figures))
     typer.echo(json.dumps(figures))

@@ -150,6 +150,10 @@ class StopFlag:
 
 Handler = Callable[[list[Any]], list[Output]]
 
+HELD = "outputs acknowledged, ALLOOP_KAFKA__COMMIT_DELAY_S holds the commit for"
+"""What the log says when a batch's outputs are out and its commit is held (fault injection:
+``alloop bench chaos`` kills a scorer in that gap to make a replay)."""
+
 
 @dataclass
 class LoopStats:
@@ -201,12 +205,17 @@ def run_loop(
     stats: LoopStats | None = None,
     worker: str = "alloop",
     backoff: Backoff | None = None,
+    commit_delay_s: float = 0.0,
 ) -> LoopStats:
     """Consume in batches until ``stop``: handle, produce and await the outputs, commit.
     An output too large to produce dead-letters its source record (:func:`fit_outputs`).
+    ``commit_delay_s`` (``ALLOOP_KAFKA__COMMIT_DELAY_S``, for fault injection only) holds
+    each commit that long after the outputs were acknowledged, saying so in the log
+    (:data:`HELD`): a kill in that gap makes the batch be replayed.
 
     A broker or Argilla outage in any step makes the loop wait and retry that step with
-    ``backoff`` (:mod:`connectors.retry`), nothing committed meanwhile: a handle that failed is
+    ``backoff`` (:mod:`connectors.retry`), nothing committed meanwhile: a poll that failed (no
+    group coordinator while the broker is down) is tried again, a handle that failed is
     run again on the same records, outputs that could not be sent are sent again, a commit is
     tried again. A stop signal while waiting ends the loop without committing the batch."""
     stats = stats or LoopStats()
@@ -216,7 +225,9 @@ def run_loop(
         while not stop:
             if between_batches is not None:
                 retry_outages(between_batches, stop, backoff, "between batches")
-            records = poll_batch(consumer, batch_size, max_wait_ms)
+            records = retry_outages(
+                partial(poll_batch, consumer, batch_size, max_wait_ms), stop, backoff, "polling"
+            )
             if not records:
                 continue
             span = f"{where(records[0])} (+{len(records) - 1})"
@@ -227,6 +238,9 @@ def run_loop(
                 f"handling {span}",
             )
             retry_outages(partial(send_all, producer, outputs), stop, backoff, f"producing {span}")
+            if commit_delay_s > 0:
+                logger.warning("%s: %s %.1f s (a debug setting)", span, HELD, commit_delay_s)
+                stop.wait(commit_delay_s)
             retry_outages(partial(commit, consumer, records), stop, backoff, f"committing {span}")
             stats.batches += 1
             stats.records += len(records)

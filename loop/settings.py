@@ -54,6 +54,12 @@ class KafkaSettings(BaseModel):
         description="Scorers and the API reload at once when the models topic announces a "
         "promotion or rollback (the registry poll stays as the fallback)",
     )
+    commit_delay_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="Fault injection only: hold each commit this long after the batch's "
+        "outputs were acknowledged (a kill in that gap replays the batch)",
+    )
     topics: Topics = Topics()
 
 

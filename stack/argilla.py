@@ -18,6 +18,7 @@ import logging
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -106,6 +107,10 @@ class LocalArgilla:
     services: list[Service]
     credentials: ArgillaCredentials
 
+    def service(self, name: str) -> Service:
+        """The running service named ``name`` (redis, argilla, argilla-worker)."""
+        return next(s for s in self.services if s.name == name)
+
 
 def start_redis(python: Path, state_dir: Path) -> Service:
     """Debian's redis-server if installed, else fakeredis's TCP server; on a free port."""
@@ -125,15 +130,36 @@ def start_redis(python: Path, state_dir: Path) -> Service:
             "--appendonly",
             "no",
         ]
-        marker = "Ready to accept connections"
     else:
         command = [str(python), "-m", "alloop_argilla_sql.redis_server", str(port)]
-        marker = "fakeredis ready"
     process = spawn("redis", command, log)
-    wait_for_log(process, log, marker, timeout_s=30)
+    wait_for_log(process, log, _redis_ready(command), timeout_s=30)
     return Service(
         name="redis", pid=process.pid, command=command, log=str(log), address=f"127.0.0.1:{port}"
     )
+
+
+def _redis_ready(command: list[str]) -> str:
+    """What the log of ``command`` (redis-server or fakeredis) says when it serves."""
+    return "Ready to accept connections" if "redis-server" in command[0] else "fakeredis ready"
+
+
+def kill_redis(local: LocalArgilla) -> Service:
+    """SIGKILL the local Argilla's Redis (fault injection); the dead service, for
+    :func:`restart_redis`."""
+    redis = local.service("redis")
+    os.kill(redis.pid, signal.SIGKILL)
+    stop_service(redis)  # reaps it
+    return redis
+
+
+def restart_redis(local: LocalArgilla, dead: Service) -> None:
+    """Start Redis again with the same command (same port), as `alloop stack up` would."""
+    Path(dead.log).unlink(missing_ok=True)  # the old log says "ready" too
+    process = spawn("redis", dead.command, Path(dead.log))
+    wait_for_log(process, Path(dead.log), _redis_ready(dead.command), timeout_s=30)
+    fresh = dead.model_copy(update={"pid": process.pid})
+    local.services[local.services.index(dead)] = fresh
 
 
 def _argilla_env(state_dir: Path, redis: str, database_url: str | None) -> dict[str, str]:

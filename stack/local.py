@@ -224,7 +224,9 @@ def start_broker(
     time (tests). ``storage="disk"`` keeps topics, records and committed offsets in the
     ``store`` (:func:`start_store`) and comes back on the port it had before; if that port is
     taken, it says so (Tansu itself exits 0 when its port is taken, so a dead process means
-    "port taken", never "ready").
+    "port taken", never "ready"). Its log must say "ready" within 20 s in memory (then a
+    fresh port is tried), within 120 s on disk (its one port: a restart on a loaded machine
+    took more than 20 s).
     """
     binary = tansu_binary()
     engine, env = _storage_env(storage, store)
@@ -247,7 +249,7 @@ def start_broker(
         ]
         process = spawn("broker", command, log, env)
         try:
-            wait_for_log(process, log, "ready in", timeout_s=20)
+            wait_for_log(process, log, "ready in", timeout_s=120 if keep else 20)
         except StackError as exc:
             last = exc
             if process.poll() is None:
@@ -257,7 +259,8 @@ def start_broker(
         if keep:
             _remember_port(state_dir, "broker", port)
         return _on_loopback("broker", process, command, log, port)
-    raise StackError(f"the broker did not start after {attempts} attempts: {last}")
+    tries = 1 if keep else attempts
+    raise StackError(f"the broker did not start after {tries} attempt(s): {last}")
 
 
 def ensure_broker(state_dir: Path, storage: str = "disk") -> StackState:

@@ -268,6 +268,7 @@ def run(
             stats=stats,
             worker=worker_id,
             backoff=backoff,
+            commit_delay_s=settings.kafka.commit_delay_s,
         )
     finally:
         http.close()

@@ -376,6 +376,7 @@ def run(settings: Settings, servers: str, worker_id: str | None = None) -> LoopS
             stats=stats,
             worker=worker_id,
             backoff=backoff,
+            commit_delay_s=settings.kafka.commit_delay_s,
         )
     finally:
         if listener is not None:

@@ -210,4 +210,5 @@ def run(settings: Settings, servers: str, worker_id: str = "trainer") -> LoopSta
         between_batches=between_batches,
         worker=worker_id,
         backoff=backoff,
+        commit_delay_s=settings.kafka.commit_delay_s,
     )

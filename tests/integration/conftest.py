@@ -32,6 +32,16 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     local.stop_service(service)
 
 
+@pytest.fixture
+def disk_stack(tmp_path: Path) -> Iterator[Path]:
+    """A stack of its own: the broker on disk (Tansu's s3:// engine on the broker store),
+    which can be restarted on its address with its data (:func:`stack.local.restart_broker`)."""
+    state_dir = tmp_path / "stack"
+    local.ensure_broker(state_dir, "disk")
+    yield state_dir
+    local.down(state_dir)
+
+
 @dataclass
 class Env:
     """A private world for one test: topics, consumer group, home and registry folder."""

@@ -4,7 +4,6 @@ running scorer goes on by itself (issue 12, items 5 and 7)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,15 +20,6 @@ pytestmark = pytest.mark.integration
 
 # How long the broker stays down; the scorer must wait, not exit.
 DOWN_S = float(os.environ.get("ALLOOP_TEST_BROKER_DOWN_S", "8"))
-
-
-@pytest.fixture
-def disk_stack(tmp_path: Path) -> Iterator[Path]:
-    """A stack of its own: the broker on disk (Tansu's s3:// engine on the broker store)."""
-    state_dir = tmp_path / "stack"
-    local.ensure_broker(state_dir, "disk")
-    yield state_dir
-    local.down(state_dir)
 
 
 def committed(broker: str, group: str, topic: str) -> dict[int, int]:

@@ -7,12 +7,10 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from stack import argilla as argilla_local
-from stack.local import Service, spawn, stop_service, wait_for_log
 from tests.integration.argilla.test_loop import Loop, candidates, loop  # noqa: F401 - fixture
 from tests.integration.conftest import WorkerProcess
 
@@ -20,19 +18,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 # How long Argilla stays frozen: the issue's figure is 60 s; the suite uses less.
 STOP_S = float(os.environ.get("ALLOOP_TEST_ARGILLA_STOP_S", "15"))
-
-
-def service(local: argilla_local.LocalArgilla, name: str) -> Service:
-    return next(s for s in local.services if s.name == name)
-
-
-def restart_redis(local: argilla_local.LocalArgilla, dead: Service) -> None:
-    """Start Redis again with the same command (same port), as `alloop stack up` would."""
-    process = spawn("redis", dead.command, Path(dead.log))
-    marker = "Ready to accept connections" if "redis-server" in dead.command[0] else "ready"
-    wait_for_log(process, Path(dead.log), marker, timeout_s=30)
-    fresh = dead.model_copy(update={"pid": process.pid})
-    local.services[local.services.index(dead)] = fresh
 
 
 def test_argilla_frozen_and_redis_killed_lose_nothing_and_duplicate_nothing(
@@ -52,7 +37,7 @@ def test_argilla_frozen_and_redis_killed_lose_nothing_and_duplicate_nothing(
     loop.send(candidates(0, 10))
     loop.wait_records(10)
 
-    server = service(argilla, "argilla")
+    server = argilla.service("argilla")
     os.kill(server.pid, signal.SIGSTOP)
     try:
         loop.send(candidates(10, 10))
@@ -63,15 +48,13 @@ def test_argilla_frozen_and_redis_killed_lose_nothing_and_duplicate_nothing(
         os.kill(server.pid, signal.SIGCONT)
     loop.wait_records(20, timeout=180)
 
-    redis = service(argilla, "redis")
-    os.kill(redis.pid, signal.SIGKILL)
-    stop_service(redis)  # reaps it
+    redis = argilla_local.kill_redis(argilla)
     try:
         loop.send(candidates(20, 10))
         time.sleep(5)
         assert labeler.process is not None and labeler.process.poll() is None, "labeler died"
     finally:
-        restart_redis(argilla, redis)
+        argilla_local.restart_redis(argilla, redis)
     found = loop.wait_records(30, timeout=180)
     time.sleep(3)  # late duplicates would show up now
     ids = [r["external_id"] for r in loop.records()]

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from kafka.errors import KafkaConfigurationError, KafkaConnectionError, KafkaTimeoutError
 
-from connectors.kafka import LoopStats, run_loop
+from connectors.kafka import HELD, LoopStats, run_loop
 from connectors.outputs import Output
 from connectors.retry import Backoff, Interrupted, outage, retry_outages
 from loop.testing.bus import MemoryBus, MemoryConsumer, MemoryProducer
@@ -176,3 +176,65 @@ def test_run_loop_still_raises_on_a_fault_of_the_worker() -> None:
     with pytest.raises(KeyError):
         run_loop(consumer, producer, broken, stop, batch_size=10, max_wait_ms=1)
     assert consumer.commits == []
+
+
+def test_a_commit_delay_holds_the_commit_after_the_outputs_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stop = FakeStop()
+    consumer = FakeConsumer([[Record("docs.raw", 1, 4, b"a", b"x", [])]], stop)
+    producer = FlakyProducer(down=0)
+    seen_at_wait: list[tuple[int, int]] = []
+    wait = stop.wait
+
+    def waiting(seconds: float) -> bool:
+        seen_at_wait.append((len(producer.sent), len(consumer.commits)))
+        return wait(seconds)
+
+    stop.wait = waiting  # type: ignore[method-assign]
+    with caplog.at_level(logging.WARNING, logger="connectors.kafka"):
+        run_loop(
+            consumer,
+            producer,
+            lambda records: [Output("docs.tagged", "a", b"t", source=records[0])],
+            stop,
+            batch_size=10,
+            max_wait_ms=1,
+            commit_delay_s=30.0,
+        )
+    assert stop.waits == [30.0]
+    assert seen_at_wait == [(1, 0)], "the outputs are out, the commit is not yet made"
+    assert len(consumer.commits) == 1
+    assert f"docs.raw/1/4 (+0): {HELD} 30.0 s" in caplog.text
+
+
+def test_without_a_commit_delay_nothing_waits() -> None:
+    stop = FakeStop()
+    consumer = FakeConsumer([[Record("docs.raw", 0, 0, b"a", b"x", [])]], stop)
+    run_loop(consumer, FlakyProducer(0), lambda records: [], stop, batch_size=10, max_wait_ms=1)
+    assert stop.waits == [] and len(consumer.commits) == 1
+
+
+def test_run_loop_waits_out_a_broker_outage_met_while_polling() -> None:
+    stop = FakeStop()
+    consumer = FakeConsumer([[Record("docs.raw", 0, 3, b"a", b"x", [])]], stop)
+    polls = consumer.poll
+    down = [KafkaConnectionError("111 ECONNREFUSED"), KafkaConnectionError("111 ECONNREFUSED")]
+
+    def poll(timeout_ms: int = 0, max_records: int = 0) -> dict[str, list[Record]]:
+        if down:  # the group coordinator cannot be found while the broker is down
+            raise down.pop(0)
+        return polls(timeout_ms, max_records)
+
+    consumer.poll = poll  # type: ignore[method-assign]
+    run_loop(
+        consumer,
+        FlakyProducer(0),
+        lambda records: [],
+        stop,
+        batch_size=10,
+        max_wait_ms=1,
+        backoff=Backoff(0.5, 2.0, 2.0),
+    )
+    assert stop.waits == [0.5, 1.0] and down == []
+    assert len(consumer.commits) == 1, "the batch polled after the outage is committed"
