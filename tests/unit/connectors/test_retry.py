@@ -181,14 +181,14 @@ def test_run_loop_still_raises_on_a_fault_of_the_worker() -> None:
 def test_a_commit_delay_holds_the_commit_after_the_outputs_and_says_so(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    stop = FakeStop()
-    consumer = FakeConsumer([[Record("docs.raw", 1, 4, b"a", b"x", [])]], stop)
-    producer = FlakyProducer(down=0)
+    stop, bus = ManualStop(), MemoryBus()
+    bus.send("docs.raw", b"x", "a")
+    consumer, producer = loop_over(bus, stop)
     seen_at_wait: list[tuple[int, int]] = []
     wait = stop.wait
 
     def waiting(seconds: float) -> bool:
-        seen_at_wait.append((len(producer.sent), len(consumer.commits)))
+        seen_at_wait.append((len(bus.records("docs.tagged")), len(consumer.commits)))
         return wait(seconds)
 
     stop.wait = waiting  # type: ignore[method-assign]
@@ -205,23 +205,25 @@ def test_a_commit_delay_holds_the_commit_after_the_outputs_and_says_so(
     assert stop.waits == [30.0]
     assert seen_at_wait == [(1, 0)], "the outputs are out, the commit is not yet made"
     assert len(consumer.commits) == 1
-    assert f"docs.raw/1/4 (+0): {HELD} 30.0 s" in caplog.text
+    assert f"docs.raw/0/0 (+0): {HELD} 30.0 s" in caplog.text
 
 
 def test_without_a_commit_delay_nothing_waits() -> None:
-    stop = FakeStop()
-    consumer = FakeConsumer([[Record("docs.raw", 0, 0, b"a", b"x", [])]], stop)
-    run_loop(consumer, FlakyProducer(0), lambda records: [], stop, batch_size=10, max_wait_ms=1)
+    stop, bus = ManualStop(), MemoryBus()
+    bus.send("docs.raw", b"x", "a")
+    consumer, producer = loop_over(bus, stop)
+    run_loop(consumer, producer, lambda records: [], stop, batch_size=10, max_wait_ms=1)
     assert stop.waits == [] and len(consumer.commits) == 1
 
 
 def test_run_loop_waits_out_a_broker_outage_met_while_polling() -> None:
-    stop = FakeStop()
-    consumer = FakeConsumer([[Record("docs.raw", 0, 3, b"a", b"x", [])]], stop)
+    stop, bus = ManualStop(), MemoryBus()
+    bus.send("docs.raw", b"x", "a")
+    consumer, producer = loop_over(bus, stop)
     polls = consumer.poll
     down = [KafkaConnectionError("111 ECONNREFUSED"), KafkaConnectionError("111 ECONNREFUSED")]
 
-    def poll(timeout_ms: int = 0, max_records: int = 0) -> dict[str, list[Record]]:
+    def poll(timeout_ms: int = 0, max_records: int = 0) -> dict[str, list[Any]]:
         if down:  # the group coordinator cannot be found while the broker is down
             raise down.pop(0)
         return polls(timeout_ms, max_records)
@@ -229,7 +231,7 @@ def test_run_loop_waits_out_a_broker_outage_met_while_polling() -> None:
     consumer.poll = poll  # type: ignore[method-assign]
     run_loop(
         consumer,
-        FlakyProducer(0),
+        producer,
         lambda records: [],
         stop,
         batch_size=10,
