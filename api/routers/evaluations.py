@@ -11,8 +11,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 
-from api.deps import State
-from api.errors import ApiError
+from api.deps import TASK_DOC, State, task_registry
+from api.errors import ApiError, UnknownTask
 from api.schemas import QueueState
 from loop.classification.evaluation import Evaluation, Prediction
 from loop.entities.evaluation import (
@@ -55,25 +55,6 @@ def _evaluated(registry: ModelRegistry) -> list[str]:
     return [v for v in registry.versions() if "evaluation" in (registry.card(v).metrics or {})]
 
 
-TASK_DOC = "`classification` (default), or the entity task's name (`entities`)"
-
-
-def _registry(state_registry: ModelRegistry, settings: Settings, task: str) -> ModelRegistry:
-    """The registry of ``task``: the classifier's, or the entity extractor's."""
-    if task == settings.entities.task:
-        return ModelRegistry(settings.entity_registry_path)
-    if task != "classification":
-        raise UnknownTask(
-            f"unknown task {task!r}: choose classification or {settings.entities.task}"
-        )
-    return state_registry
-
-
-class UnknownTask(ApiError):
-    status_code = 422
-    code = "unknown_task"
-
-
 @router.get(
     "/v1/evaluations/deltas",
     summary="What changed between two versions",
@@ -91,7 +72,7 @@ def deltas(
     confidence: Annotated[float, Query(gt=0.5, lt=1)] = 0.95,
     task: Annotated[str, Query(description=TASK_DOC)] = "classification",
 ) -> Delta | EntityDelta:
-    registry = _registry(state.registry, state.settings, task)
+    registry = task_registry(state, task)
     evaluated = _evaluated(registry)
     if head is None:
         if not evaluated:
@@ -144,7 +125,7 @@ def evaluation(
     version: str,
     task: Annotated[str, Query(description=TASK_DOC)] = "classification",
 ) -> Evaluation | EntityEvaluation:
-    registry = _registry(state.registry, state.settings, task)
+    registry = task_registry(state, task)
     if version not in registry.versions():
         raise VersionNotFound(f"no {task} model version {version!r}")
     raw = _metrics(registry, version)["evaluation"]
@@ -168,7 +149,7 @@ def improvement_curves(
     format: Annotated[Literal["json", "png", "svg"], Query()] = "json",
     task: Annotated[str, Query(description=TASK_DOC)] = "classification",
 ) -> Any:
-    registry = _registry(state.registry, state.settings, task)
+    registry = task_registry(state, task)
     entities = task == state.settings.entities.task
     overall = ["macro_f1", "unseen_recall"] if entities else ["macro_f1", "accuracy"]
     chosen = metric or (overall if label is None else ["f1"])
@@ -212,11 +193,14 @@ def queue(
     state: State, task: Annotated[str, Query(description=TASK_DOC)] = "classification"
 ) -> QueueState:
     settings = state.settings
-    registry = _registry(state.registry, settings, task)
+    registry = task_registry(state, task)
     store = state.label_store()
     by_status: dict[str, int] = {}
+    agreements: list[float] = []
     for item in store.resolve(task):
         by_status[item.status] = by_status.get(item.status, 0) + 1
+        if item.agreement is not None:
+            agreements.append(item.agreement)
     latest = registry.latest()
     trained = 0
     if latest is not None:
@@ -225,13 +209,16 @@ def queue(
     from loop.training.status import TrainerStatus
 
     status = TrainerStatus.load(settings.home, task)
+    pending, annotate_at = argilla_queue(settings, task)
     return QueueState(
         task=task,
-        pending_in_argilla=pending_in_argilla(settings, task),
+        pending_in_argilla=pending,
+        argilla_url=annotate_at,
         answers=store.count(task),
         documents=by_status,
         labelled=by_status.get("labelled", 0),
         not_yet_trained=max(0, by_status.get("labelled", 0) - trained),
+        agreement=round(sum(agreements) / len(agreements), 4) if agreements else None,
         latest_version=latest,
         promoted_version=registry.promoted(),
         last_round_at=status.finished_at if status else None,
@@ -241,12 +228,12 @@ def queue(
     )
 
 
-def pending_in_argilla(settings: Settings, task: str) -> int | None:
-    """Records of the task's dataset that nobody has completed, asked of Argilla (3 s at
-    most); None when it cannot be asked."""
+def argilla_queue(settings: Settings, task: str) -> tuple[int | None, str | None]:
+    """Records of the task's dataset that nobody has completed, and the page where annotators
+    answer them, asked of Argilla (3 s at most); None for what cannot be asked."""
     import httpx
 
-    from connectors.argilla.queue import pending_total
+    from connectors.argilla.queue import annotation_url, find_dataset, pending_in
     from loop.errors import AlloopError
     from stack.discovery import argilla_address
 
@@ -256,7 +243,10 @@ def pending_in_argilla(settings: Settings, task: str) -> int | None:
         with httpx.Client(
             base_url=url.rstrip("/"), headers={"X-Argilla-Api-Key": key}, timeout=3
         ) as http:
-            return pending_total(http, name)
+            found = find_dataset(http, name)
+            if found is None:
+                return 0, None
+            return pending_in(http, found["id"]), annotation_url(url, found["id"])
     except (AlloopError, httpx.HTTPError, KeyError, ValueError) as exc:
         logger.info("cannot ask Argilla how many records are pending: %s", exc)
-        return None
+        return None, None
