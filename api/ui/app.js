@@ -6,6 +6,7 @@ const ORIGINS = { evaluation: "drawn at random from the stream", "test-file": "f
 const $ = (id) => document.getElementById(id);
 let settings = null;
 let task = "classification";
+let versions = null; // the last /v1/models answer of the task shown
 
 // ------------------------------------------------------------------ requests and sign-in
 
@@ -100,6 +101,7 @@ function ask(question) {
 
 async function showVersions() {
   const list = await json(`/v1/models?${query({ task })}`);
+  versions = list;
   const serving = list.promoted
     ? `${list.promoted} is promoted; this API serves ${list.served || "nothing yet"}.`
     : "No version is promoted yet.";
@@ -135,7 +137,9 @@ async function promote(version) {
 }
 
 async function rollback() {
-  if (!(await ask(`Roll back ${task} to the version promoted before? It serves at once.`))) return;
+  const to = versions.history[versions.history.length - 1];
+  const question = `Roll back ${task} from ${versions.promoted} to ${to}? This API serves it at once.`;
+  if (!(await ask(question))) return;
   await change(`/v1/models/rollback?${query({ task })}`);
 }
 
@@ -152,7 +156,19 @@ async function change(path) {
 
 // ------------------------------------------------------------------ curves
 
-async function showCurve(evaluated) {
+function describeTestSet(evaluated) {
+  if (!evaluated) {
+    $("test-set").textContent = "No version is evaluated yet: training rounds score every " +
+      "version on the test set drawn at random from the stream.";
+    return;
+  }
+  const origins = Object.entries(evaluated.test_origins).map(([o, n]) => `${n} ${ORIGINS[o] || o}`);
+  $("test-set").textContent = `Every point is scored on the current test set: ` +
+    `${evaluated.test_size} test documents (${origins.join(", ") || "origins unknown"}). ` +
+    `Filled points (●) are versions that were promoted.`;
+}
+
+async function showCurve() {
   const metric = $("curve-metric").value;
   const label = $("curve-label").value;
   const params = { task, metric, label };
@@ -161,15 +177,10 @@ async function showCurve(evaluated) {
     [p.version, p.labels, p.test_size, fixed3(p.value), p.promoted ? "●" : ""]));
   const picture = await call(`/v1/curves?${query({ ...params, format: "svg" })}`);
   const image = $("curve-image");
+  image.hidden = curve.points.length === 0;
   if (image.src) URL.revokeObjectURL(image.src);
   image.src = URL.createObjectURL(await picture.blob());
   image.alt = `${metric}${label ? ` of ${label}` : ""} against the number of labels`;
-  if (evaluated) {
-    const origins = Object.entries(evaluated.test_origins).map(([o, n]) => `${n} ${ORIGINS[o] || o}`);
-    $("test-set").textContent = `Every point is scored on the current test set: ` +
-      `${evaluated.test_size} test documents (${origins.join(", ") || "origins unknown"}). ` +
-      `Filled points (●) are versions that were promoted.`;
-  }
   return curve;
 }
 
@@ -198,6 +209,12 @@ async function showDelta(base, head) {
       [f.id, answer(f.gold), answer(f.base), answer(f.head)]));
   }
   return delta;
+}
+
+function clearDelta(why) {
+  $("delta-summary").textContent = why;
+  for (const table of ["delta-table", "fixed-table", "broken-table"]) fill($(table).tBodies[0], []);
+  for (const kind of ["fixed", "broken"]) $(`${kind}-count`).textContent = "";
 }
 
 function chooseVersions(curve) {
@@ -250,8 +267,14 @@ async function showDrift() {
 
 // ------------------------------------------------------------------ the page
 
+let showing = 0; // the newest showTask call; an older one stops at its next step
+
 async function showTask() {
+  const mine = ++showing;
+  const current = () => mine === showing;
+  document.body.dataset.loaded = "";
   const list = await showVersions();
+  if (!current()) return;
   const evaluated = list.models.filter((m) => m.metrics && m.metrics.evaluation);
   const newest = evaluated.length ? evaluated[evaluated.length - 1].metrics.evaluation : null;
   const metrics = settings.metrics[task] || settings.metrics.classification;
@@ -263,12 +286,15 @@ async function showTask() {
   };
   keep("curve-label", [["", "(overall)"], ...labels.map((l) => [l, l])]);
   keep("curve-metric", ($("curve-label").value ? settings.label_metrics : metrics).map((m) => [m, m]));
-  const curve = await showCurve(newest);
+  describeTestSet(newest);
+  const curve = await showCurve();
+  if (!current()) return;
   chooseVersions(curve);
   if (curve.points.length > 1) await showDelta().catch((e) => say(e.message, true));
-  else $("delta-summary").textContent = "One evaluated version: nothing to compare yet.";
+  else clearDelta("Fewer than two versions are scored on the current test set: nothing to compare yet.");
+  if (!current()) return;
   await Promise.all([showQueue(), showDrift()]);
-  document.body.dataset.loaded = task;
+  if (current()) document.body.dataset.loaded = task; // the tests wait for this
 }
 
 async function start() {
@@ -289,7 +315,6 @@ async function start() {
 
 function switchTask(name) {
   task = name;
-  document.body.dataset.loaded = "";
   for (const b of $("tasks").children) b.classList.toggle("current", b.dataset.task === name);
   start();
 }
@@ -305,11 +330,11 @@ document.addEventListener("DOMContentLoaded", () => {
   $("sign-in").addEventListener("submit", signIn);
   $("sign-out").addEventListener("click", signOut);
   $("rollback").addEventListener("click", guarded(rollback));
-  $("curve-metric").addEventListener("change", guarded(() => showCurve(null)));
+  $("curve-metric").addEventListener("change", guarded(() => showCurve()));
   $("curve-label").addEventListener("change", guarded(async () => {
     const metrics = $("curve-label").value ? settings.label_metrics : settings.metrics[task];
     $("curve-metric").replaceChildren(...metrics.map((m) => el("option", { value: m }, m)));
-    await showCurve(null);
+    await showCurve();
   }));
   $("delta-compare").addEventListener("click",
     guarded(() => showDelta($("delta-base").value, $("delta-head").value)));

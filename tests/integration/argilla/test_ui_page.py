@@ -54,12 +54,13 @@ def save(driver: Any, name: str, tmp_path: Path) -> None:
 
 
 def rows(driver: Any, table: str) -> list[list[str]]:
-    from selenium.webdriver.common.by import By
-
-    return [
-        [cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
-        for row in driver.find_elements(By.CSS_SELECTOR, f"#{table} tbody tr")
-    ]
+    """The cells' texts of a table's body, read in one script (the page may redraw it)."""
+    found = driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])]"
+        ".map((row) => [...row.cells].map((cell) => cell.innerText.trim()))",
+        f"#{table} tbody tr",
+    )
+    return [list(map(str, row)) for row in found]
 
 
 def f3(value: float) -> str:
@@ -94,29 +95,32 @@ def test_the_page_shows_what_the_api_answers_and_promotes_and_rolls_back(
     workers: Callable[..., WorkerProcess],
     tmp_path: Path,
 ) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as shown
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     loop, env = page_loop, page_loop.env
     registry = make_two_versions(Settings(home=env.home, registry_dir=env.registry))
-    api_process = workers(["api"], "api", **loop.vars, ALLOOP_API__KEYS=KEY).start()
+    api_process = workers(
+        ["api"], "api", **loop.vars, ALLOOP_API__KEYS=KEY, ALLOOP_ENTITIES__ENABLED="true"
+    ).start()
     labeler = workers(["worker", "labeler", "--no-vectors"], "labeler", **loop.vars).start()
-    api_process.wait_for("Application startup complete", timeout=240)
-    labeler.wait_for("assigned partitions", timeout=240)
+    api_process.wait_for("Application startup complete", timeout=600)
+    labeler.wait_for("assigned partitions", timeout=600)
     loop.send(candidates(0, PENDING))
-    loop.wait_records(PENDING)
+    loop.wait_records(PENDING, timeout=300)
     base_url = f"http://127.0.0.1:{loop.api_port}"
     api = httpx.Client(base_url=base_url, headers={"X-API-Key": KEY}, timeout=60)
 
     with chromium(tmp_path / "chromium", 1400, 1000) as driver:
-        wait = WebDriverWait(driver, 120)
+        wait = WebDriverWait(driver, 300, ignored_exceptions=[StaleElementReferenceException])
 
         def text_of(selector: str) -> str:
             return str(driver.find_element(By.CSS_SELECTOR, selector).text)
 
-        def loaded() -> None:
-            wait.until(lambda d: d.execute_script("return document.body.dataset.loaded"))
+        def loaded(task: str = "classification") -> None:
+            wait.until(lambda d: d.execute_script("return document.body.dataset.loaded") == task)
 
         # Signing in: a wrong key is refused, the right one opens the page.
         driver.get(f"{base_url}/ui")
@@ -203,4 +207,13 @@ def test_the_page_shows_what_the_api_answers_and_promotes_and_rolls_back(
         wait.until(lambda _: f"{before} is promoted and serves" in text_of("#message"))
         assert pointer.promoted() == before
         assert api.get("/v1/models").json()["served"] == before
+        loaded()
+
+        # The entity task has its own registry: nothing there yet, and no Argilla dataset.
+        driver.find_element(By.CSS_SELECTOR, "#tasks button[data-task='entities']").click()
+        loaded("entities")
+        assert text_of("#serving").startswith("No version is promoted yet.")
+        assert rows(driver, "versions-table") == rows(driver, "delta-table") == []
+        assert text_of("dd[data-figure='pending in Argilla']") == "0"
+        assert "No version is evaluated yet" in text_of("#test-set")
     assert registry.versions() == ["v0001", "v0002"]
