@@ -61,7 +61,8 @@ def _evaluated(registry: ModelRegistry) -> list[str]:
     description="Per-label F1 deltas with a paired bootstrap confidence interval, macro-F1 and "
     "accuracy deltas, and the test documents that flipped (fixed: wrong to right; broken: right "
     "to wrong), on the test documents both versions were scored on (every version is scored "
-    "again on the current test set after each round). Defaults: `head` is the latest evaluated "
+    "again on the current test set after each round), each with its text when the label store "
+    "has it. Defaults: `head` is the latest evaluated "
     "version, `base` what the gate compared it with (the version serving then, or `patterns` "
     "for the first entity version), else the evaluated version before it.",
 )
@@ -92,7 +93,7 @@ def deltas(
         base_rows = _metrics(registry, base)["predictions"]
     if head_metrics["evaluation"].get("task") == "entities":
         head_eval = EntityEvaluation.model_validate(head_metrics["evaluation"])
-        return compare_entities(
+        result: Delta | EntityDelta = compare_entities(
             [EntityPrediction.model_validate(r) for r in base_rows],
             [EntityPrediction.model_validate(r) for r in head_metrics["predictions"]],
             head_eval.types,
@@ -101,14 +102,28 @@ def deltas(
             seen_forms=registry.card(head).counts.get("train_forms") or [],
             confidence=confidence,
         )
+        return _with_texts(state, task, result)
     labels = Evaluation.model_validate(head_metrics["evaluation"]).labels
-    return compare(
+    result = compare(
         [Prediction.model_validate(r) for r in base_rows],
         [Prediction.model_validate(r) for r in head_metrics["predictions"]],
         labels,
         base_version=base,
         head_version=head,
         confidence=confidence,
+    )
+    return _with_texts(state, task, result)
+
+
+def _with_texts(state: State, task: str, delta: Delta | EntityDelta) -> Delta | EntityDelta:
+    """The flipped documents with their texts, from the label store (the evaluations keep
+    ids only); null for a document the store does not hold."""
+    texts = {item.id: item.text for item in state.label_store().resolve(task)}
+    return delta.model_copy(
+        update={
+            kind: [f.model_copy(update={"text": texts.get(f.id)}) for f in getattr(delta, kind)]
+            for kind in ("fixed", "broken")
+        }
     )
 
 

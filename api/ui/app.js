@@ -206,7 +206,7 @@ async function showDelta(base, head) {
   for (const kind of ["fixed", "broken"]) {
     $(`${kind}-count`).textContent = `(${delta[kind].length})`;
     fill($(`${kind}-table`).tBodies[0], delta[kind].map((f) =>
-      [f.id, answer(f.gold), answer(f.base), answer(f.head)]));
+      [f.id, f.text ?? "", answer(f.gold), answer(f.base), answer(f.head)]));
   }
   return delta;
 }

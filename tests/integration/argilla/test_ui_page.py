@@ -146,7 +146,9 @@ def test_the_page_shows_what_the_api_answers_and_promotes_and_rolls_back(
         delta = api.get("/v1/evaluations/deltas").json()
         assert rows(driver, "delta-table") == delta_rows(delta)
         for kind in ("fixed", "broken"):
-            assert [r[0] for r in rows(driver, f"{kind}-table")] == [f["id"] for f in delta[kind]]
+            flips = [[f["id"], " ".join((f["text"] or "").split())] for f in delta[kind]]
+            assert [[r[0], " ".join(r[1].split())] for r in rows(driver, f"{kind}-table")] == flips
+            assert all(f["text"] for f in delta[kind])  # every test document is in the store
             assert text_of(f"#{kind}-count") == f"({len(delta[kind])})"
 
         # The queue, Argilla's pending records included, and the link for annotators.
