@@ -24,7 +24,7 @@ from api.auth import KeyChecker
 from api.deps import require_key
 from api.limits import BodyLimitMiddleware
 from api.metrics import ApiMetrics, MetricsMiddleware
-from api.routers import argilla, classify, entities, evaluations, health, metrics, models
+from api.routers import argilla, classify, entities, evaluations, health, metrics, models, ui
 from api.state import AppState
 from connectors.model_events import ModelEventListener
 from loop.classification.serving import ModelWatcher
@@ -40,7 +40,8 @@ Classify texts with the promoted model, inspect and promote model versions, and 
 service. Every answer names the model version that made it.
 
 Send an API key as `X-API-Key: <key>` or `Authorization: Bearer <key>` to every `/v1` endpoint;
-`/health`, `/metrics` and these docs are open. See docs/api.md.
+`/health`, `/metrics`, these docs and the page at `/ui` (whose data needs a key) are open.
+See docs/api.md.
 """
 
 TAGS = [
@@ -51,6 +52,7 @@ TAGS = [
     {"name": "argilla", "description": "Answers from Argilla's webhooks (signed, no key)."},
     {"name": "health", "description": "Liveness and the served version (no key needed)."},
     {"name": "metrics", "description": "Prometheus metrics (no key needed)."},
+    {"name": "ui", "description": "The model owners' page at /ui (its data needs a key)."},
 ]
 
 
@@ -157,4 +159,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(argilla.router)  # signed by Argilla instead of an API key
     app.include_router(health.router)
     app.include_router(metrics.router)
+    app.include_router(ui.router)  # the page and its files; its data comes from /v1
     return app

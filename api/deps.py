@@ -8,7 +8,7 @@ from typing import Annotated, cast
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from api.errors import NoModelServed, Unauthorized
+from api.errors import NoModelServed, Unauthorized, UnknownTask
 from api.metrics import ApiMetrics
 from api.state import AppState
 from loop.classification.serving import ModelWatcher, ServedModel
@@ -88,3 +88,26 @@ def require_model(watcher: Watcher) -> ServedModel:
 
 
 Served = Annotated[ServedModel, Depends(require_model)]
+
+
+TASK_DOC = "`classification` (default), or the entity task's name (`entities`)"
+
+
+def task_registry(state: AppState, task: str) -> ModelRegistry:
+    """The registry of ``task``: the classifier's, or the entity extractor's."""
+    settings = state.settings
+    if task == settings.entities.task:
+        return ModelRegistry(settings.entity_registry_path)
+    if task != "classification":
+        raise UnknownTask(
+            f"unknown task {task!r}: choose classification or {settings.entities.task}"
+        )
+    return state.registry
+
+
+def served_version(state: AppState, task: str) -> str | None:
+    """The version this API serves for ``task`` (None while none is loaded)."""
+    if task == "classification":
+        return state.watcher.version
+    served = state.entities.served if state.entities is not None else None
+    return served.version if served is not None else None

@@ -70,6 +70,13 @@ class NoEntityModel(ApiError):
     code = "no_entity_model"
 
 
+class UnknownTask(ApiError):
+    """A ``task`` that is neither classification nor the entity task."""
+
+    status_code = 422
+    code = "unknown_task"
+
+
 class BatchTooLarge(ApiError):
     """More documents in one request than ``max_batch``."""
 

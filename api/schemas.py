@@ -291,12 +291,22 @@ class QueueState(BaseModel):
         description="Records of the task's Argilla dataset nobody has completed yet; null "
         "when Argilla could not be asked",
     )
+    argilla_url: str | None = Field(
+        default=None,
+        description="Where annotators answer the dataset's records in Argilla; null when "
+        "Argilla could not be asked or the dataset does not exist yet",
+    )
     answers: int = Field(description="Answers in the label store (one per Argilla response)")
     documents: dict[str, int] = Field(
         description="Documents by status: labelled, discarded, disputed, waiting"
     )
     labelled: int
     not_yet_trained: int = Field(description="Labelled documents the latest version did not see")
+    agreement: float | None = Field(
+        default=None,
+        description="Mean share of annotators who gave a document's winning answer, over the "
+        "documents with a submitted answer (1.0 when each has one annotator); null before any",
+    )
     latest_version: str | None
     promoted_version: str | None
     last_round_at: datetime | None

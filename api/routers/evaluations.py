@@ -11,8 +11,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 
-from api.deps import State
-from api.errors import ApiError
+from api.deps import TASK_DOC, State, task_registry
+from api.errors import ApiError, UnknownTask
 from api.schemas import QueueState
 from loop.classification.evaluation import Evaluation, Prediction
 from loop.entities.evaluation import (
@@ -55,32 +55,14 @@ def _evaluated(registry: ModelRegistry) -> list[str]:
     return [v for v in registry.versions() if "evaluation" in (registry.card(v).metrics or {})]
 
 
-TASK_DOC = "`classification` (default), or the entity task's name (`entities`)"
-
-
-def _registry(state_registry: ModelRegistry, settings: Settings, task: str) -> ModelRegistry:
-    """The registry of ``task``: the classifier's, or the entity extractor's."""
-    if task == settings.entities.task:
-        return ModelRegistry(settings.entity_registry_path)
-    if task != "classification":
-        raise UnknownTask(
-            f"unknown task {task!r}: choose classification or {settings.entities.task}"
-        )
-    return state_registry
-
-
-class UnknownTask(ApiError):
-    status_code = 422
-    code = "unknown_task"
-
-
 @router.get(
     "/v1/evaluations/deltas",
     summary="What changed between two versions",
     description="Per-label F1 deltas with a paired bootstrap confidence interval, macro-F1 and "
     "accuracy deltas, and the test documents that flipped (fixed: wrong to right; broken: right "
     "to wrong), on the test documents both versions were scored on (every version is scored "
-    "again on the current test set after each round). Defaults: `head` is the latest evaluated "
+    "again on the current test set after each round), each with its text when the label store "
+    "has it. Defaults: `head` is the latest evaluated "
     "version, `base` what the gate compared it with (the version serving then, or `patterns` "
     "for the first entity version), else the evaluated version before it.",
 )
@@ -91,7 +73,7 @@ def deltas(
     confidence: Annotated[float, Query(gt=0.5, lt=1)] = 0.95,
     task: Annotated[str, Query(description=TASK_DOC)] = "classification",
 ) -> Delta | EntityDelta:
-    registry = _registry(state.registry, state.settings, task)
+    registry = task_registry(state, task)
     evaluated = _evaluated(registry)
     if head is None:
         if not evaluated:
@@ -111,7 +93,7 @@ def deltas(
         base_rows = _metrics(registry, base)["predictions"]
     if head_metrics["evaluation"].get("task") == "entities":
         head_eval = EntityEvaluation.model_validate(head_metrics["evaluation"])
-        return compare_entities(
+        result: Delta | EntityDelta = compare_entities(
             [EntityPrediction.model_validate(r) for r in base_rows],
             [EntityPrediction.model_validate(r) for r in head_metrics["predictions"]],
             head_eval.types,
@@ -120,14 +102,28 @@ def deltas(
             seen_forms=registry.card(head).counts.get("train_forms") or [],
             confidence=confidence,
         )
+        return _with_texts(state, task, result)
     labels = Evaluation.model_validate(head_metrics["evaluation"]).labels
-    return compare(
+    result = compare(
         [Prediction.model_validate(r) for r in base_rows],
         [Prediction.model_validate(r) for r in head_metrics["predictions"]],
         labels,
         base_version=base,
         head_version=head,
         confidence=confidence,
+    )
+    return _with_texts(state, task, result)
+
+
+def _with_texts(state: State, task: str, delta: Delta | EntityDelta) -> Delta | EntityDelta:
+    """The flipped documents with their texts, from the label store (the evaluations keep
+    ids only); null for a document the store does not hold."""
+    texts = {item.id: item.text for item in state.label_store().resolve(task)}
+    return delta.model_copy(
+        update={
+            kind: [f.model_copy(update={"text": texts.get(f.id)}) for f in getattr(delta, kind)]
+            for kind in ("fixed", "broken")
+        }
     )
 
 
@@ -144,7 +140,7 @@ def evaluation(
     version: str,
     task: Annotated[str, Query(description=TASK_DOC)] = "classification",
 ) -> Evaluation | EntityEvaluation:
-    registry = _registry(state.registry, state.settings, task)
+    registry = task_registry(state, task)
     if version not in registry.versions():
         raise VersionNotFound(f"no {task} model version {version!r}")
     raw = _metrics(registry, version)["evaluation"]
@@ -168,7 +164,7 @@ def improvement_curves(
     format: Annotated[Literal["json", "png", "svg"], Query()] = "json",
     task: Annotated[str, Query(description=TASK_DOC)] = "classification",
 ) -> Any:
-    registry = _registry(state.registry, state.settings, task)
+    registry = task_registry(state, task)
     entities = task == state.settings.entities.task
     overall = ["macro_f1", "unseen_recall"] if entities else ["macro_f1", "accuracy"]
     chosen = metric or (overall if label is None else ["f1"])
@@ -212,11 +208,14 @@ def queue(
     state: State, task: Annotated[str, Query(description=TASK_DOC)] = "classification"
 ) -> QueueState:
     settings = state.settings
-    registry = _registry(state.registry, settings, task)
+    registry = task_registry(state, task)
     store = state.label_store()
     by_status: dict[str, int] = {}
+    agreements: list[float] = []
     for item in store.resolve(task):
         by_status[item.status] = by_status.get(item.status, 0) + 1
+        if item.agreement is not None:
+            agreements.append(item.agreement)
     latest = registry.latest()
     trained = 0
     if latest is not None:
@@ -225,13 +224,16 @@ def queue(
     from loop.training.status import TrainerStatus
 
     status = TrainerStatus.load(settings.home, task)
+    pending, annotate_at = argilla_queue(settings, task)
     return QueueState(
         task=task,
-        pending_in_argilla=pending_in_argilla(settings, task),
+        pending_in_argilla=pending,
+        argilla_url=annotate_at,
         answers=store.count(task),
         documents=by_status,
         labelled=by_status.get("labelled", 0),
         not_yet_trained=max(0, by_status.get("labelled", 0) - trained),
+        agreement=round(sum(agreements) / len(agreements), 4) if agreements else None,
         latest_version=latest,
         promoted_version=registry.promoted(),
         last_round_at=status.finished_at if status else None,
@@ -241,12 +243,12 @@ def queue(
     )
 
 
-def pending_in_argilla(settings: Settings, task: str) -> int | None:
-    """Records of the task's dataset that nobody has completed, asked of Argilla (3 s at
-    most); None when it cannot be asked."""
+def argilla_queue(settings: Settings, task: str) -> tuple[int | None, str | None]:
+    """Records of the task's dataset that nobody has completed, and the page where annotators
+    answer them, asked of Argilla (3 s at most); None for what cannot be asked."""
     import httpx
 
-    from connectors.argilla.queue import pending_total
+    from connectors.argilla.queue import annotation_url, find_dataset, pending_in
     from loop.errors import AlloopError
     from stack.discovery import argilla_address
 
@@ -256,7 +258,10 @@ def pending_in_argilla(settings: Settings, task: str) -> int | None:
         with httpx.Client(
             base_url=url.rstrip("/"), headers={"X-Argilla-Api-Key": key}, timeout=3
         ) as http:
-            return pending_total(http, name)
+            found = find_dataset(http, name)
+            if found is None:
+                return 0, None
+            return pending_in(http, found["id"]), annotation_url(url, found["id"])
     except (AlloopError, httpx.HTTPError, KeyError, ValueError) as exc:
         logger.info("cannot ask Argilla how many records are pending: %s", exc)
-        return None
+        return None, None

@@ -15,9 +15,9 @@ import threading
 from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 
-from api.deps import Registry, State
+from api.deps import TASK_DOC, State, served_version, task_registry
 from api.errors import ModelNotLoaded
 from api.schemas import ModelInfo, ModelList, PromotionState, error_responses
 from loop.messages import ModelEvent
@@ -31,13 +31,14 @@ _404 = {404: "No such version, or not a version name"}
 _500 = {500: "The version is promoted but could not be loaded"}
 
 Version = Annotated[str, Path(description="A version name, e.g. v0003", examples=["v0001"])]
+Task = Annotated[str, Query(description=TASK_DOC)]
 
 
-def _serving_now(state: State) -> PromotionState:
+def _serving_now(state: State, task: str) -> PromotionState:
     """Load what the pointer names, and say so; complain if it could not be loaded."""
     state.refresh()
-    promotion = state.registry.promotion()
-    served = state.watcher.version
+    promotion = task_registry(state, task).promotion()
+    served = served_version(state, task)
     if promotion.version is not None and served != promotion.version:
         raise ModelNotLoaded(
             f"{promotion.version} is promoted but could not be loaded (see the server log); "
@@ -48,9 +49,10 @@ def _serving_now(state: State) -> PromotionState:
 
 
 @router.get("", summary="List model versions", responses=error_responses(_401))
-def list_models(registry: Registry, state: State) -> ModelList:
+def list_models(state: State, task: Task = "classification") -> ModelList:
+    registry = task_registry(state, task)
     promotion = registry.promotion()
-    served = state.watcher.version
+    served = served_version(state, task)
     models = [ModelInfo.of(card, promotion.version, served) for card in registry.cards()]
     return ModelList(**PromotionState.of(promotion, served).model_dump(), models=models)
 
@@ -58,9 +60,10 @@ def list_models(registry: Registry, state: State) -> ModelList:
 @router.get(
     "/{version}", summary="Show one model version", responses=error_responses({**_401, **_404})
 )
-def get_model(version: Version, registry: Registry, state: State) -> ModelInfo:
+def get_model(version: Version, state: State, task: Task = "classification") -> ModelInfo:
+    registry = task_registry(state, task)
     card = registry.card(version)
-    return ModelInfo.of(card, registry.promoted(), state.watcher.version)
+    return ModelInfo.of(card, registry.promoted(), served_version(state, task))
 
 
 @router.post(
@@ -69,20 +72,23 @@ def get_model(version: Version, registry: Registry, state: State) -> ModelInfo:
     description="Moves the pointer back one promotion and serves that version at once.",
     responses=error_responses({**_401, 409: "No earlier promotion to roll back to", **_500}),
 )
-def rollback(registry: Registry, state: State) -> PromotionState:
+def rollback(state: State, task: Task = "classification") -> PromotionState:
+    registry = task_registry(state, task)
     before = registry.promoted()
     promotion = registry.rollback()
-    logger.info("rolled back from %s to %s through the API", before, promotion.version)
-    if promotion.version is not None:
+    logger.info("rolled back %s from %s to %s through the API", task, before, promotion.version)
+    if promotion.version is not None and task == "classification":
         _announce(
             state, ModelEvent(event="rolled_back", version=promotion.version, previous=before)
         )
-    return _serving_now(state)
+    return _serving_now(state, task)
 
 
 def _announce(state: State, event: ModelEvent) -> None:
     """Put the event on the models topic in the background: the answer does not wait for the
-    broker, and a broker that is down costs only the announcement (see connectors.kafka.announce)."""
+    broker, and a broker that is down costs only the announcement (see connectors.kafka.announce).
+    Only the classifier's changes are announced (a model event names no task); the scorers
+    follow the entity registry's pointer on their own."""
     from connectors.kafka import announce
     from stack.discovery import bootstrap_servers
 
@@ -99,10 +105,11 @@ def _announce(state: State, event: ModelEvent) -> None:
     "already promoted changes nothing.",
     responses=error_responses({**_401, **_404, **_500}),
 )
-def promote(version: Version, registry: Registry, state: State) -> PromotionState:
+def promote(version: Version, state: State, task: Task = "classification") -> PromotionState:
+    registry = task_registry(state, task)
     before = registry.promoted()
     promotion = registry.promote(version)
-    logger.info("promoted %s through the API", promotion.version)
-    if before != version:
+    logger.info("promoted %s %s through the API", task, promotion.version)
+    if before != version and task == "classification":
         _announce(state, ModelEvent(event="promoted", version=version, previous=before))
-    return _serving_now(state)
+    return _serving_now(state, task)

@@ -38,16 +38,29 @@ def pending_records(http: httpx.Client, dataset_id: Any) -> Iterator[dict[str, A
             return
 
 
-def pending_total(http: httpx.Client, dataset_name: str) -> int:
-    """How many records of the dataset named ``dataset_name`` wait for an answer (0 when the
-    dataset does not exist yet)."""
+def find_dataset(http: httpx.Client, dataset_name: str) -> dict[str, Any] | None:
+    """The dataset named ``dataset_name`` as Argilla lists it (None when it does not exist)."""
     datasets = http.get("/api/v1/me/datasets").raise_for_status().json()["items"]
-    found = next((d for d in datasets if d["name"] == dataset_name), None)
-    if found is None:
-        return 0
+    return next((d for d in datasets if d["name"] == dataset_name), None)
+
+
+def pending_in(http: httpx.Client, dataset_id: Any) -> int:
+    """How many records of the dataset wait for an answer."""
     page = http.post(
-        f"/api/v1/datasets/{found['id']}/records/search",
+        f"/api/v1/datasets/{dataset_id}/records/search",
         params={"limit": 1},
         json={"filters": PENDING_RECORDS},
     ).raise_for_status()
     return int(page.json()["total"])
+
+
+def pending_total(http: httpx.Client, dataset_name: str) -> int:
+    """How many records of the dataset named ``dataset_name`` wait for an answer (0 when the
+    dataset does not exist yet)."""
+    found = find_dataset(http, dataset_name)
+    return 0 if found is None else pending_in(http, found["id"])
+
+
+def annotation_url(argilla_url: str, dataset_id: Any) -> str:
+    """Where annotators answer the dataset's records in Argilla's UI."""
+    return f"{argilla_url.rstrip('/')}/dataset/{dataset_id}/annotation-mode"

@@ -221,6 +221,8 @@ class EntitySpanFlip(BaseModel):
     gold: list[EntityMention]
     base: list[EntityMention]
     head: list[EntityMention]
+    text: str | None = None
+    """The document's text, when the API found it in the label store."""
 
 
 class EntityDelta(BaseModel):

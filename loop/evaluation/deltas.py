@@ -25,6 +25,8 @@ class Flip(BaseModel):
     gold: str | list[str]
     base: str | list[str]
     head: str | list[str]
+    text: str | None = None
+    """The document's text, when the API found it in the label store."""
 
 
 class Delta(BaseModel):

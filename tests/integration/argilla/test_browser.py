@@ -5,7 +5,6 @@ the model's suggestion, picks another label and submits it; the answer then arri
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,20 +14,10 @@ import pytest
 from loop.messages import Candidate, LabelEvent, decode
 from stack.argilla import LocalArgilla
 from tests.integration.argilla.test_loop import Loop
+from tests.integration.browser import chromium, needs_chromium
 from tests.integration.conftest import Env, WorkerProcess, read_topic
 
-CHROMIUM = shutil.which("chromium")
-CHROMEDRIVER = shutil.which("chromedriver")
-
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.slow,
-    # Checked before any fixture starts the broker or Argilla.
-    pytest.mark.skipif(
-        not (CHROMIUM and CHROMEDRIVER),
-        reason="Debian's chromium and chromium-driver are not installed (./dev installs them)",
-    ),
-]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, needs_chromium]
 
 TEXT = "Tesla shares jump after record deliveries 🚀"
 
@@ -42,27 +31,8 @@ def ui_loop(env: Env, argilla: LocalArgilla, tmp_path: Path) -> Iterator[Loop]:
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[object]:
-    assert CHROMIUM and CHROMEDRIVER  # or the module is skipped
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1400,1000",
-        f"--user-data-dir={tmp_path / 'chromium'}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
+    with chromium(tmp_path / "chromium") as driver:
         yield driver
-    finally:
-        driver.save_screenshot(str(tmp_path / "last-page.png"))  # for whoever debugs a failure
-        driver.quit()
 
 
 def test_an_annotator_labels_in_the_argilla_ui_and_the_label_reaches_the_topic(

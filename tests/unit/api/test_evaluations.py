@@ -118,3 +118,12 @@ def test_the_queue_counts_labels_and_what_is_not_trained_yet(tmp_path: Path) -> 
     assert body["answers"] == 120 and body["labelled"] == 120
     assert body["not_yet_trained"] == 0
     assert body["promoted_version"] == "v0002" and body["latest_version"] == "v0002"
+
+
+def test_flipped_documents_carry_their_texts_from_the_label_store(tmp_path: Path) -> None:
+    _, client = trained(tmp_path)
+    with client:
+        delta = client.get("/v1/evaluations/deltas").json()
+    texts = {event.id: event.text for event in answers(120, False)}
+    assert delta["fixed"]
+    assert all(flip["text"] == texts[flip["id"]] for flip in delta["fixed"] + delta["broken"])
