@@ -75,7 +75,13 @@ def ingest(
 
 
 def train(
-    data: Annotated[Path, typer.Option("--data", help="Labelled .csv or .jsonl file.")],
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data",
+            help="Labelled .csv or .jsonl file (--task entities: CoNLL, .jsonl or .csv spans).",
+        ),
+    ],
     label_column: LabelColumn = "label",
     labels_column: LabelsColumn = "labels",
     text_column: TextColumn = "text",
@@ -118,7 +124,7 @@ def train(
 
     --task entities: the entity extractor (ALLOOP_ENTITIES__MODEL_KIND, trained for
     ALLOOP_ENTITIES__EPOCHS within ALLOOP_ENTITIES__TIME_BUDGET_S) on a CoNLL file
-    (token<TAB>tag, BIO), a .jsonl file with character spans ({"text", "spans": [{"start",
+    (`token<TAB>tag`, BIO), a .jsonl file with character spans ({"text", "spans": [{"start",
     "end", "label"}]}) or a .csv file with text and spans (JSON) columns; the column and
     SetFit options do not apply. It goes to the entity registry.
 
@@ -170,7 +176,7 @@ def train(
     store = LabelStore(
         settings.labels_path, settings.argilla.min_submitted, settings.argilla.min_agreement
     )
-    task = settings.trainer.task
+    task = settings.label_task(task)  # the name its answers carry in the label store
     if seed_store:
         added = seed_labels(docs, store, task)
         typer.echo(f"label store: {added} seed label(s) added to {store.path}", err=True)

@@ -34,7 +34,7 @@ def evaluate(
         typer.Option(
             "--data",
             help="A labelled file: .csv or .jsonl with text and label (classification); "
-            "CoNLL token<TAB>tag, .jsonl or .csv with character spans (entities).",
+            "CoNLL `token<TAB>tag`, .jsonl or .csv with character spans (entities).",
         ),
     ],
     task: TaskOption = "classification",
@@ -124,6 +124,12 @@ def _entity_scores(settings: Settings, version: str, data: Path) -> Scores:
     items = read_labelled(data)
     if not any(item.example.spans for item in items):
         fail(f"{data}: no entity span in it (CoNLL token<TAB>tag, or JSONL spans)")
+    if other := sorted({s.label for i in items for s in i.example.spans} - set(card.labels)):
+        typer.echo(
+            f"note: {version} was not trained on the types {', '.join(other)} of {data}; "
+            "their spans count as missed in the type confusion only",
+            err=True,
+        )
     test = TestSet.of(as_labelled(items, settings.entities.task, TEST_FILE))
     config = entity_round_config(settings)
     return version_scorer(registry, test, config, card.labels)(version)

@@ -20,7 +20,7 @@ def labels_export(
         Format,
         typer.Option(
             "--format",
-            help="jsonl, csv, or conll (entity tasks: token<TAB>tag in BIO).",
+            help="jsonl, csv, or conll (entity tasks: `token<TAB>tag` in BIO).",
             case_sensitive=False,
         ),
     ] = Format.JSONL,
