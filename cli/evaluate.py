@@ -94,7 +94,8 @@ def _classifier_scores(settings: Settings, version: str, data: Path, columns: Co
 
     registry = ModelRegistry(settings.registry_path)
     card = registry.card(version)
-    multi_label = bool(card.training_args.get("multi_label", False))
+    # What the version was trained as; the task's setting for versions whose card says nothing.
+    multi_label = bool(card.training_args.get("multi_label", settings.classification.multi_label))
     docs, _ = labelled_rows(data, columns, multi_label)
     if not docs:
         wanted = f"a label set in {columns.labels!r}" if multi_label else f"a {columns.label!r}"

@@ -209,6 +209,27 @@ def test_classifier_evaluate_on_an_exported_test_set_matches_the_api(tmp_path: P
     assert "v0001 on 24 documents" in printed.stderr
 
 
+def test_a_multi_label_version_is_scored_label_by_label(tmp_path: Path) -> None:
+    from loop.classification.base import ClassifierConfig
+    from loop.registry import ModelRegistry
+    from loop.testing.classifier import KeywordFactory
+
+    config = ClassifierConfig(multi_label=True)
+    texts = ["card lost", "card stolen abroad", "lost pin", "abroad fees"]
+    sets = [("card", "lost"), ("card", "stolen"), ("lost",), ("fees",)]
+    model = KeywordFactory().train(texts, sets, config)
+    registry = ModelRegistry(tmp_path / "registry")
+    registry.publish(
+        model.save, labels=model.labels, kind="keywords", training_args=config.to_dict()
+    )
+    gold = tmp_path / "gold.csv"
+    gold.write_text("text,labels\ncard lost today,card|lost\nfees abroad,fees\n")
+    mine = json.loads(run(tmp_path, "evaluate", "v0001", "--data", str(gold)).stdout)
+    assert mine["multi_label"] is True and mine["confusion"] == []
+    assert mine["test_size"] == 2 and mine["per_label"]["fees"]["tp"] == 1
+    assert mine["per_label"]["card"]["support"] == 1
+
+
 def one_line_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str
 ) -> str:
