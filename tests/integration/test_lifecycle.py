@@ -27,7 +27,10 @@ from loop.settings import ApiSettings, EntitySettings, Settings
 from tests.conftest import DATASETS, tweets
 from tests.integration.conftest import Env, read_topic
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# Each alloop command loads torch and a model; on a 2-core machine that a benchmark keeps
+# busy, one training run took over 300 s (the default of Env.alloop) and a test over 600 s.
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1800)]
+COMMAND_TIMEOUT_S = 900
 
 KEY = "lifecycle-key"
 WNUT = DATASETS / "wnut17"
@@ -45,6 +48,11 @@ def sentences(source: Path, count: int, out: Path, *, with_entities: bool = Fals
         blocks = [block for block in blocks if "\tB-" in block]
     out.write_text("\n\n".join(blocks[:count]) + "\n", encoding="utf-8")
     return out
+
+
+def alloop(env: Env, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    """Run ``alloop ARGS`` with the test's settings and ``extra`` variables."""
+    return env.alloop(*args, extra=extra, timeout=COMMAND_TIMEOUT_S)
 
 
 def succeeded(done: subprocess.CompletedProcess[str]) -> str:
@@ -72,19 +80,18 @@ def wnut(tmp_path: Path) -> tuple[Path, Path]:
     return seed, test
 
 
-@pytest.mark.timeout(1200)  # a tagger trained for 60 steps, on a loaded 2-core machine
 def test_an_entity_seed_from_conll_tags_the_stream_and_evaluates_as_the_api_does(
     env: Env, workers, wnut: tuple[Path, Path]
 ) -> None:
     seed, test = wnut
     trained = succeeded(
-        env.alloop(
-            "train", "--task", "entities", "--data", str(seed), "--test", str(test), extra=TAGGER
+        alloop(
+            env, "train", "--task", "entities", "--data", str(seed), "--test", str(test), **TAGGER
         )
     )
     assert "registered entity v0001 (promoted)" in trained
     assert "scored on the frozen test set: 60 documents {'test-file': 60}" in trained
-    listed = succeeded(env.alloop("models", "list", "--task", "entities"))
+    listed = succeeded(alloop(env, "models", "list", "--task", "entities"))
     assert listed.startswith("* v0001") and "minilm-tagger" in listed
 
     # The scorer tags the stream with it, through the real broker: what the seed model says.
@@ -112,9 +119,7 @@ def test_an_entity_seed_from_conll_tags_the_stream_and_evaluates_as_the_api_does
     assert found > 0, "the seed model tagged none of the entities of 12 sentences it learned"
 
     # evaluate on the owner's file prints the evaluation the API serves for it.
-    printed = env.alloop(
-        "evaluate", "v0001", "--task", "entities", "--data", str(test), extra=TAGGER
-    )
+    printed = alloop(env, "evaluate", "v0001", "--task", "entities", "--data", str(test), **TAGGER)
     mine = json.loads(succeeded(printed))
     with api_of(env, entities=True) as client:
         served_evaluation = client.get("/v1/evaluations/v0001", params={"task": "entities"})
@@ -158,8 +163,8 @@ def test_an_entity_export_of_the_label_store_trains_again(env: Env, tmp_path: Pa
     store.close()
 
     export = tmp_path / "labels.conll"
-    done = env.alloop(
-        "labels", "export", "--task", "entities", "--format", "conll", "--out", str(export)
+    done = alloop(
+        env, "labels", "export", "--task", "entities", "--format", "conll", "--out", str(export)
     )
     succeeded(done)
     assert f"exported {len(agreed)} entities label(s)" in done.stderr
@@ -170,13 +175,15 @@ def test_an_entity_export_of_the_label_store_trains_again(env: Env, tmp_path: Pa
     }
 
     quick = {**TAGGER, "ALLOOP_ENTITIES__EPOCHS": "1", "ALLOOP_ENTITIES__TIME_BUDGET_S": "30"}
-    again = env.alloop(
+    again = alloop(
+        env,
         "train",
         "--task",
         "entities",
         "--data",
         str(export),
-        extra={**quick, "ALLOOP_REGISTRY_DIR": str(tmp_path / "again")},
+        **quick,
+        ALLOOP_REGISTRY_DIR=str(tmp_path / "again"),
     )
     assert "registered entity v0001 (promoted)" in succeeded(again)
     card = json.loads((tmp_path / "again/entities/versions/v0001/card.json").read_text())
@@ -199,9 +206,9 @@ FAST = ("--iterations", "2", "--freeze-body")
 def test_a_classifier_seed_evaluates_as_the_api_does(env: Env, tmp_path: Path) -> None:
     seed = csv_of(tweets("train", per_label=8), tmp_path / "seed.csv")
     test = csv_of(tweets("valid", limit=40), tmp_path / "test.csv")
-    succeeded(env.alloop("train", "--data", str(seed), "--test", str(test), *FAST))
+    succeeded(alloop(env, "train", "--data", str(seed), "--test", str(test), *FAST))
 
-    mine = json.loads(succeeded(env.alloop("evaluate", "v0001", "--data", str(test))))
+    mine = json.loads(succeeded(alloop(env, "evaluate", "v0001", "--data", str(test))))
     with api_of(env, entities=False) as client:
         served = client.get("/v1/evaluations/v0001").json()
     assert mine == served
@@ -224,18 +231,14 @@ def test_a_classifier_export_of_the_label_store_trains_again(env: Env, tmp_path:
     )
     store.close()
     export = tmp_path / "labels.csv"
-    succeeded(env.alloop("labels", "export", "--format", "csv", "--out", str(export)))
+    succeeded(alloop(env, "labels", "export", "--format", "csv", "--out", str(export)))
     with export.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert {r["id"]: (r["label"], r["origin"], r["agreement"]) for r in rows} == {
         d.id: (d.label, ORIGINS[n % len(ORIGINS)], "1.0") for n, d in enumerate(docs)
     }
-    again = env.alloop(
-        "train",
-        "--data",
-        str(export),
-        *FAST,
-        extra={"ALLOOP_REGISTRY_DIR": str(tmp_path / "again")},
+    again = alloop(
+        env, "train", "--data", str(export), *FAST, ALLOOP_REGISTRY_DIR=str(tmp_path / "again")
     )
     assert "registered v0001 (promoted) with labels Bearish, Bullish, Neutral" in succeeded(again)
     card = json.loads((tmp_path / "again" / "versions" / "v0001" / "card.json").read_text())
