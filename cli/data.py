@@ -9,7 +9,17 @@ from typing import Annotated
 
 import typer
 
-from cli.common import fail, load_settings
+from cli.common import (
+    LabelColumn,
+    LabelMap,
+    LabelsColumn,
+    TaskOption,
+    TextColumn,
+    fail,
+    labelled_rows,
+    load_settings,
+    report_scored,
+)
 
 logger = logging.getLogger("alloop")
 
@@ -65,19 +75,17 @@ def ingest(
 
 
 def train(
-    data: Annotated[Path, typer.Option("--data", help="Labelled .csv or .jsonl file.")],
-    label_column: Annotated[str, typer.Option(help="Field that holds the label.")] = "label",
-    labels_column: Annotated[
-        str,
+    data: Annotated[
+        Path,
         typer.Option(
-            help="Field that holds the label set (multi-label, with "
-            "ALLOOP_CLASSIFICATION__MULTI_LABEL=true): a JSON list, or labels joined by '|'."
+            "--data",
+            help="Labelled .csv or .jsonl file (--task entities: CoNLL, .jsonl or .csv spans).",
         ),
-    ] = "labels",
-    text_column: Annotated[str, typer.Option(help="Field that holds the text.")] = "text",
-    label_map: Annotated[
-        str | None, typer.Option(help="Rename raw labels, e.g. '0=Bearish,1=Bullish,2=Neutral'.")
-    ] = None,
+    ],
+    label_column: LabelColumn = "label",
+    labels_column: LabelsColumn = "labels",
+    text_column: TextColumn = "text",
+    label_map: LabelMap = None,
     per_label: Annotated[
         int | None, typer.Option(help="Use at most this many examples of each label (file order).")
     ] = None,
@@ -101,24 +109,45 @@ def train(
             "frozen test set in the label store, and every version is scored on it.",
         ),
     ] = None,
+    task: TaskOption = "classification",
+    types: Annotated[
+        str | None,
+        typer.Option(
+            help="Entities: the types to learn, comma-separated (default: those in --data)."
+        ),
+    ] = None,
 ) -> None:
-    """Train a SetFit classifier on a labelled seed file and register it as a new version
-    (a multi-label one, on the label sets, when ALLOOP_CLASSIFICATION__MULTI_LABEL is true).
+    """Train a seed model on a labelled file and register it as a new version.
+
+    Classification (the default): a SetFit classifier on a .csv or .jsonl file (a
+    multi-label one, on the label sets, when ALLOOP_CLASSIFICATION__MULTI_LABEL is true).
+
+    --task entities: the entity extractor (ALLOOP_ENTITIES__MODEL_KIND, trained for
+    ALLOOP_ENTITIES__EPOCHS within ALLOOP_ENTITIES__TIME_BUDGET_S) on a CoNLL file
+    (`token<TAB>tag`, BIO), a .jsonl file with character spans ({"text", "spans": [{"start",
+    "end", "label"}]}) or a .csv file with text and spans (JSON) columns; the column and
+    SetFit options do not apply. It goes to the entity registry.
 
     The version is scored on the frozen test set (the labelled evaluation sample and the
     --test file) when there is one, so the improvement curve starts at this seed model."""
+    settings = load_settings()
+    if settings.is_entity_task(task):
+        from cli.entities import train_entities
+
+        train_entities(
+            settings, data, test=test, types=types, promote=promote, seed_store=seed_store
+        )
+        return
     from loop.classification.base import ClassifierConfig
     from loop.classification.setfit import SetFitFactory
     from loop.datasets import take_per_label
     from loop.labels import LabelStore
-    from loop.messages import Document
-    from loop.readers import Columns, Rejected, parse_label_map, read_documents
+    from loop.readers import Columns, parse_label_map
     from loop.registry import ModelRegistry
     from loop.training.rounds import score_versions
     from loop.training.seed import seed_labels, train_and_publish
     from loop.training.split import TEST_FILE
 
-    settings = load_settings()
     multi_label = settings.classification.multi_label
     columns = Columns(
         text=text_column,
@@ -127,17 +156,7 @@ def train(
         label_names=parse_label_map(label_map),
     )
 
-    def labelled_rows(path: Path) -> tuple[list[Document], int]:
-        rows, rejected = [], 0
-        for item in read_documents(path, columns):
-            if isinstance(item, Rejected):
-                rejected += 1
-                typer.echo(f"rejected {item.source}:{item.line}: {item.reason}", err=True)
-            elif (item.labels if multi_label else item.label) is not None:
-                rows.append(item)
-        return rows, rejected
-
-    docs, rejected = labelled_rows(data)
+    docs, rejected = labelled_rows(data, columns, multi_label)
     if not docs:
         wanted = f"a label set in {labels_column!r}" if multi_label else f"a {label_column!r}"
         fail(f"{data}: no document with {wanted} to train on")
@@ -157,12 +176,12 @@ def train(
     store = LabelStore(
         settings.labels_path, settings.argilla.min_submitted, settings.argilla.min_agreement
     )
-    task = settings.trainer.task
+    task = settings.label_task(task)  # the name its answers carry in the label store
     if seed_store:
         added = seed_labels(docs, store, task)
         typer.echo(f"label store: {added} seed label(s) added to {store.path}", err=True)
     if test is not None:
-        held, _ = labelled_rows(test)
+        held, _ = labelled_rows(test, columns, multi_label)
         training = {d.id for d in docs}
         if overlap := sorted(d.id for d in held if d.id in training):
             fail(f"{test}: {len(overlap)} document(s) are in --data too, e.g. {overlap[0]}")
@@ -173,20 +192,7 @@ def train(
     state = "promoted" if promote else "not promoted"
     typer.echo(f"registered {card.version} ({state}) with labels {', '.join(card.labels)}")
     scored = score_versions(store.labelled(task), registry, factory, multi_label)
-    if scored.size:
-        evaluation = registry.card(card.version).metrics or {}
-        f1 = evaluation.get("evaluation", {}).get("macro", {}).get("f1")
-        typer.echo(
-            f"scored on the frozen test set: {scored.size} documents {scored.origins}, "
-            f"macro-F1 {f1:.3f}"
-            if f1 is not None
-            else "could not be scored on the test set"
-        )
-    else:
-        typer.echo(
-            "no frozen test set yet: the evaluation sample (ALLOOP_SCORER__EVALUATION_FRACTION) "
-            "fills it as people label it, or give one with --test"
-        )
+    report_scored(registry.card(card.version).metrics, scored.size, scored.origins)
 
 
 def annotate(

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import logging
 from functools import partial
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cli.common import JsonOption, load_settings
+from cli.common import JsonOption, TaskOption, load_settings
 from loop.messages import ModelEvent
 from loop.settings import Settings
+
+if TYPE_CHECKING:
+    from loop.registry import ModelRegistry
 
 logger = logging.getLogger("alloop")
 
@@ -20,12 +23,18 @@ models_app = typer.Typer(
 )
 
 
-@models_app.command("list")
-def models_list(as_json: JsonOption = False) -> None:
-    """List model versions, newest last; the promoted one is marked with *."""
+def _registry(settings: Settings, task: str) -> ModelRegistry:
+    """The registry of ``task`` (the classifier's, or the entity extractor's)."""
     from loop.registry import ModelRegistry
 
-    registry = ModelRegistry(load_settings().registry_path)
+    return ModelRegistry(settings.task_registry_path(task))
+
+
+@models_app.command("list")
+def models_list(as_json: JsonOption = False, task: TaskOption = "classification") -> None:
+    """List model versions, newest last; the promoted one is marked with *."""
+    settings = load_settings()
+    registry = _registry(settings, task)
     cards = registry.cards()
     promoted = registry.promoted()
     if as_json:
@@ -33,7 +42,8 @@ def models_list(as_json: JsonOption = False) -> None:
         typer.echo(json.dumps(payload, indent=2))
         return
     if not cards:
-        typer.echo(f"no versions in {registry.root} (alloop train --data FILE makes one)")
+        option = " --task " + task if settings.is_entity_task(task) else ""
+        typer.echo(f"no versions in {registry.root} (alloop train{option} --data FILE makes one)")
     for card in cards:
         mark = "*" if card.version == promoted else " "
         count = card.counts.get("train", "?")
@@ -44,21 +54,23 @@ def models_list(as_json: JsonOption = False) -> None:
 
 
 @models_app.command("show")
-def models_show(version: Annotated[str, typer.Argument(help="A version, e.g. v0001.")]) -> None:
+def models_show(
+    version: Annotated[str, typer.Argument(help="A version, e.g. v0001.")],
+    task: TaskOption = "classification",
+) -> None:
     """Print a version's card (labels, training arguments, counts, metrics) as JSON."""
-    from loop.registry import ModelRegistry
-
-    registry = ModelRegistry(load_settings().registry_path)
+    registry = _registry(load_settings(), task)
     typer.echo(registry.card(version).model_dump_json(indent=2))
 
 
 @models_app.command("promote")
-def models_promote(version: Annotated[str, typer.Argument(help="The version to serve.")]) -> None:
+def models_promote(
+    version: Annotated[str, typer.Argument(help="The version to serve.")],
+    task: TaskOption = "classification",
+) -> None:
     """Make VERSION the served model; scorers and the API switch to it without a restart."""
-    from loop.registry import ModelRegistry
-
     settings = load_settings()
-    registry = ModelRegistry(settings.registry_path)
+    registry = _registry(settings, task)
     before = registry.promoted()
     promotion = registry.promote(version)
     typer.echo(f"promoted {promotion.version}")
@@ -67,12 +79,10 @@ def models_promote(version: Annotated[str, typer.Argument(help="The version to s
 
 
 @models_app.command("rollback")
-def models_rollback() -> None:
+def models_rollback(task: TaskOption = "classification") -> None:
     """Serve the version that was promoted before the current one."""
-    from loop.registry import ModelRegistry
-
     settings = load_settings()
-    registry = ModelRegistry(settings.registry_path)
+    registry = _registry(settings, task)
     before = registry.promoted()
     promotion = registry.rollback()
     typer.echo(f"rolled back from {before} to {promotion.version}")

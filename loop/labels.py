@@ -68,6 +68,32 @@ class ResolvedLabel:
         return self.labels if self.labels is not None else str(self.label)
 
 
+def agreed(
+    doc_id: str,
+    text: str,
+    task: str,
+    origin: str,
+    *,
+    label: str | None = None,
+    labels: Iterable[str] | None = None,
+    spans: Iterable[EntityMention] | None = None,
+) -> ResolvedLabel:
+    """A label a file gives (a seed or evaluation file of the owner's): one agreed answer,
+    as :meth:`LabelStore.resolve` would return it."""
+    return ResolvedLabel(
+        id=doc_id,
+        text=text,
+        task=task,
+        label=label,
+        status="labelled",
+        agreement=1.0,
+        answers=1,
+        origin=origin,
+        spans=None if spans is None else tuple(spans),
+        labels=None if labels is None else tuple(sorted(set(labels))),
+    )
+
+
 Vote = str | tuple[tuple[int, int, str], ...] | frozenset[str]
 
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from loop.entities.merge import MergeRule
+from loop.errors import ConfigError
 
 
 def _default_home() -> Path:
@@ -339,3 +340,20 @@ class Settings(BaseSettings):
     def entity_registry_path(self) -> Path:
         """The entity extractor's versions: a registry of their own beside the classifier's."""
         return self.registry_path / "entities"
+
+    def is_entity_task(self, task: str) -> bool:
+        """Whether ``task`` names the entity task (``classification`` or the classifier's
+        task name: False); a :class:`~loop.errors.ConfigError` for any other name."""
+        if task == self.entities.task:
+            return True
+        if task in ("classification", self.trainer.task):
+            return False
+        raise ConfigError(f"unknown task {task!r}: choose classification or {self.entities.task}")
+
+    def task_registry_path(self, task: str) -> Path:
+        """The registry of ``task``: the classifier's, or the entity extractor's."""
+        return self.entity_registry_path if self.is_entity_task(task) else self.registry_path
+
+    def label_task(self, task: str) -> str:
+        """The name ``task``'s answers carry in the label store."""
+        return self.entities.task if self.is_entity_task(task) else self.trainer.task

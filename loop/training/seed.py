@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from loop.classification.base import ClassifierConfig, ClassifierFactory, Target, count_labels
 from loop.errors import ModelError
 from loop.labels import LabelStore
-from loop.messages import Document, LabelEvent
+from loop.messages import Document, EntityMention, LabelEvent
 from loop.registry import ModelCard, ModelRegistry
 
 SEED = "seed"
@@ -23,27 +23,50 @@ def seed_labels(
     an evaluation file's (``test-file``, :data:`loop.training.split.TEST_FILE`), which joins the frozen
     test set. One answer per document, keyed ``<origin>:<id>``, so adding a file twice adds
     nothing. Returns how many were new."""
-    fresh = []
+    events = []
     for doc in documents:
-        held = store.get(f"{origin}:{doc.id}")
         if doc.label is None and doc.labels is None:
             continue
         labels = sorted(set(doc.labels)) if doc.labels is not None else None
         label = None if labels is not None else doc.label
-        if held is not None and (held.label, held.labels) == (label, labels):
+        events.append(file_answer(doc.id, doc.text, task, origin, label=label, labels=labels))
+    return add_answers(store, events)
+
+
+def file_answer(
+    doc_id: str,
+    text: str,
+    task: str,
+    origin: str,
+    *,
+    label: str | None = None,
+    labels: list[str] | None = None,
+    spans: list[EntityMention] | None = None,
+) -> LabelEvent:
+    """The answer a labelled file gives for one document, keyed ``<origin>:<id>``."""
+    return LabelEvent(
+        id=doc_id,
+        text=text,
+        task=task,
+        label=label,
+        labels=labels,
+        spans=spans,
+        response_id=f"{origin}:{doc_id}",
+        annotator=origin,
+        origin=origin,
+    )
+
+
+def add_answers(store: LabelStore, answers: Sequence[LabelEvent]) -> int:
+    """Add a file's answers to the store, but not those it holds already with the same
+    label, label set or spans (their times differ, and the file did not change them)."""
+    fresh = []
+    for answer in answers:
+        held = store.get(answer.response_id)
+        said = (answer.label, answer.labels, answer.spans)
+        if held is not None and (held.label, held.labels, held.spans) == said:
             continue
-        fresh.append(
-            LabelEvent(
-                id=doc.id,
-                text=doc.text,
-                task=task,
-                label=label,
-                labels=labels,
-                response_id=f"{origin}:{doc.id}",
-                annotator=origin,
-                origin=origin,
-            )
-        )
+        fresh.append(answer)
     return store.add(fresh)
 
 
