@@ -42,8 +42,9 @@ CREATE TABLE IF NOT EXISTS deliveries (
 """
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """Open (and create, the first time) the database at ``path``.
+def connect(path: Path, schema: str = _SCHEMA, version: int = SCHEMA_VERSION) -> sqlite3.Connection:
+    """Open (and create, the first time, with ``schema``) the database at ``path``; other
+    stores of alloop (the drift reports) open theirs with their own schema the same way.
 
     The connection may be used from several threads, one at a time (the caller locks), and is
     in autocommit mode: transactions are explicit, through :func:`transaction`.
@@ -58,11 +59,11 @@ def connect(path: Path) -> sqlite3.Connection:
         if str(mode).lower() != "wal":
             raise sqlite3.OperationalError(f"{path}: cannot use write-ahead logging ({mode})")
         db.execute("PRAGMA synchronous = FULL")
-        if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+        if db.execute("PRAGMA user_version").fetchone()[0] < version:
             with transaction(db):  # the first open: several processes may race to it
-                for statement in filter(str.strip, _SCHEMA.split(";")):
+                for statement in filter(str.strip, schema.split(";")):
                     db.execute(statement)
-                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                db.execute(f"PRAGMA user_version = {version}")
     except BaseException:
         db.close()
         raise

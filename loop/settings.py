@@ -98,6 +98,25 @@ class ScorerSettings(BaseModel):
     seed_keywords: dict[str, list[str]] = Field(default_factory=dict)
 
 
+class DriftSettings(BaseModel):
+    """The scorer's drift monitor (docs/drift.md)."""
+
+    enabled: bool = Field(default=True, description="Report drift per window of tagged documents")
+    window_size: int = Field(default=200, ge=20, description="Documents per drift window")
+    reference_windows: int = Field(
+        default=2, ge=1, description="Windows after a promotion that become the reference"
+    )
+    alpha: float = Field(
+        default=0.01, gt=0, lt=1, description="False alarms per window that did not drift"
+    )
+    permutations: int = Field(default=2000, ge=100, description="Draws of each threshold")
+    min_auc: float = Field(default=0.55, ge=0.5, le=1, description="Embedding AUC never below")
+    min_label_mix: float = Field(default=0.05, ge=0, le=1, description="Jensen-Shannon distance")
+    min_confidence_drop: float = Field(default=0.02, ge=0, le=1)
+    min_f1_drop: float = Field(default=0.03, ge=0, le=1, description="Macro-F1, both kinds")
+    min_unseen_rise: float = Field(default=0.05, ge=0, le=1, description="Unseen mention share")
+
+
 class TrainerSettings(BaseModel):
     """The trainer worker: when to retrain, how to split, when to promote."""
 
@@ -298,6 +317,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     kafka: KafkaSettings = KafkaSettings()
     scorer: ScorerSettings = ScorerSettings()
+    drift: DriftSettings = DriftSettings()
     api: ApiSettings = ApiSettings()
     argilla: ArgillaSettings = ArgillaSettings()
     trainer: TrainerSettings = TrainerSettings()
@@ -326,6 +346,11 @@ class Settings(BaseSettings):
         """The label store: every answer people gave, and the webhook deliveries the API
         processed (SQLite; a ``labels.jsonl`` beside it is imported the first time)."""
         return self.home / "labels" / "labels.db"
+
+    @property
+    def drift_path(self) -> Path:
+        """The drift reports of the scorer's windows (SQLite)."""
+        return self.home / "drift" / "drift.db"
 
     @property
     def registry_path(self) -> Path:

@@ -1,0 +1,162 @@
+"""The drift monitor of the running loop: it cuts the scorer's tagged stream into windows of
+``window_size`` documents and reports each against a reference.
+
+The reference is the first ``reference_windows`` windows a served version tagged: when the
+version changes (a promotion, a rollback) the monitor starts over, since another body embeds
+the documents differently and another head says other things. It reads only what the scorer
+already computed (the embeddings of the tagged batch, the probabilities on each tagged
+document, the entity mentions): it never runs a model itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from loop.drift.base import DriftMethod, Window
+from loop.drift.embedding import NullCache
+from loop.drift.report import DriftConfig, DriftReport, check
+from loop.messages import TaggedDocument
+from loop.settings import DriftSettings
+
+logger = logging.getLogger(__name__)
+
+Seen = tuple[TaggedDocument, npt.NDArray[np.float32] | None]
+
+
+def window_of(entries: Sequence[Seen], entities: bool) -> Window:
+    """The :class:`Window` of tagged documents and their embeddings (None where unknown)."""
+    docs = [doc for doc, _ in entries]
+    vectors = [vector for _, vector in entries]
+    embeddings = (
+        np.stack([v for v in vectors if v is not None])
+        if vectors and all(v is not None for v in vectors)
+        else None
+    )
+    labels = tuple(docs[0].probabilities) if docs else ()
+    probabilities = None
+    if labels and all(tuple(d.probabilities) == labels for d in docs):
+        probabilities = np.array(
+            [[d.probabilities[k] for k in labels] for d in docs], dtype=np.float32
+        )
+    return Window(
+        size=len(docs),
+        embeddings=embeddings,
+        probabilities=probabilities,
+        labels=labels if probabilities is not None else (),
+        multi_label=bool(docs) and docs[-1].labels is not None,
+        mentions=[[m.text for m in d.entities] for d in docs] if entities else None,
+    )
+
+
+def joined(windows: Sequence[Window]) -> Window:
+    """Several windows as one (the reference); a field missing from one is missing."""
+
+    def stacked(name: str) -> npt.NDArray[np.float32] | None:
+        parts = [getattr(w, name) for w in windows]
+        return None if any(p is None for p in parts) else np.vstack(parts)
+
+    mentions = [w.mentions for w in windows]
+    probabilities = stacked("probabilities")
+    same_labels = len({w.labels for w in windows}) == 1
+    return Window(
+        size=sum(w.size for w in windows),
+        embeddings=stacked("embeddings"),
+        probabilities=probabilities if same_labels else None,
+        labels=windows[0].labels if same_labels and probabilities is not None else (),
+        multi_label=windows[-1].multi_label,
+        mentions=None if any(m is None for m in mentions) else [x for m in mentions for x in m],  # type: ignore[union-attr]
+    )
+
+
+@dataclass
+class DriftMonitor:
+    """Windows of tagged documents, a reference, a report per window after it."""
+
+    config: DriftConfig
+    window_size: int
+    reference_windows: int
+    methods: Callable[[NullCache], Sequence[DriftMethod]]
+    """The methods to run, given the reference's cache of no-drift figures (called per
+    window: the entity forms people labelled may grow)."""
+    entities: bool = False
+    record: Callable[[DriftReport], DriftReport] = lambda report: report
+    """Stores a report and returns it numbered (:class:`loop.drift.store.DriftStore.add`)."""
+    pending: list[Seen] = field(default_factory=list)
+    reference: list[Window] = field(default_factory=list)
+    version: str | None = None
+    windows: int = 0
+    null_cache: NullCache = field(default_factory=dict)
+
+    def add(
+        self, tagged: Sequence[TaggedDocument], embeddings: npt.NDArray[np.float32] | None
+    ) -> list[DriftReport]:
+        """Take a batch the scorer tagged; the reports of the windows it completed."""
+        reports = []
+        for i, doc in enumerate(tagged):
+            if doc.model_version != self.version:
+                if self.pending or self.reference:
+                    logger.info(
+                        "drift: %s serves now (was %s); a new reference starts",
+                        doc.model_version or "no model",
+                        self.version or "no model",
+                    )
+                self.version, self.pending, self.reference = doc.model_version, [], []
+                self.null_cache = {}
+            vector = embeddings[i] if embeddings is not None else None
+            self.pending.append((doc, vector))
+            if len(self.pending) >= self.window_size:
+                window = window_of(self.pending, self.entities)
+                self.pending = []
+                report = self.close(window)
+                if report is not None:
+                    reports.append(report)
+        return reports
+
+    def close(self, window: Window) -> DriftReport | None:
+        if len(self.reference) < self.reference_windows:
+            self.reference.append(window)
+            logger.info(
+                "drift: reference window %d of %d for %s",
+                len(self.reference),
+                self.reference_windows,
+                self.version or "no model",
+            )
+            return None
+        self.windows += 1
+        report = check(
+            self.methods(self.null_cache),
+            joined(self.reference),
+            window,
+            self.config,
+            window=self.windows,
+            model_version=self.version,
+        )
+        report = self.record(report)
+        level = logging.WARNING if report.drift else logging.INFO
+        logger.log(
+            level,
+            "drift window %d (%s): %s",
+            report.window,
+            self.version or "no model",
+            ", ".join(f"{r.method} {r.score} (threshold {r.threshold})" for r in report.results)
+            + (f"; DRIFT: {', '.join(report.crossed)}" if report.drift else ""),
+        )
+        return report
+
+
+def config_of(settings: DriftSettings) -> DriftConfig:
+    """The monitor's :class:`DriftConfig` from the ``ALLOOP_DRIFT__*`` settings."""
+    return DriftConfig(
+        alpha=settings.alpha,
+        permutations=settings.permutations,
+        min_auc=settings.min_auc,
+        min_label_mix=settings.min_label_mix,
+        min_confidence_drop=settings.min_confidence_drop,
+        min_f1_drop=settings.min_f1_drop,
+        min_unseen_rise=settings.min_unseen_rise,
+    )
