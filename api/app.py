@@ -24,7 +24,17 @@ from api.auth import KeyChecker
 from api.deps import require_key
 from api.limits import BodyLimitMiddleware
 from api.metrics import ApiMetrics, MetricsMiddleware
-from api.routers import argilla, classify, entities, evaluations, health, metrics, models, ui
+from api.routers import (
+    argilla,
+    classify,
+    drift,
+    entities,
+    evaluations,
+    health,
+    metrics,
+    models,
+    ui,
+)
 from api.state import AppState
 from connectors.model_events import ModelEventListener
 from loop.classification.serving import ModelWatcher
@@ -49,6 +59,7 @@ TAGS = [
     {"name": "entities", "description": "Entities in texts, alone or with the classes."},
     {"name": "models", "description": "Model versions, promotion and rollback."},
     {"name": "evaluations", "description": "Evaluations, deltas, improvement curves, the queue."},
+    {"name": "drift", "description": "Drift of the tagged stream, per window."},
     {"name": "argilla", "description": "Answers from Argilla's webhooks (signed, no key)."},
     {"name": "health", "description": "Liveness and the served version (no key needed)."},
     {"name": "metrics", "description": "Prometheus metrics (no key needed)."},
@@ -156,6 +167,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(entities.router, dependencies=[Depends(require_key)])
     app.include_router(models.router, dependencies=[Depends(require_key)])
     app.include_router(evaluations.router, dependencies=[Depends(require_key)])
+    app.include_router(drift.router, dependencies=[Depends(require_key)])
     app.include_router(argilla.router)  # signed by Argilla instead of an API key
     app.include_router(health.router)
     app.include_router(metrics.router)

@@ -21,6 +21,8 @@ from prometheus_client import (
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from loop.drift.report import DriftReport
+
 # Classifying is a model call: from a millisecond (a small batch) to many seconds.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -91,6 +93,36 @@ class ApiMetrics:
             "The model version served (empty while none is)",
             registry=self.registry,
         )
+
+        self.drift_detected = Gauge(
+            "alloop_drift_detected",
+            "1 when the scorer's newest drift window crossed a threshold (docs/drift.md)",
+            registry=self.registry,
+        )
+        self.drift_window = Gauge(
+            "alloop_drift_window",
+            "Number of the scorer's newest drift window",
+            registry=self.registry,
+        )
+        self.drift_score = Gauge(
+            "alloop_drift_score",
+            "Each drift method's score on the newest window",
+            ["method"],
+            registry=self.registry,
+        )
+        self.drift_threshold = Gauge(
+            "alloop_drift_threshold",
+            "Each drift method's threshold on the newest window",
+            ["method"],
+            registry=self.registry,
+        )
+
+    def set_drift(self, report: DriftReport) -> None:
+        self.drift_detected.set(1 if report.drift else 0)
+        self.drift_window.set(report.window)
+        for result in report.results:
+            self.drift_score.labels(method=result.method).set(result.score)
+            self.drift_threshold.labels(method=result.method).set(result.threshold)
 
     def set_served(self, version: str | None) -> None:
         self.model_loaded.set(1 if version else 0)

@@ -11,6 +11,8 @@ from api.labels_out import KafkaLabelSink, LabelSink
 from api.metrics import ApiMetrics
 from api.webhooks import TOLERANCE_S
 from loop.classification.serving import ModelWatcher
+from loop.drift.report import DriftReport
+from loop.drift.store import DriftStore
 from loop.entities.serving import EntityTagger
 from loop.errors import AlloopError
 from loop.label_db import DeliveryLog
@@ -34,6 +36,7 @@ class AppState:
     entities: EntityTagger | None = field(default=None)
     deliveries: DeliveryLog | None = field(default=None)
     labels: LabelStore | None = field(default=None)
+    drift: DriftStore | None = field(default=None)
 
     def labels_sink(self) -> LabelSink:
         """Where webhook label events go: the labels topic unless a test set another sink."""
@@ -60,10 +63,24 @@ class AppState:
         """Close what the app opened: the label sink and the label database."""
         if isinstance(self.sink, KafkaLabelSink):
             self.sink.close()
-        for opened in (self.deliveries, self.labels):
+        for opened in (self.deliveries, self.labels, self.drift):
             if opened is not None:
                 opened.close()
-        self.deliveries = self.labels = None
+        self.deliveries = self.labels = self.drift = None
+
+    def drift_reports(self, last: int) -> list[DriftReport]:
+        """The scorer's newest drift reports (none before its store exists)."""
+        if self.drift is None:
+            if not self.settings.drift_path.exists():
+                return []
+            self.drift = DriftStore(self.settings.drift_path)
+        return self.drift.history(last=last)
+
+    def observe_drift(self) -> None:
+        """Set the drift gauges from the newest report."""
+        found = self.drift_reports(1)
+        if found:
+            self.metrics.set_drift(found[-1])
 
     def refresh(self) -> bool:
         """Load the promoted version if it changed (blocking: call from a thread)."""

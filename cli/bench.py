@@ -388,3 +388,52 @@ def bench_chaos(
     typer.echo(json.dumps(figures))
     if figures["failures"]:
         raise typer.Exit(1)
+
+
+@bench_app.command("drift")
+def bench_drift(
+    seeds: Annotated[int, typer.Option(help="Runs, each with its own shuffles.")] = 3,
+    window: Annotated[
+        int, typer.Option(help="Documents per window.", envvar="ALLOOP_DRIFT__WINDOW_SIZE")
+    ] = 200,
+    reference_windows: Annotated[
+        int,
+        typer.Option(
+            help="Windows that become the reference.", envvar="ALLOOP_DRIFT__REFERENCE_WINDOWS"
+        ),
+    ] = 2,
+    windows: Annotated[int, typer.Option(help="Windows of the stream without drift.")] = 20,
+    ramp: Annotated[int, typer.Option(help="Windows over which the gradual mix rises.")] = 10,
+    top: Annotated[
+        float, typer.Option(help="The other source's share at the end of the ramp.")
+    ] = 0.5,
+    seed_size: Annotated[int, typer.Option(help="Labelled tweets the head is fitted on.")] = 1000,
+    other: Annotated[
+        Path | None,
+        typer.Option(help="CSV (text,category) of the other source (default: banking77)."),
+    ] = None,
+) -> None:
+    """False alarms and delays of the drift monitor on real data: financial tweets without
+    drift, a sudden switch to banking77 utterances, and a gradual mix (0 to --top over --ramp
+    windows). The last line printed is a JSON object with the false alarms and the delays.
+    See docs/benchmarks.md#drift."""
+    from bench import drift
+    from loop.drift.monitor import config_of
+
+    settings = load_settings()
+    result = drift.run(
+        seeds=seeds,
+        window=window,
+        reference_windows=reference_windows,
+        windows=windows,
+        ramp=ramp,
+        top=top,
+        seed_size=seed_size,
+        config=config_of(settings.drift),
+        other_csv=other or drift.BANKING / "train.csv",
+    )
+    typer.echo(drift.report(result))
+    summary = {k: v for k, v in result.items() if k != "runs"}
+    typer.echo(json.dumps(summary))
+    if not result["passed"]:
+        raise typer.Exit(1)

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from cli import bench, data, evaluate, labels, models, stack, workers
+from cli import bench, data, drift, evaluate, labels, models, stack, workers
 from cli.common import load_settings
 from loop.errors import AlloopError
 
@@ -31,6 +31,7 @@ app.add_typer(workers.worker_app, name="worker")
 app.add_typer(models.models_app, name="models")
 app.add_typer(bench.bench_app, name="bench")
 app.add_typer(labels.labels_app, name="labels")
+app.add_typer(drift.drift_app, name="drift")
 app.command("ingest")(data.ingest)
 app.command("train")(data.train)
 app.command("evaluate")(evaluate.evaluate)

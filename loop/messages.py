@@ -182,13 +182,16 @@ class LabelEvent(Message):
 
 
 class ModelEvent(Message):
-    """A change in the registry: a version registered, promoted or rolled back."""
+    """A change in the registry (a version registered, promoted or rolled back), or drift
+    seen by the scorer's monitor in the documents the served ``version`` tags (``drift``:
+    the window's summary, docs/drift.md)."""
 
     kind: ClassVar[str] = "model_event"
-    event: Literal["registered", "promoted", "rolled_back"]
+    event: Literal["registered", "promoted", "rolled_back", "drift"]
     version: str
     previous: str | None = None
     at: datetime = Field(default_factory=utcnow)
+    drift: dict[str, Any] | None = None
 
     @property
     def key(self) -> str:

@@ -33,6 +33,7 @@ from connectors.outputs import Output, dead_letter, decode_all, fit_outputs
 from connectors.retry import backoff_of
 from loop.classification.base import applying
 from loop.classification.serving import ModelWatcher, NewestWatcher, ReloadCheck, ServedModel
+from loop.drift.monitor import DriftMonitor, drift_event, monitor_of
 from loop.embeddings.backbone import PackagedEncoder
 from loop.entities.selection import EntityScored, EntitySelectionConfig
 from loop.entities.serving import EntityTagger, ExtractorWatcher, load_patterns
@@ -119,6 +120,8 @@ class Scorer:
     entity_rounds: EntityRounds | None = None
     encoder: Callable[[Sequence[str]], npt.NDArray[np.float32]] | None = None
     """Embeds the window while no model serves (the cold start's representative picks)."""
+    drift: DriftMonitor | None = None
+    """Reports drift per window from the embeddings and probabilities computed here."""
 
     def __post_init__(self) -> None:
         config = self.settings.scorer
@@ -139,6 +142,9 @@ class Scorer:
         task = self.settings.entities
         if self.entities is None and task.enabled:
             self.entities = entity_tagger(self.settings)
+        if self.drift is None and self.settings.drift.enabled:
+            seen = self.entities.seen_forms if self.entities is not None else None
+            self.drift = monitor_of(self.settings, seen)
         if self.entity_rounds is None and self.entities is not None and config.candidates:
             self.entity_rounds = EntityRounds(
                 task.task,
@@ -254,6 +260,10 @@ class Scorer:
         vectors = [vector for _, _, vector in kept if vector is not None]
         embeddings = np.stack(vectors) if kept and len(vectors) == len(kept) else None
         source = {doc.id: record for record, doc, _ in kept}
+        if self.drift is not None:  # flagged windows are announced on the models topic
+            for report in self.drift.add(tagged, embeddings):
+                if report.drift:
+                    outputs.append(Output.of(topics.models, drift_event(report), headers))
 
         def candidates(picked: list[Candidate]) -> None:
             outputs.extend(
@@ -333,7 +343,7 @@ def run(settings: Settings, servers: str, worker_id: str | None = None) -> LoopS
     backoff = backoff_of(settings)
     ensure_topics_waiting(
         servers,
-        [topics.raw, topics.tagged, topics.candidates, topics.dlq(topics.raw)],
+        [topics.raw, topics.tagged, topics.candidates, topics.models, topics.dlq(topics.raw)],
         topics.partitions,
         stop,
         backoff,

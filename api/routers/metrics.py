@@ -20,4 +20,5 @@ router = APIRouter(tags=["metrics"])
 )
 def metrics(state: State) -> Response:
     state.metrics.set_served(state.watcher.version)
+    state.observe_drift()
     return Response(state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

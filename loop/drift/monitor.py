@@ -11,7 +11,7 @@ document, the entity mentions): it never runs a model itself.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,8 +20,9 @@ import numpy.typing as npt
 from loop.drift.base import DriftMethod, Window
 from loop.drift.embedding import NullCache
 from loop.drift.report import DriftConfig, DriftReport, check
-from loop.messages import TaggedDocument
-from loop.settings import DriftSettings
+from loop.drift.store import DriftStore
+from loop.messages import ModelEvent, TaggedDocument
+from loop.settings import DriftSettings, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +148,47 @@ class DriftMonitor:
             + (f"; DRIFT: {', '.join(report.crossed)}" if report.drift else ""),
         )
         return report
+
+
+UNSCORED = "unscored"
+"""The version a drift event names while no model serves (embedding drift only)."""
+
+
+def drift_event(report: DriftReport) -> ModelEvent:
+    """The ``drift`` event a flagged window publishes on the models topic."""
+    return ModelEvent(
+        event="drift",
+        version=report.model_version or UNSCORED,
+        at=report.at,
+        drift={"window": report.window, "crossed": report.crossed, **report.summary()},
+    )
+
+
+def monitor_of(
+    settings: Settings, seen_forms: Callable[[], Iterable[str]] | None = None
+) -> DriftMonitor:
+    """The scorer's monitor: ``ALLOOP_DRIFT__*`` settings, reports stored in
+    ``settings.drift_path``; with the entity task, the forms people labelled (``seen_forms``)."""
+    config = config_of(settings.drift)
+    store: DriftStore | None = None
+
+    def record(report: DriftReport) -> DriftReport:
+        nonlocal store
+        if store is None:  # opened with the first report: a scorer that never makes one
+            store = DriftStore(settings.drift_path)  # leaves no file behind
+        return store.add(report)
+
+    def methods(cache: NullCache) -> Sequence[DriftMethod]:
+        return config.methods(seen_forms() if seen_forms else (), cache)
+
+    return DriftMonitor(
+        config,
+        settings.drift.window_size,
+        settings.drift.reference_windows,
+        methods,
+        entities=seen_forms is not None,
+        record=record,
+    )
 
 
 def config_of(settings: DriftSettings) -> DriftConfig:

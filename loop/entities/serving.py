@@ -103,6 +103,11 @@ class EntityTagger:
     def served(self) -> ServedExtractor | None:
         return self.watcher.served if self.watcher else None
 
+    def seen_forms(self) -> frozenset[str]:
+        """The surface forms people labelled for the served version (none before one)."""
+        served = self.served
+        return served.seen if served is not None else frozenset()
+
     def _matches(self, text: str) -> list[Span]:
         """The pattern matches of the task's types (all, near misses included)."""
         if self.patterns is None:

@@ -141,9 +141,14 @@ def render(curves_: Sequence[Curve], fmt: Literal["png", "svg"] = "png", title: 
         axes.set_title(title or "improvement by version (filled: promoted)")
         if curves_:
             axes.legend(loc="lower right", fontsize=8)
-        buffer = io.BytesIO()
-        figure.tight_layout()
-        figure.savefig(buffer, format=fmt)
-        return buffer.getvalue()
+        return figure_bytes(figure, fmt)
     finally:
         plt.close(figure)
+
+
+def figure_bytes(figure: Any, fmt: Literal["png", "svg"]) -> bytes:
+    """A matplotlib figure, laid out, as PNG or SVG bytes."""
+    buffer = io.BytesIO()
+    figure.tight_layout()
+    figure.savefig(buffer, format=fmt)
+    return buffer.getvalue()

@@ -106,6 +106,7 @@ def test_openapi_docs_describe_every_endpoint(client: TestClient) -> None:
         ("GET", "/v1/curves"),
         ("GET", "/v1/curves/stopping"),
         ("GET", "/v1/queue"),
+        ("GET", "/v1/drift"),
         ("GET", "/health"),
         ("GET", "/metrics"),
         ("GET", "/ui/settings"),

@@ -10,11 +10,12 @@ import pytest
 
 from loop.classification.base import ClassifierConfig
 from loop.classification.serving import ModelWatcher, ServedModel
+from loop.drift.store import DriftStore
 from loop.entities.base import Example, ExtractorConfig, make_span
 from loop.entities.serving import ServedExtractor
-from loop.messages import Candidate, Document, TaggedDocument, decode, encode
+from loop.messages import Candidate, Document, ModelEvent, TaggedDocument, decode, encode
 from loop.registry import ModelRegistry
-from loop.settings import EntitySettings, KafkaSettings, ScorerSettings, Settings
+from loop.settings import DriftSettings, EntitySettings, KafkaSettings, ScorerSettings, Settings
 from loop.testing.classifier import KeywordFactory
 from loop.testing.extractor import GazetteerFactory
 from loop.testing.records import Record
@@ -443,3 +444,36 @@ def test_a_document_whose_tagged_copy_is_too_large_is_dead_lettered_alone(
     candidates = [decode(o.value, Candidate).id for o in outputs if o.topic == "candidates"]
     assert "big" not in candidates and "ok" in candidates
     assert all(out.size() <= 16_384 for out in outputs)
+
+
+def test_a_window_that_drifted_is_announced_on_the_models_topic(tmp_path: Path) -> None:
+    settings = Settings(
+        home=tmp_path / "home",
+        drift=DriftSettings(window_size=20, reference_windows=1, permutations=300),
+    )
+    scorer = Scorer(settings, watcher_with_model(tmp_path / "registry"), "w1")
+    texts = ["stocks soar"] * 40 + ["market crash"] * 20  # the predicted mix turns over
+    docs = [Document(id=f"d{i}", text=f"{t} {i}") for i, t in enumerate(texts)]
+    events = []
+    for start in range(0, 60, 15):
+        batch = [record(i, encode(d), d.id) for i, d in enumerate(docs[start : start + 15])]
+        outputs = scorer.handle(batch)
+        assert sum(o.topic == "docs.tagged" for o in outputs) == len(batch)
+        events += [decode(o.value, ModelEvent) for o in outputs if o.topic == "models"]
+    assert len(events) == 1, "the quiet window after the reference stays quiet"
+    event = events[0]
+    assert event.event == "drift" and event.version == "v0001"
+    assert event.drift is not None and event.drift["window"] == 2
+    assert event.drift["drift"] is True and "label-mix" in event.drift["crossed"]
+    assert event.drift["label-mix"]["score"] > event.drift["label-mix"]["threshold"]
+    stored = DriftStore(settings.drift_path).history()
+    assert [r.window for r in stored] == [1, 2] and [r.drift for r in stored] == [False, True]
+
+
+def test_a_scorer_without_drift_windows_writes_no_drift_store(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home")
+    scorer = Scorer(settings, watcher_with_model(tmp_path / "registry"), "w1")
+    scorer.handle([record(0, encode(Document(id="d1", text="stocks soar")), "d1")])
+    assert scorer.drift is not None and not settings.drift_path.exists()
+    off = Settings(home=tmp_path / "home", drift=DriftSettings(enabled=False))
+    assert Scorer(off, watcher_with_model(tmp_path / "other"), "w1").drift is None
