@@ -1,0 +1,138 @@
+"""Drift through the real pieces: a scorer process on the real broker with a real SetFit
+version sees the stream switch from financial tweets to banking questions, announces a
+``drift`` event on the models topic, and the API's /v1/drift and ``alloop drift status`` show
+it; ``alloop drift check`` tells two files apart with the same model."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from loop.messages import Document, ModelEvent, TaggedDocument, decode
+from loop.registry import ModelRegistry
+from loop.settings import Settings
+from tests.conftest import DATASETS, tweets
+from tests.integration.conftest import Env, read_topic
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+WINDOW = 40
+
+
+def banking(limit: int) -> list[Document]:
+    with (DATASETS / "banking77" / "test.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    step = len(rows) // limit  # across the intents, not the first one only
+    return [Document(id=f"bank-{i}", text=rows[i * step]["text"]) for i in range(limit)]
+
+
+def drift_vars() -> dict[str, str]:
+    return {
+        "ALLOOP_DRIFT__WINDOW_SIZE": str(WINDOW),
+        "ALLOOP_DRIFT__REFERENCE_WINDOWS": "2",
+        "ALLOOP_DRIFT__PERMUTATIONS": "500",
+        "ALLOOP_SCORER__CANDIDATES": "false",
+    }
+
+
+def test_a_switch_of_source_is_announced_and_shown_by_the_api(
+    env: Env, setfit_registry: ModelRegistry, workers
+) -> None:
+    env.registry = setfit_registry.root
+    stream = tweets("valid", limit=4 * WINDOW) + banking(2 * WINDOW)
+    scorer = workers(["worker", "scorer", "--worker-id", "s1"], "scorer", **drift_vars())
+    scorer.start().wait_for("assigned partitions")
+    env.produce(stream)
+    wanted = {d.id for d in stream}
+    tagged = read_topic(
+        env.broker,
+        env.tagged,
+        lambda rs: {decode(r.value, TaggedDocument).id for r in rs} >= wanted,
+        timeout=600,
+    )
+    assert {decode(r.value, TaggedDocument).id for r in tagged} >= wanted
+    events = [
+        decode(r.value, ModelEvent)
+        for r in read_topic(
+            env.broker,
+            f"{env.prefix}.models",
+            lambda rs: any(decode(r.value, ModelEvent).event == "drift" for r in rs),
+            timeout=120,
+        )
+    ]
+    drift = [e for e in events if e.event == "drift"]
+    assert drift, f"no drift event; scorer log:\n{scorer.text()[-3000:]}"
+    event = drift[0]
+    assert event.version == "v0001" and event.drift is not None
+    assert "embedding-auc" in event.drift["crossed"]
+    assert event.drift["embedding-auc"]["score"] > event.drift["embedding-auc"]["threshold"]
+
+    # The partitions interleave the two sources, so the windows that hold banking questions
+    # drift and the tweet-only windows before them (if a partition was read ahead) need not.
+    settings = Settings(
+        _env_file=None,
+        home=env.home,
+        registry_dir=env.registry,
+    )
+    with TestClient(create_app(settings)) as client:
+        history = client.get("/v1/drift").json()
+        assert history and any(r["drift"] for r in history)
+        assert all(r["model_version"] == "v0001" for r in history)
+        assert client.get("/v1/drift?format=png").content[:4] == b"\x89PNG"
+        metrics = client.get("/metrics").text
+        assert 'alloop_drift_score{method="embedding-auc"}' in metrics
+    status = env.alloop("drift", "status", "--last", "20")
+    assert status.returncode == 0, status.stderr
+    final = json.loads(status.stdout.strip().splitlines()[-1])
+    assert final["windows"] == len(history)
+
+
+def test_drift_check_tells_banking_questions_from_tweets(
+    env: Env, setfit_registry: ModelRegistry, tmp_path: Path
+) -> None:
+    env.registry = setfit_registry.root
+
+    def write(name: str, docs: list[Document]) -> Path:
+        path = tmp_path / name
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["id", "text"])
+            writer.writerows([d.id, d.text] for d in docs)
+        return path
+
+    reference = write("reference.csv", tweets("valid", limit=120))
+    same = write("same.csv", tweets("valid", limit=200)[120:])
+    other = write("other.csv", banking(80))
+    for current, drifted in ((other, True), (same, False)):
+        result = env.alloop(
+            "drift",
+            "check",
+            "--reference",
+            str(reference),
+            "--current",
+            str(current),
+            "--no-progress",
+        )
+        assert result.returncode == 0, result.stderr
+        assert "scoring with v0001" in result.stdout
+        final = json.loads(result.stdout.strip().splitlines()[-1])
+        assert final["drift"] is drifted, result.stdout
+        assert final["model_version"] == "v0001"
+        for method in ("embedding-auc", "label-mix", "confidence-drop", "estimated-macro-f1"):
+            assert {"score", "threshold", "crossed"} <= set(final[method]), method
+    assert (
+        env.alloop(
+            "drift",
+            "check",
+            "--reference",
+            str(reference),
+            "--current",
+            str(tmp_path / "missing.csv"),
+        ).returncode
+        != 0
+    )
