@@ -124,7 +124,7 @@ class Candidate(Message):
     model_version: str | None = None
     strategy: str
     score: float
-    reason: Literal["uncertain", "rare", "unseen", "random", "cold-start", "evaluation"]
+    reason: Literal["uncertain", "rare", "unseen", "random", "cold-start", "evaluation", "drift"]
     probabilities: dict[str, float] = Field(default_factory=dict)
     multi_label: bool = False  # the probabilities are independent, one per label
     spans: list[EntityMention] = Field(default_factory=list)  # suggested entities

@@ -115,6 +115,13 @@ class DriftSettings(BaseModel):
     min_confidence_drop: float = Field(default=0.02, ge=0, le=1)
     min_f1_drop: float = Field(default=0.03, ge=0, le=1, description="Macro-F1, both kinds")
     min_unseen_rise: float = Field(default=0.05, ge=0, le=1, description="Unseen mention share")
+    selection_share: float = Field(
+        default=0.3,
+        ge=0,
+        le=1,
+        description="While drifted: share of each selection round given to the documents "
+        "farthest from the reference (reason drift)",
+    )
 
 
 class TrainerSettings(BaseModel):

@@ -125,6 +125,12 @@ class Scorer:
 
     def __post_init__(self) -> None:
         config = self.settings.scorer
+        task = self.settings.entities
+        if self.entities is None and task.enabled:
+            self.entities = entity_tagger(self.settings)
+        if self.drift is None and self.settings.drift.enabled:
+            seen = self.entities.seen_forms if self.entities is not None else None
+            self.drift = monitor_of(self.settings, seen)
         if self.rounds is None and config.candidates:
             newest = None
             if config.select_with_newest:
@@ -136,15 +142,11 @@ class Scorer:
                 config.round_size,
                 labelled_counts(self.settings),
                 newest,
+                self.drift.drifted_from if self.drift else None,
+                self.settings.drift.selection_share,
             )
         if self.encoder is None and config.candidates and config.cold_start_embeddings:
             self.encoder = PackagedEncoder()
-        task = self.settings.entities
-        if self.entities is None and task.enabled:
-            self.entities = entity_tagger(self.settings)
-        if self.drift is None and self.settings.drift.enabled:
-            seen = self.entities.seen_forms if self.entities is not None else None
-            self.drift = monitor_of(self.settings, seen)
         if self.entity_rounds is None and self.entities is not None and config.candidates:
             self.entity_rounds = EntityRounds(
                 task.task,

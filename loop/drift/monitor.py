@@ -92,6 +92,8 @@ class DriftMonitor:
     version: str | None = None
     windows: int = 0
     null_cache: NullCache = field(default_factory=dict)
+    drifting: bool = False
+    """Whether the newest window of the version serving now drifted."""
 
     def add(
         self, tagged: Sequence[TaggedDocument], embeddings: npt.NDArray[np.float32] | None
@@ -107,7 +109,7 @@ class DriftMonitor:
                         self.version or "no model",
                     )
                 self.version, self.pending, self.reference = doc.model_version, [], []
-                self.null_cache = {}
+                self.null_cache, self.drifting = {}, False
             vector = embeddings[i] if embeddings is not None else None
             self.pending.append((doc, vector))
             if len(self.pending) >= self.window_size:
@@ -117,6 +119,13 @@ class DriftMonitor:
                 if report is not None:
                     reports.append(report)
         return reports
+
+    def drifted_from(self, version: str | None) -> npt.NDArray[np.float32] | None:
+        """The reference's embeddings while the stream that ``version`` tags has drifted
+        from them (for drift-aware selection); None otherwise."""
+        if not self.drifting or version != self.version or not self.reference:
+            return None
+        return joined(self.reference).embeddings
 
     def close(self, window: Window) -> DriftReport | None:
         if len(self.reference) < self.reference_windows:
@@ -138,6 +147,7 @@ class DriftMonitor:
             model_version=self.version,
         )
         report = self.record(report)
+        self.drifting = report.drift
         level = logging.WARNING if report.drift else logging.INFO
         logger.log(
             level,

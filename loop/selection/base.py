@@ -17,7 +17,7 @@ from typing import Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-Reason = Literal["uncertain", "rare", "random", "cold-start"]
+Reason = Literal["uncertain", "rare", "random", "cold-start", "drift"]
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from loop.classification.selection import select
 from loop.classification.serving import NewestWatcher
+from loop.drift.selection import with_drift
 from loop.entities.selection import EntityScored, EntitySelectionConfig, select_entities
 from loop.entities.serving import EntityTagger, mention
 from loop.errors import AlloopError
@@ -104,7 +105,11 @@ class CandidateRounds:
         round_size: int,
         labelled: Callable[[str | None], dict[str, int]],
         newest: NewestModel | None = None,
+        drifted_from: Callable[[str | None], npt.NDArray[np.float32] | None] | None = None,
+        drift_share: float = 0.0,
     ) -> None:
+        self.drifted_from = drifted_from
+        self.drift_share = drift_share
         self.config = config
         self.clock = RoundClock(round_size)
         self.labelled = labelled
@@ -138,6 +143,11 @@ class CandidateRounds:
             labels,
             multi_label=multi_label,
         )
+        tagged_by = entries[-1][0].model_version
+        reference = self.drifted_from(tagged_by) if self.drifted_from else None
+        if reference is not None:  # compared with what the same body embedded
+            same = [s for d, s in entries if d.model_version == tagged_by]
+            picks = with_drift(same, picks, reference, self.drift_share)
         by_id = {doc.id: doc for doc, _ in entries}
         chosen = {p.id for p in picks}
         self.window = deque(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,29 @@ from tests.integration.conftest import Env, read_topic
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 WINDOW = 40
+
+
+@pytest.fixture(scope="module")
+def head_only_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real head-only SetFit version (the packaged MiniLM body, a logistic head fitted on
+    16 tweets per label): the body the scorer embeds with is the one the drift reference
+    needs, and no fine-tune is needed to see drift (it took over 600 s on a loaded machine)."""
+    from loop.classification.base import ClassifierConfig
+    from loop.classification.setfit import SetFitFactory
+    from loop.training.seed import train_and_publish
+
+    root = tmp_path_factory.mktemp("head-only-registry")
+    registry = ModelRegistry(root)
+    config = ClassifierConfig(freeze_body=True)
+    train_and_publish(tweets(per_label=16), SetFitFactory(), registry, config, promote=True)
+    return root
+
+
+@pytest.fixture
+def setfit_registry(head_only_dir: Path, tmp_path: Path) -> ModelRegistry:
+    root = tmp_path / "registry"
+    shutil.copytree(head_only_dir, root)
+    return ModelRegistry(root)
 
 
 def banking(limit: int) -> list[Document]:
