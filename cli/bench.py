@@ -403,10 +403,6 @@ def bench_drift(
         ),
     ] = 2,
     windows: Annotated[int, typer.Option(help="Windows of the stream without drift.")] = 20,
-    ramp: Annotated[int, typer.Option(help="Windows over which the gradual mix rises.")] = 10,
-    top: Annotated[
-        float, typer.Option(help="The other source's share at the end of the ramp.")
-    ] = 0.5,
     seed_size: Annotated[int, typer.Option(help="Labelled tweets the head is fitted on.")] = 1000,
     other: Annotated[
         Path | None,
@@ -414,7 +410,7 @@ def bench_drift(
     ] = None,
 ) -> None:
     """False alarms and delays of the drift monitor on real data: financial tweets without
-    drift, a sudden switch to banking77 utterances, and a gradual mix (0 to --top over --ramp
+    drift, a sudden switch to banking77 utterances, and a gradual mix (0 to 50 % over 10
     windows). The last line printed is a JSON object with the false alarms and the delays.
     See docs/benchmarks.md#drift."""
     from bench import drift
@@ -426,8 +422,6 @@ def bench_drift(
         window=window,
         reference_windows=reference_windows,
         windows=windows,
-        ramp=ramp,
-        top=top,
         seed_size=seed_size,
         config=config_of(settings.drift),
         other_csv=other or drift.BANKING / "train.csv",
