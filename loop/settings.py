@@ -101,7 +101,10 @@ class ScorerSettings(BaseModel):
 class DriftSettings(BaseModel):
     """The scorer's drift monitor (docs/drift.md)."""
 
-    enabled: bool = Field(default=True, description="Report drift per window of tagged documents")
+    enabled: bool = Field(
+        default=False,
+        description="Report drift per window of tagged documents (off by default for now)",
+    )
     window_size: int = Field(default=200, ge=20, description="Documents per drift window")
     reference_windows: int = Field(
         default=2, ge=1, description="Windows after a promotion that become the reference"

@@ -57,6 +57,7 @@ def banking(limit: int) -> list[Document]:
 
 def drift_vars() -> dict[str, str]:
     return {
+        "ALLOOP_DRIFT__ENABLED": "true",
         "ALLOOP_DRIFT__WINDOW_SIZE": str(WINDOW),
         "ALLOOP_DRIFT__REFERENCE_WINDOWS": "2",
         "ALLOOP_DRIFT__PERMUTATIONS": "500",
