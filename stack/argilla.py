@@ -13,6 +13,7 @@ webhook secret are kept in ``argilla.json`` (mode 0600) in the stack's state fol
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
@@ -21,6 +22,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,10 +60,15 @@ PASSWORD_VARIABLE = "ALLOOP_ARGILLA_CLI_DATABASE_USERS_CREATE_PASSWORD"
 API_KEY_VARIABLE = "ALLOOP_ARGILLA_CLI_DATABASE_USERS_CREATE_API_KEY"
 
 
-def _fingerprint() -> str:
+def _fingerprint(package: Path = ENGINE_PACKAGE) -> str:
+    """What Argilla's virtualenv is made of: the requirements and the engine's sources, not
+    what a build leaves beside them (``build/``, ``*.egg-info``, byte code), so that a
+    virtualenv is made once and not again after its first install wrote those."""
     digest = hashlib.sha256(" ".join(REQUIREMENTS).encode())
-    for path in sorted(ENGINE_PACKAGE.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts and not path.name.endswith(".pyc"):
+    for path in sorted(package.rglob("*")):
+        parts = path.relative_to(package).parts
+        built = parts[0] == "build" or parts[0].endswith(".egg-info") or "__pycache__" in parts
+        if path.is_file() and not built and path.suffix != ".pyc":
             digest.update(path.name.encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -72,8 +79,23 @@ def ensure_venv(venv: Path) -> Path:
     python = venv / "bin" / "python"
     stamp = venv / ".alloop-argilla"
     want = _fingerprint()
-    if python.exists() and stamp.exists() and stamp.read_text() == want:
+
+    def ready() -> bool:
+        return python.exists() and stamp.exists() and stamp.read_text() == want
+
+    if ready():
         return python
+    # One install at a time into one virtualenv (tests and benchmarks may start together).
+    key = hashlib.sha1(bytes(venv.resolve())).hexdigest()[:16]
+    with (Path(tempfile.gettempdir()) / f"alloop-argilla-{key}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not ready():
+            _install(venv, python)
+            stamp.write_text(want)
+    return python
+
+
+def _install(venv: Path, python: Path) -> None:
     if not python.exists():
         logger.info("creating Argilla's virtualenv in %s", venv)
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
@@ -95,8 +117,6 @@ def ensure_venv(venv: Path) -> Path:
     )
     if done.returncode != 0:
         raise StackError(f"installing Argilla failed: {done.stderr.strip()[-1500:]}")
-    stamp.write_text(want)
-    return python
 
 
 @dataclass

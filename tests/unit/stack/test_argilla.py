@@ -1,8 +1,9 @@
-"""The local Argilla's secrets never appear on a command line (``ps`` shows those to every
-user of the machine); they travel in the environment of the one process that needs them."""
+"""The local Argilla: its secrets never appear on a command line (``ps`` shows those to every
+user of the machine), and its virtualenv is made once."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -39,3 +40,23 @@ def test_creating_a_user_passes_its_password_and_key_in_the_environment(
     assert child_env["ARGILLA_HOME_PATH"] == "/tmp/argilla"
     assert options["stdin"] == subprocess.DEVNULL, "a missing secret fails, it never prompts"
     assert argilla_local.PASSWORD_VARIABLE not in env, "the caller's environment is untouched"
+
+
+def test_the_virtualenv_is_not_made_again_for_what_its_own_install_left_in_the_engine(
+    tmp_path: Path,
+) -> None:
+    engine = tmp_path / "engine"
+    shutil.copytree(
+        argilla_local.ENGINE_PACKAGE, engine, ignore=shutil.ignore_patterns("build", "*.egg-info")
+    )
+    before = argilla_local._fingerprint(engine)
+    # What pip's in-tree build of the engine leaves behind.
+    (engine / "build" / "lib").mkdir(parents=True)
+    (engine / "build" / "lib" / "engine.py").write_text("built copy\n")
+    (engine / "alloop_argilla_sql.egg-info").mkdir()
+    (engine / "alloop_argilla_sql.egg-info" / "SOURCES.txt").write_text("engine.py\n")
+    assert argilla_local._fingerprint(engine) == before
+    # A change to the engine's sources does make it again.
+    source = next((engine / "alloop_argilla_sql").glob("*.py"))
+    source.write_text(source.read_text() + "\n# changed\n")
+    assert argilla_local._fingerprint(engine) != before
