@@ -449,7 +449,7 @@ def test_a_document_whose_tagged_copy_is_too_large_is_dead_lettered_alone(
 def test_a_window_that_drifted_is_announced_on_the_models_topic(tmp_path: Path) -> None:
     settings = Settings(
         home=tmp_path / "home",
-        drift=DriftSettings(window_size=20, reference_windows=1, permutations=300),
+        drift=DriftSettings(enabled=True, window_size=20, reference_windows=1, permutations=300),
     )
     scorer = Scorer(settings, watcher_with_model(tmp_path / "registry"), "w1")
     texts = ["stocks soar"] * 40 + ["market crash"] * 20  # the predicted mix turns over
@@ -471,7 +471,7 @@ def test_a_window_that_drifted_is_announced_on_the_models_topic(tmp_path: Path) 
 
 
 def test_a_scorer_without_drift_windows_writes_no_drift_store(tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path / "home")
+    settings = Settings(home=tmp_path / "home", drift=DriftSettings(enabled=True))
     scorer = Scorer(settings, watcher_with_model(tmp_path / "registry"), "w1")
     scorer.handle([record(0, encode(Document(id="d1", text="stocks soar")), "d1")])
     assert scorer.drift is not None and not settings.drift_path.exists()
