@@ -363,6 +363,11 @@ class Settings(BaseSettings):
         return self.home / "drift" / "drift.db"
 
     @property
+    def drift_references_path(self) -> Path:
+        """The drift monitor's reference windows, one file per served version."""
+        return self.home / "drift" / "references"
+
+    @property
     def registry_path(self) -> Path:
         return self.registry_dir or self.home / "registry"
 

@@ -2,8 +2,11 @@
 ``window_size`` documents and reports each against a reference.
 
 The reference is the first ``reference_windows`` windows a served version tagged: when the
-version changes (a promotion, a rollback) the monitor starts over, since another body embeds
-the documents differently and another head says other things. It reads only what the scorer
+version changes (a promotion, a rollback) the monitor takes that version's reference, since
+another body embeds the documents differently and another head says other things. The
+reference is kept on disk per version (:mod:`loop.drift.references`): a scorer that restarts,
+or a version that serves again after a rollback, goes on with the reference it had, and only
+a version never seen learns a new one. It reads only what the scorer
 already computed (the embeddings of the tagged batch, the probabilities on each tagged
 document, the entity mentions): it never runs a model itself.
 """
@@ -19,6 +22,7 @@ import numpy.typing as npt
 
 from loop.drift.base import DriftMethod, Window
 from loop.drift.embedding import NullCache
+from loop.drift.references import load_reference, save_reference
 from loop.drift.report import DriftConfig, DriftReport, check
 from loop.drift.store import DriftStore
 from loop.messages import ModelEvent, TaggedDocument
@@ -87,9 +91,14 @@ class DriftMonitor:
     entities: bool = False
     record: Callable[[DriftReport], DriftReport] = lambda report: report
     """Stores a report and returns it numbered (:class:`loop.drift.store.DriftStore.add`)."""
+    load_reference: Callable[[str | None], list[Window]] = lambda version: []
+    """The reference windows stored for a version (:mod:`loop.drift.references`)."""
+    save_reference: Callable[[str | None, list[Window]], None] = lambda version, windows: None
+    """Keeps the reference windows of a version, each time one is added."""
     pending: list[Seen] = field(default_factory=list)
     reference: list[Window] = field(default_factory=list)
     version: str | None = None
+    started: bool = False
     windows: int = 0
     null_cache: NullCache = field(default_factory=dict)
     drifting: bool = False
@@ -101,15 +110,8 @@ class DriftMonitor:
         """Take a batch the scorer tagged; the reports of the windows it completed."""
         reports = []
         for i, doc in enumerate(tagged):
-            if doc.model_version != self.version:
-                if self.pending or self.reference:
-                    logger.info(
-                        "drift: %s serves now (was %s); a new reference starts",
-                        doc.model_version or "no model",
-                        self.version or "no model",
-                    )
-                self.version, self.pending, self.reference = doc.model_version, [], []
-                self.null_cache, self.drifting = {}, False
+            if doc.model_version != self.version or not self.started:
+                self.switch(doc.model_version)
             vector = embeddings[i] if embeddings is not None else None
             self.pending.append((doc, vector))
             if len(self.pending) >= self.window_size:
@@ -119,6 +121,23 @@ class DriftMonitor:
                 if report is not None:
                     reports.append(report)
         return reports
+
+    def switch(self, version: str | None) -> None:
+        """Start watching what ``version`` tags: its stored reference, or a new one."""
+        if self.started:
+            logger.info(
+                "drift: %s serves now (was %s)", version or "no model", self.version or "no model"
+            )
+        self.started = True
+        self.version, self.pending = version, []
+        self.null_cache, self.drifting = {}, False
+        self.reference = self.load_reference(version)[: self.reference_windows]
+        if self.reference:
+            logger.info(
+                "drift: %s goes on with its stored reference (%d documents)",
+                version or "no model",
+                sum(w.size for w in self.reference),
+            )
 
     def drifted_from(self, version: str | None) -> npt.NDArray[np.float32] | None:
         """The reference's embeddings while the stream that ``version`` tags has drifted
@@ -130,6 +149,7 @@ class DriftMonitor:
     def close(self, window: Window) -> DriftReport | None:
         if len(self.reference) < self.reference_windows:
             self.reference.append(window)
+            self.save_reference(self.version, self.reference)
             logger.info(
                 "drift: reference window %d of %d for %s",
                 len(self.reference),
@@ -191,13 +211,23 @@ def monitor_of(
     def methods(cache: NullCache) -> Sequence[DriftMethod]:
         return config.methods(seen_forms() if seen_forms else (), cache)
 
+    folder, size = settings.drift_references_path, settings.drift.window_size
+
+    def save(version: str | None, windows: list[Window]) -> None:
+        try:
+            save_reference(folder, version, windows, size)
+        except OSError as exc:  # the monitor goes on; only a restart loses the reference
+            logger.warning("drift: cannot keep the reference of %s (%s)", version, exc)
+
     return DriftMonitor(
         config,
-        settings.drift.window_size,
+        size,
         settings.drift.reference_windows,
         methods,
         entities=seen_forms is not None,
         record=record,
+        load_reference=lambda version: load_reference(folder, version, size),
+        save_reference=save,
     )
 
 

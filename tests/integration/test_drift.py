@@ -10,10 +10,13 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from loop.drift.references import load_reference
+from loop.drift.store import DriftStore
 from loop.messages import Document, ModelEvent, TaggedDocument, decode
 from loop.registry import ModelRegistry
 from loop.settings import Settings
@@ -23,6 +26,9 @@ from tests.integration.conftest import Env, read_topic
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 WINDOW = 40
+STARTUP = 300
+"""Seconds a scorer may take to load the SetFit version and join its group (over 90 s on a
+loaded 2-core machine)."""
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +77,7 @@ def test_a_switch_of_source_is_announced_and_shown_by_the_api(
     env.registry = setfit_registry.root
     stream = tweets("valid", limit=4 * WINDOW) + banking(2 * WINDOW)
     scorer = workers(["worker", "scorer", "--worker-id", "s1"], "scorer", **drift_vars())
-    scorer.start().wait_for("assigned partitions")
+    scorer.start().wait_for("assigned partitions", timeout=STARTUP)
     env.produce(stream)
     wanted = {d.id for d in stream}
     tagged = read_topic(
@@ -115,6 +121,42 @@ def test_a_switch_of_source_is_announced_and_shown_by_the_api(
     assert status.returncode == 0, status.stderr
     final = json.loads(status.stdout.strip().splitlines()[-1])
     assert final["windows"] == len(history)
+
+
+def test_a_restarted_scorer_goes_on_with_the_reference_it_had(
+    env: Env, setfit_registry: ModelRegistry, workers
+) -> None:
+    """The reference is learned from the tweets before the restart; after it, the stream is
+    banking questions only, and they are compared with that reference (a scorer that learned
+    a new reference after the restart would take them as the reference and say nothing)."""
+    env.registry = setfit_registry.root
+    settings = Settings(_env_file=None, home=env.home, registry_dir=env.registry)
+    pool = tweets("valid")
+    before = pool[:: len(pool) // (3 * WINDOW)][: 3 * WINDOW]  # across the file's labels
+    first = workers(["worker", "scorer", "--worker-id", "s1"], "s1", **drift_vars())
+    first.start().wait_for("assigned partitions", timeout=STARTUP)
+    env.produce(before)
+    first.wait_for("drift window 1 (v0001)", timeout=600)
+    learned = load_reference(settings.drift_references_path, "v0001", WINDOW)
+    assert [w.size for w in learned] == [WINDOW, WINDOW]
+    assert first.stop() == 0
+
+    second = workers(["worker", "scorer", "--worker-id", "s2"], "s2", **drift_vars())
+    second.start().wait_for("assigned partitions", timeout=STARTUP)
+    env.produce(banking(2 * WINDOW))
+    second.wait_for("drift window", timeout=600)
+    log = second.text()
+    assert f"v0001 goes on with its stored reference ({2 * WINDOW} documents)" in log, log[-3000:]
+    assert "reference window 1 of 2" not in log
+    kept = load_reference(settings.drift_references_path, "v0001", WINDOW)
+    for old, now in zip(learned, kept, strict=True):
+        assert old.embeddings is not None and now.embeddings is not None
+        assert np.array_equal(old.embeddings, now.embeddings)
+    reports = DriftStore(settings.drift_path).history()
+    assert reports[0].drift is False, "the tweets after the reference did not drift"
+    after = reports[1:]
+    assert after and all(r.reference_documents == 2 * WINDOW for r in after)
+    assert any("embedding-auc" in r.crossed for r in after), [r.summary() for r in after]
 
 
 def test_drift_check_tells_banking_questions_from_tweets(
