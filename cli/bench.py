@@ -431,3 +431,37 @@ def bench_drift(
     typer.echo(json.dumps(summary))
     if not result["passed"]:
         raise typer.Exit(1)
+
+
+@bench_app.command("drift-selection")
+def bench_drift_selection(
+    seeds: Annotated[int, typer.Option(help="Runs, each with its own stream.")] = 3,
+    budget: Annotated[int, typer.Option(help="Labels per window.")] = 10,
+    intents: Annotated[int, typer.Option(help="banking77 intents of the new source.")] = 10,
+    share: Annotated[
+        float,
+        typer.Option(help="The drift share of each round.", envvar="ALLOOP_DRIFT__SELECTION_SHARE"),
+    ] = 0.3,
+) -> None:
+    """Does drift-aware selection learn a new source faster? Financial tweets, then banking77
+    utterances rising to 50 % of the stream; labels per window with and without the drift
+    share; macro-F1 on the new source's test set, area over the seeds. The last line printed
+    is a JSON object with both areas. See docs/benchmarks.md#drift-aware-selection."""
+    from bench import drift_selection as bench
+    from loop.drift.monitor import config_of
+
+    settings = load_settings()
+    encoder = bench.cached_encoder(settings.home / "cache" / "bench-embeddings")
+    pool = bench.read_pool(encoder, intents=intents, old_size=2800, old_test=600)
+    result = bench.run(
+        pool,
+        seeds=seeds,
+        budget=budget,
+        share=share,
+        window=settings.drift.window_size,
+        reference_windows=settings.drift.reference_windows,
+        config=config_of(settings.drift),
+        progress=partial(typer.echo, err=True),
+    )
+    typer.echo(bench.report(result))
+    typer.echo(json.dumps({k: v for k, v in result.items() if k != "runs"}))
