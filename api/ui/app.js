@@ -172,14 +172,16 @@ async function showCurve() {
   const metric = $("curve-metric").value;
   const label = $("curve-label").value;
   const params = { task, metric, label };
-  const [curve] = await json(`/v1/curves?${query(params)}`);
+  // Both asked first, then both shown: the points and the picture change together.
+  const [[curve], picture] = await Promise.all([json(`/v1/curves?${query(params)}`),
+    call(`/v1/curves?${query({ ...params, format: "svg" })}`)]);
+  const drawn = await picture.blob();
   fill($("curve-table").tBodies[0], curve.points.map((p) =>
     [p.version, p.labels, p.test_size, fixed3(p.value), p.promoted ? "●" : ""]));
-  const picture = await call(`/v1/curves?${query({ ...params, format: "svg" })}`);
   const image = $("curve-image");
   image.hidden = curve.points.length === 0;
   if (image.src) URL.revokeObjectURL(image.src);
-  image.src = URL.createObjectURL(await picture.blob());
+  image.src = URL.createObjectURL(drawn);
   image.alt = `${metric}${label ? ` of ${label}` : ""} against the number of labels`;
   return curve;
 }
@@ -347,6 +349,7 @@ async function start() {
 
 function switchTask(name) {
   task = name;
+  say(""); // a promotion's message names the task it was made on
   for (const b of $("tasks").children) b.classList.toggle("current", b.dataset.task === name);
   start();
 }
