@@ -12,6 +12,7 @@ from api.errors import NoModelServed, Unauthorized, UnknownTask
 from api.metrics import ApiMetrics
 from api.state import AppState
 from loop.classification.serving import ModelWatcher, ServedModel
+from loop.errors import ConfigError
 from loop.registry import ModelRegistry
 from loop.settings import ApiSettings
 
@@ -94,20 +95,18 @@ TASK_DOC = "`classification` (default), or the entity task's name (`entities`)"
 
 
 def task_registry(state: AppState, task: str) -> ModelRegistry:
-    """The registry of ``task``: the classifier's, or the entity extractor's."""
-    settings = state.settings
-    if task == settings.entities.task:
-        return ModelRegistry(settings.entity_registry_path)
-    if task != "classification":
-        raise UnknownTask(
-            f"unknown task {task!r}: choose classification or {settings.entities.task}"
-        )
-    return state.registry
+    """The registry of ``task`` where :meth:`Settings.task_registry_path` puts it: the
+    classifier's is the one the app keeps open, the entity extractor's is opened here."""
+    try:
+        path = state.settings.task_registry_path(task)
+    except ConfigError as exc:
+        raise UnknownTask(str(exc)) from exc
+    return state.registry if path == state.registry.root else ModelRegistry(path)
 
 
 def served_version(state: AppState, task: str) -> str | None:
     """The version this API serves for ``task`` (None while none is loaded)."""
-    if task == "classification":
+    if not state.settings.is_entity_task(task):
         return state.watcher.version
     served = state.entities.served if state.entities is not None else None
     return served.version if served is not None else None

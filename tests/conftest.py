@@ -38,6 +38,32 @@ def tweets(
     return docs
 
 
+def tagged_tweets_conll(
+    split: str, spans: int, without: int, out: Path, *, max_words: int | None = None
+) -> Path:
+    """Real tweets as a CoNLL file, tagged by the financial patterns (cashtags, coins,
+    currency pairs) as the demo's annotators accept their suggestions: the first ``spans``
+    tweets in which the patterns find an entity and the first ``without`` in which they find
+    none, of at most ``max_words`` words each; every sentence named by the tweet's id."""
+    from loop.entities.conll import conll_sentence
+    from loop.entities.patterns import PatternExtractor
+
+    patterns = PatternExtractor()
+    wanted = {True: spans, False: without}
+    sentences = []
+    for doc in tweets(split):
+        if max_words is not None and len(doc.text.split()) > max_words:
+            continue
+        found = patterns.matches(doc.text)
+        if wanted[bool(found)] > 0:
+            wanted[bool(found)] -= 1
+            sentences.append(conll_sentence(doc.text, found, {"id": doc.id}))
+        if not any(wanted.values()):
+            break
+    out.write_text("".join(sentences), encoding="utf-8")
+    return out
+
+
 @pytest.fixture(scope="session")
 def setfit_version_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real SetFit model (packaged MiniLM body) trained briefly on 8 tweets per label.

@@ -165,7 +165,7 @@ def improvement_curves(
     task: Annotated[str, Query(description=TASK_DOC)] = "classification",
 ) -> Any:
     registry = task_registry(state, task)
-    entities = task == state.settings.entities.task
+    entities = state.settings.is_entity_task(task)
     overall = ["macro_f1", "unseen_recall"] if entities else ["macro_f1", "accuracy"]
     chosen = metric or (overall if label is None else ["f1"])
     found: list[Curve] = curves(registry, chosen, label)

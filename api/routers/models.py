@@ -77,7 +77,7 @@ def rollback(state: State, task: Task = "classification") -> PromotionState:
     before = registry.promoted()
     promotion = registry.rollback()
     logger.info("rolled back %s from %s to %s through the API", task, before, promotion.version)
-    if promotion.version is not None and task == "classification":
+    if promotion.version is not None and not state.settings.is_entity_task(task):
         _announce(
             state, ModelEvent(event="rolled_back", version=promotion.version, previous=before)
         )
@@ -110,6 +110,6 @@ def promote(version: Version, state: State, task: Task = "classification") -> Pr
     before = registry.promoted()
     promotion = registry.promote(version)
     logger.info("promoted %s %s through the API", task, promotion.version)
-    if before != version and task == "classification":
+    if before != version and not state.settings.is_entity_task(task):
         _announce(state, ModelEvent(event="promoted", version=version, previous=before))
     return _serving_now(state, task)

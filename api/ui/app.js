@@ -172,14 +172,16 @@ async function showCurve() {
   const metric = $("curve-metric").value;
   const label = $("curve-label").value;
   const params = { task, metric, label };
-  const [curve] = await json(`/v1/curves?${query(params)}`);
+  // Both asked first, then both shown: the points and the picture change together.
+  const [[curve], picture] = await Promise.all([json(`/v1/curves?${query(params)}`),
+    call(`/v1/curves?${query({ ...params, format: "svg" })}`)]);
+  const drawn = await picture.blob();
   fill($("curve-table").tBodies[0], curve.points.map((p) =>
     [p.version, p.labels, p.test_size, fixed3(p.value), p.promoted ? "●" : ""]));
-  const picture = await call(`/v1/curves?${query({ ...params, format: "svg" })}`);
   const image = $("curve-image");
   image.hidden = curve.points.length === 0;
   if (image.src) URL.revokeObjectURL(image.src);
-  image.src = URL.createObjectURL(await picture.blob());
+  image.src = URL.createObjectURL(drawn);
   image.alt = `${metric}${label ? ` of ${label}` : ""} against the number of labels`;
   return curve;
 }
@@ -248,21 +250,53 @@ async function showQueue() {
   return q;
 }
 
+const DRIFT_WINDOWS = 200; // drawn in the picture (the endpoint's default)
+const DRIFT_ROWS = 10; // the newest windows in the table
+const crossed = (report) => report.results.filter((m) => m.crossed).map((m) => m.method);
+
 async function showDrift() {
-  const body = $("drift-body");
-  const response = await call(`/v1/drift?${query({ task })}`);
-  if (response.status === 404) {
-    body.replaceChildren(el("p", { class: "muted" }, "Drift monitoring is not available."));
-    return;
+  const response = await call(`/v1/drift?${query({ last: DRIFT_WINDOWS })}`);
+  const reports = await response.json();
+  const why = !response.ok ? reports.detail || "Drift cannot be read."
+    : reports.length === 0 ? "No drift report yet: with ALLOOP_DRIFT__ENABLED=true the scorers " +
+      "report every window of the tagged stream once they have tagged the reference windows."
+    : "";
+  $("drift-chart").hidden = Boolean(why);
+  if (why) {
+    $("drift-summary").textContent = why;
+    return reports;
   }
-  const drift = await response.json();
-  if (!response.ok) {
-    body.replaceChildren(el("p", { class: "muted" }, drift.detail || "Drift cannot be read."));
-    return;
-  }
-  const rows = Object.entries(drift).map(([name, value]) => el("tr", {}, el("th", {}, name),
-    el("td", {}, typeof value === "object" ? el("pre", {}, JSON.stringify(value, null, 2)) : value)));
-  body.replaceChildren(el("table", {}, el("tbody", {}, ...rows)));
+  const alarms = reports.filter((r) => r.drift);
+  const newest = reports[reports.length - 1];
+  const last = alarms.length
+    ? `; the newest at window ${alarms[alarms.length - 1].window} ` +
+      `(${crossed(alarms[alarms.length - 1]).join(", ")})` : "";
+  $("drift-summary").textContent = `${reports.length} windows of ${newest.documents} tagged ` +
+    `documents, each figure against its threshold (dashed), compared with the ` +
+    `${newest.reference_documents} reference documents of the version serving then; ` +
+    `${alarms.length} crossed a threshold (red points; ● in the table, whose cells read ` +
+    `score / threshold)${last}. The same stream for every task.`;
+  const picture = await call(`/v1/drift?${query({ last: DRIFT_WINDOWS, format: "svg" })}`);
+  const image = $("drift-image");
+  if (image.src) URL.revokeObjectURL(image.src);
+  image.src = URL.createObjectURL(await picture.blob());
+  image.alt = `drift figures of ${reports.length} windows against their thresholds`;
+  const shown = reports.slice(-DRIFT_ROWS).reverse();
+  const methods = [...new Set(shown.flatMap((r) => r.results.map((m) => m.method)))];
+  const table = $("drift-table");
+  table.tHead.replaceChildren(el("tr", {}, ...["window", "time", "version", "drift", ...methods]
+    .map((name) => el("th", {}, name))));
+  table.tBodies[0].replaceChildren(...shown.map((r) => {
+    const by = Object.fromEntries(r.results.map((m) => [m.method, m]));
+    const figures = methods.map((name) => (by[name]
+      ? el("td", { class: by[name].crossed ? "crossed" : "" },
+        `${fixed3(by[name].score)} / ${fixed3(by[name].threshold)}`)
+      : el("td", {}, "–")));
+    const cells = [r.window, r.at.slice(0, 19).replace("T", " "), r.model_version || "–",
+      r.drift ? `● ${crossed(r).join(", ")}` : ""].map((c) => el("td", {}, c));
+    return el("tr", { "data-window": r.window, class: r.drift ? "worse" : "" }, ...cells, ...figures);
+  }));
+  return reports;
 }
 
 // ------------------------------------------------------------------ the page
@@ -315,6 +349,7 @@ async function start() {
 
 function switchTask(name) {
   task = name;
+  say(""); // a promotion's message names the task it was made on
   for (const b of $("tasks").children) b.classList.toggle("current", b.dataset.task === name);
   start();
 }

@@ -1,19 +1,28 @@
 """Two classifier versions made by real training rounds (SetFit on the packaged MiniLM, head
 only) on the shipped financial tweets, and a label store with more answers than they trained
-on, some from two annotators: what the model owners' page shows in its test and screenshots."""
+on, some from two annotators; two entity versions scored on a test file: what the model
+owners' page shows in its test and screenshots."""
 
 from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
 
 from loop.classification.base import ClassifierConfig
 from loop.classification.setfit import SetFitFactory
 from loop.datasets import DEFAULT_DATASET, read_tweets, take_per_label
+from loop.entities.conll import read_labelled
+from loop.entities.seed import file_types, score_entity_versions, seed_span_labels, train_seed
 from loop.labels import LabelStore, ResolvedLabel
 from loop.messages import Document, LabelEvent
 from loop.registry import ModelRegistry
 from loop.settings import Settings
+from loop.testing.extractor import GazetteerFactory
 from loop.training.gate import Gate
 from loop.training.rounds import RoundConfig, run_round
-from loop.training.split import EVALUATION
+from loop.training.split import EVALUATION, TEST_FILE
+from tests.conftest import tagged_tweets_conll
+from workers.train_round import entity_round_config
 
 TEST_PER_LABEL = 12
 ROUND_PER_LABEL = (4, 16)
@@ -79,4 +88,30 @@ def make_two_versions(settings: Settings) -> ModelRegistry:
         assert result.version is not None, result.skipped
     if registry.promoted() is None:
         registry.promote("v0001")
+    return registry
+
+
+ENTITY_ROUNDS = (10, 200)
+"""Seed documents of the first and the second entity version."""
+
+
+def make_entity_versions(settings: Settings, folder: Path) -> ModelRegistry:
+    """v0001 and v0002 of the entity task, each a seed model (the gazetteer, which learns in
+    milliseconds) trained on more pattern-tagged tweets than the one before, both promoted and
+    scored on a test file of 40 tweets: what the page shows for entities."""
+    seed = read_labelled(tagged_tweets_conll("train", 180, 20, folder / "entity-seed.conll"))
+    test = read_labelled(tagged_tweets_conll("valid", 30, 10, folder / "entity-test.conll"))
+    config = entity_round_config(settings)
+    # Scored alone: the test file's spans are the patterns' own, which merged in would score 1.
+    types = tuple(sorted({*config.types, *file_types(seed)}))
+    config = replace(config, types=types, patterns=None)
+    registry = ModelRegistry(settings.entity_registry_path)
+    store = LabelStore(settings.labels_path)
+    try:
+        seed_span_labels(test, store, settings.entities.task, origin=TEST_FILE)
+        for count in ENTITY_ROUNDS:
+            train_seed(seed[:count], GazetteerFactory(), registry, config)
+        score_entity_versions(store.labelled(settings.entities.task), registry, config)
+    finally:
+        store.close()
     return registry

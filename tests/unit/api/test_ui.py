@@ -54,14 +54,19 @@ def test_nothing_is_fetched_from_elsewhere() -> None:
 def test_every_endpoint_the_script_reads_is_served(make_app: AppFactory) -> None:
     script = (PAGE_DIR / "app.js").read_text(encoding="utf-8")
     called = set(re.findall(r"[`\"](/(?:v1|ui)/[a-z/]*)", script))
-    assert {"/v1/models", "/v1/curves", "/v1/evaluations/deltas", "/v1/queue"} <= called
+    assert {
+        "/v1/models",
+        "/v1/curves",
+        "/v1/evaluations/deltas",
+        "/v1/queue",
+        "/v1/drift",
+    } <= called
     served = set(make_app().openapi()["paths"])
 
     def answered(path: str) -> bool:  # "/v1/models/" stands for "/v1/models/{version}/..."
         return path in served or (path.endswith("/") and any(p.startswith(path) for p in served))
 
-    # /v1/drift is optional: the page says drift monitoring is not available when it is 404.
-    missing = {path for path in called - {"/v1/drift"} if not answered(path)}
+    missing = {path for path in called if not answered(path)}
     assert not missing
 
 
@@ -128,6 +133,20 @@ def test_the_entity_versions_are_listed_promoted_and_rolled_back(registry: Model
     assert classifier["promoted"] == "v0001" and classifier["models"][1]["labels"] != ["CITY"]
     assert registry.promoted() == "v0001"  # the classifier's pointer did not move
     assert unknown.status_code == 422 and unknown.json()["error"] == "unknown_task"
+
+
+def test_the_classifiers_task_name_reads_the_classifier_registry(registry: ModelRegistry) -> None:
+    publish_taggers(registry, 1)
+    settings = settings_for(registry).model_copy(
+        update={"trainer": settings_for(registry).trainer.model_copy(update={"task": "tone"})}
+    )
+    with TestClient(create_app(settings), headers={"X-API-Key": KEY}) as client:
+        named = client.get("/v1/models", params={"task": "tone"}).json()
+        default = client.get("/v1/models").json()
+        entities = client.get("/v1/models", params={"task": "entities"}).json()
+    assert named == default and named["served"] == registry.promoted()
+    assert [m["version"] for m in named["models"]] == registry.versions()
+    assert [m["kind"] for m in entities["models"]] == ["gazetteer"]
 
 
 def test_the_queue_reports_the_annotators_agreement(registry: ModelRegistry) -> None:
