@@ -15,6 +15,7 @@ def render(reports: Sequence[DriftReport], fmt: Literal["png", "svg"] = "png") -
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     methods = list(dict.fromkeys(r.method for report in reports for r in report.results))
     rows = max(1, len(methods))
@@ -35,6 +36,7 @@ def render(reports: Sequence[DriftReport], fmt: Literal["png", "svg"] = "png") -
                 axis.scatter(*zip(*crossed, strict=True), color="red", zorder=3, label="drift")
             axis.set_ylabel(method, fontsize=8)
             axis.grid(alpha=0.3)
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # windows are whole
             axis.legend(loc="upper left", fontsize=7)
         if not methods:
             axes[0, 0].text(0.5, 0.5, "no drift report yet", ha="center", va="center")
