@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from cli import bench_curve
-from cli.common import load_settings
+from cli.common import TrainerModelKind, load_settings
 
 logger = logging.getLogger("alloop")
 
@@ -102,7 +102,11 @@ def bench_argilla(
 def bench_throughput(
     documents: Annotated[int, typer.Option(help="Documents to stream.")] = 20_000,
     batch_size: Annotated[
-        int, typer.Option(help="Batch size for both the raw model and the scorer.")
+        int,
+        typer.Option(
+            help="Batch size for both the raw model and the scorer.",
+            envvar="ALLOOP_SCORER__BATCH_SIZE",
+        ),
     ] = 64,
     warmup: Annotated[
         float, typer.Option(help="Fraction of documents counted as warm-up for memory.")
@@ -133,9 +137,7 @@ def bench_chaos(
     rate: Annotated[
         float, typer.Option(help="Documents per second streamed; the kills fall in that time.")
     ] = 15.0,
-    model_kind: Annotated[
-        str, typer.Option(help="The trainer's model (setfit; keywords for a quick run).")
-    ] = "setfit",
+    model_kind: TrainerModelKind = "setfit",
     settle_timeout: Annotated[
         float, typer.Option(help="Seconds the loop may take to catch up after the stream.")
     ] = 900.0,

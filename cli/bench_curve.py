@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.common import fail, load_settings
+from cli.common import TrainerModelKind, fail, load_settings
 
 
 def learning_curve(
@@ -77,9 +77,7 @@ def learning_curve(
     window: Annotated[
         int, typer.Option(help="--end-to-end: documents streamed per step (the scorer's window).")
     ] = 1000,
-    model_kind: Annotated[
-        str, typer.Option(help="--end-to-end: the trainer's model (setfit; keywords for tests).")
-    ] = "setfit",
+    model_kind: TrainerModelKind = "setfit",
     gate_size: Annotated[
         int,
         typer.Option(
