@@ -20,17 +20,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from connectors.kafka import (
-    LoopStats,
-    StopFlag,
-    ensure_topics_waiting,
-    make_consumer,
-    make_producer,
-    serve,
-)
+from connectors.kafka import LoopStats, serve, start_worker, worker_clients
 from connectors.model_events import ModelEventListener
 from connectors.outputs import Output, dead_letter, decode_all, fit_outputs
-from connectors.retry import backoff_of
 from loop.classification.base import applying
 from loop.classification.serving import ModelWatcher, ReloadCheck, ServedModel
 from loop.drift.monitor import DriftMonitor, drift_event, monitor_of
@@ -269,14 +261,10 @@ def run(settings: Settings, servers: str, worker_id: str | None = None) -> LoopS
     tune_malloc()
     worker_id = worker_id or default_worker_id()
     topics = settings.kafka.topics
-    stop = StopFlag().install()
-    backoff = backoff_of(settings)
-    ensure_topics_waiting(
+    stop, backoff = start_worker(
+        settings,
         servers,
         [topics.raw, topics.tagged, topics.candidates, topics.models, topics.dlq(topics.raw)],
-        topics.partitions,
-        stop,
-        backoff,
     )
     registry = ModelRegistry(settings.registry_path)
     watcher = ModelWatcher(registry)
@@ -284,8 +272,7 @@ def run(settings: Settings, servers: str, worker_id: str | None = None) -> LoopS
     if watcher.served is None:
         logger.warning("no promoted model in %s: documents come out unscored", registry.root)
     scorer = Scorer(settings, watcher, worker_id)
-    consumer = make_consumer(servers, settings.kafka, [topics.raw], settings.scorer.group_id)
-    producer = make_producer(servers, settings.kafka)
+    consumer, producer = worker_clients(settings, servers, topics.raw, settings.scorer.group_id)
     check = ReloadCheck(settings.scorer.reload_check_s)
     listener = None
     if settings.kafka.model_events:
