@@ -8,12 +8,10 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bench import live
-
-if TYPE_CHECKING:
-    from bench.chaos import Tail
+from bench.topic_tail import Tail
 
 
 @dataclass

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ import numpy.typing as npt
 from loop.classification.base import Target, applying, count_labels, multi_hot
 from loop.classification.evaluation import Prediction, evaluate
 from loop.classification.selection import select
+from loop.evaluation.curves import pyplot
 from loop.messages import Document
 from loop.readers import Columns, Rejected, read_documents
 from loop.selection.base import Scored, SelectionConfig
@@ -292,32 +293,38 @@ def statistics(
     }
 
 
-def write(summary: dict[str, Any], strategy: str, baseline: str, out: Path) -> dict[str, Any]:
-    """Write the summary as ``out``.json and its picture as ``out``.png; the summary, with
-    the picture's path."""
+Plot = Callable[[dict[str, Any], str, str, Path], None]
+"""Draws a summary's curves (strategy and baseline) into a PNG file."""
+
+
+def write(
+    summary: dict[str, Any], strategy: str, baseline: str, out: Path, draw: Plot | None = None
+) -> dict[str, Any]:
+    """Write the summary as ``out``.json and its picture (``draw``, else :func:`plot`) as
+    ``out``.png; the summary, with the picture's path."""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(summary, indent=2))
-    plot(summary, strategy, baseline, out.with_suffix(".png"))
+    (draw or plot)(summary, strategy, baseline, out.with_suffix(".png"))
     summary["png"] = str(out.with_suffix(".png"))
     return summary
 
 
+def draw_spread(axes: Any, curve: dict[str, Any], name: str, metric: str) -> None:
+    """One strategy's curve on ``axes``: the mean of ``metric`` over the seeds against the
+    labels (its area in the legend), and one standard deviation either side, shaded."""
+    xs = curve["labels"]
+    mean, std = np.array(curve[f"{metric}_mean"]), np.array(curve[f"{metric}_std"])
+    axes.plot(xs, mean, marker="o", markersize=3, label=f"{name} (area {curve['area']:.3f})")
+    axes.fill_between(xs, mean - std, mean + std, alpha=0.2)
+
+
 def plot(summary: dict[str, Any], strategy: str, baseline: str, path: Path) -> None:
     """Both curves (mean and spread over seeds) against the full-data score."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     figure, axes = plt.subplots(figsize=(7, 4.2), dpi=100)
     for name in (strategy, baseline):
-        xs = summary[name]["labels"]
-        mean = np.array(summary[name]["macro_f1_mean"])
-        std = np.array(summary[name]["macro_f1_std"])
-        axes.plot(
-            xs, mean, marker="o", markersize=3, label=f"{name} (area {summary[name]['area']:.3f})"
-        )
-        axes.fill_between(xs, mean - std, mean + std, alpha=0.2)
+        draw_spread(axes, summary[name], name, "macro_f1")
     full = summary["full_data_macro_f1"]
     axes.axhline(
         full,

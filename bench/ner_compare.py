@@ -134,16 +134,31 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+def data_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options both entity benchmarks take: the WNUT-17 files (or others), how many
+    training sentences, the batch size, and where to write the figures too."""
     parser.add_argument("--train", type=Path, default=DATA / "wnut17train.conll")
     parser.add_argument("--test", type=Path, default=DATA / "emerging.test.annotated")
-    parser.add_argument("--candidates", default=",".join(CANDIDATES))
     parser.add_argument("--train-size", type=int, default=1000)
-    parser.add_argument("--time-budget", type=float, default=240.0)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+
+
+def emit(results: dict[str, Any], text: str, path: Path | None) -> None:
+    """Write the figures to ``path`` (when given), print ``text`` (their table), then the
+    figures as one JSON line: the last line a script reads."""
+    if path is not None:
+        path.write_text(json.dumps(results, indent=2))
+    print(text)
+    print(json.dumps(results))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    data_arguments(parser)
+    parser.add_argument("--candidates", default=",".join(CANDIDATES))
+    parser.add_argument("--time-budget", type=float, default=240.0)
+    parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     results = run(
@@ -155,10 +170,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.batch_size,
         args.seed,
     )
-    if args.json is not None:
-        args.json.write_text(json.dumps(results, indent=2))
-    print(table(results))
-    print(json.dumps(results))
+    emit(results, table(results), args.json)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ full-data F1.
 
 from __future__ import annotations
 
-import json
 import random
 import sys
 import time
@@ -29,12 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from bench.learning_curve import area
+from bench.learning_curve import area, draw_spread, write
 from loop.entities.base import Example, ExtractorConfig, analyse, surface_form
 from loop.entities.conll import read_examples
 from loop.entities.factories import factory_for
 from loop.entities.metrics import micro, span_counts, unseen_recall
 from loop.entities.selection import EntityScored, EntitySelectionConfig, select_entities
+from loop.evaluation.curves import pyplot
 
 WINDOW = 1500
 """Unlabelled sentences scored per step (a random subsample, like the scorer's window)."""
@@ -174,29 +174,22 @@ def run(
             ),
         }
     summary["seconds"] = round(time.monotonic() - started, 1)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(summary, indent=2))
-    _plot(summary, strategy, baseline, out.with_suffix(".png"))
-    summary["png"] = str(out.with_suffix(".png"))
-    return summary
+    return write(summary, strategy, baseline, out, _plot)
 
 
 def _plot(summary: dict[str, Any], strategy: str, baseline: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=100)
     for name in (strategy, baseline):
-        xs = summary[name]["labels"]
-        mean = np.array(summary[name]["f1_mean"])
-        std = np.array(summary[name]["f1_std"])
-        left.plot(
-            xs, mean, marker="o", markersize=3, label=f"{name} (area {summary[name]['area']:.3f})"
+        draw_spread(left, summary[name], name, "f1")
+        right.plot(
+            summary[name]["labels"],
+            summary[name]["unseen_recall_mean"],
+            marker="o",
+            markersize=3,
+            label=name,
         )
-        left.fill_between(xs, mean - std, mean + std, alpha=0.2)
-        right.plot(xs, summary[name]["unseen_recall_mean"], marker="o", markersize=3, label=name)
     full = summary["full_data_f1"]
     left.axhline(
         full, color="gray", linestyle="--", linewidth=1, label=f"all {summary['pool']} ({full:.3f})"

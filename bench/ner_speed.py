@@ -18,7 +18,6 @@ onnx package too). The last line printed is a JSON object with every figure.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import statistics
@@ -32,13 +31,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.ner_compare import DATA, OVERRIDES, machine
+from bench.ner_compare import DATA, OVERRIDES, data_arguments, emit, machine
 from loop.entities.base import ExtractorConfig, Span
 from loop.entities.conll import read_examples
 from loop.entities.decoding import TokenScores, decode
 from loop.entities.metrics import micro, span_counts
 from loop.entities.transformer_tagger import (
-    STRIDE,
     TransformerTagger,
     TransformerTaggerFactory,
 )
@@ -51,16 +49,7 @@ def before(tagger: TransformerTagger, batch_size: int) -> Variant:
     the longest of each batch, and per-token dict merging."""
 
     def score_batch(texts: list[str]) -> list[TokenScores]:
-        encoded = tagger._tokenizer(
-            texts,
-            truncation=True,
-            max_length=tagger.config.max_length,
-            stride=STRIDE,
-            return_overflowing_tokens=True,
-            return_offsets_mapping=True,
-            padding=True,
-            return_tensors="pt",
-        )
+        encoded = tagger.encode_windows(texts, padding=True, return_tensors="pt")
         owners = encoded["overflow_to_sample_mapping"].tolist()
         offsets = encoded["offset_mapping"].tolist()
         mask = encoded["attention_mask"].tolist()
@@ -274,19 +263,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         description=__doc__.splitlines()[0] if __doc__ else None,
     )
     parser.add_argument("--model", type=Path, required=True, help="saved tagger (made if absent)")
-    parser.add_argument("--train", type=Path, default=DATA / "wnut17train.conll")
-    parser.add_argument("--test", type=Path, default=DATA / "emerging.test.annotated")
-    parser.add_argument("--train-size", type=int, default=1000)
+    data_arguments(parser)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     results = run(args.model, args.train, args.test, args.train_size, args.rounds, args.batch_size)
-    if args.json is not None:
-        args.json.write_text(json.dumps(results, indent=2))
-    print(table(results))
-    print(json.dumps(results))
+    emit(results, table(results), args.json)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,13 @@ TextColumn = Annotated[str, typer.Option(help="Field that holds the text.")]
 LabelMap = Annotated[
     str | None, typer.Option(help="Rename raw labels, e.g. '0=Bearish,1=Bullish,2=Neutral'.")
 ]
+TrainerModelKind = Annotated[
+    str,
+    typer.Option(
+        help="The trainer's model in the loop's processes: setfit, or keywords for a quick run.",
+        envvar="ALLOOP_TRAINER__MODEL_KIND",
+    ),
+]
 TaskOption = Annotated[
     str,
     typer.Option(

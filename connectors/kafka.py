@@ -23,7 +23,7 @@ from kafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from connectors.outputs import Output, encode_key, fit_outputs, where
-from connectors.retry import Backoff, Interrupted, retry_outages
+from connectors.retry import Backoff, Interrupted, backoff_of, retry_outages
 from loop.messages import Message
 from loop.settings import KafkaSettings, Settings
 
@@ -46,6 +46,18 @@ def ensure_topics(servers: str, names: Iterable[str], partitions: int) -> None:
                 pass
     finally:
         admin.close()
+
+
+def start_worker(
+    settings: Settings, servers: str, topics: Iterable[str]
+) -> tuple[StopFlag, Backoff]:
+    """What a worker process does first: a stop flag that SIGTERM and SIGINT set, the backoff
+    ``ALLOOP_RETRY__*`` configures, and ``topics`` made if missing, waiting out a broker that
+    cannot be reached yet."""
+    stop = StopFlag().install()
+    backoff = backoff_of(settings)
+    ensure_topics_waiting(servers, topics, settings.kafka.topics.partitions, stop, backoff)
+    return stop, backoff
 
 
 def ensure_topics_waiting(
@@ -72,6 +84,17 @@ def make_producer(servers: str, kafka: KafkaSettings, **overrides: Any) -> Kafka
     }
     options.update(overrides)
     return KafkaProducer(**options)
+
+
+def worker_clients(
+    settings: Settings, servers: str, topic: str, group_id: str
+) -> tuple[KafkaConsumer, KafkaProducer]:
+    """A worker's consumer of ``topic`` in ``group_id`` and its producer, both configured by
+    ``ALLOOP_KAFKA__*``."""
+    return (
+        make_consumer(servers, settings.kafka, [topic], group_id),
+        make_producer(servers, settings.kafka),
+    )
 
 
 def make_consumer(

@@ -25,17 +25,8 @@ import httpx
 
 from connectors.argilla.answers import poll
 from connectors.argilla.datasets import ArgillaQueue, record_for, refused
-from connectors.kafka import (
-    LoopStats,
-    StopFlag,
-    ensure_topics_waiting,
-    make_consumer,
-    make_producer,
-    send_all,
-    serve,
-)
+from connectors.kafka import LoopStats, send_all, serve, start_worker, worker_clients
 from connectors.outputs import Output, dead_letter, decode_all, fit_outputs, where
-from connectors.retry import backoff_of
 from loop.embeddings.backbone import PackagedEncoder
 from loop.messages import Candidate
 from loop.selection.budget import Offer, plan
@@ -210,19 +201,12 @@ def run(
         queue, settings.argilla.budget, worker_id, embed, settings.classification.multi_label
     )
     topics = settings.kafka.topics
-    stop = StopFlag().install()
-    backoff = backoff_of(settings)
-    ensure_topics_waiting(
-        servers,
-        [topics.candidates, topics.labels, topics.dlq(topics.candidates)],
-        topics.partitions,
-        stop,
-        backoff,
+    stop, backoff = start_worker(
+        settings, servers, [topics.candidates, topics.labels, topics.dlq(topics.candidates)]
     )
-    consumer = make_consumer(
-        servers, settings.kafka, [topics.candidates], settings.argilla.labeler_group_id
+    consumer, producer = worker_clients(
+        settings, servers, topics.candidates, settings.argilla.labeler_group_id
     )
-    producer = make_producer(servers, settings.kafka)
     logger.info(
         "labeler %s: %s -> Argilla %s (budget %d)",
         worker_id,

@@ -20,34 +20,24 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from connectors.kafka import (
-    LoopStats,
-    StopFlag,
-    ensure_topics_waiting,
-    make_consumer,
-    make_producer,
-    serve,
-)
+from connectors.kafka import LoopStats, serve, start_worker, worker_clients
 from connectors.model_events import ModelEventListener
 from connectors.outputs import Output, dead_letter, decode_all, fit_outputs
-from connectors.retry import backoff_of
 from loop.classification.base import applying
-from loop.classification.serving import ModelWatcher, NewestWatcher, ReloadCheck, ServedModel
+from loop.classification.serving import ModelWatcher, ReloadCheck, ServedModel
 from loop.drift.monitor import DriftMonitor, drift_event, monitor_of
 from loop.embeddings.backbone import PackagedEncoder
-from loop.entities.selection import EntityScored, EntitySelectionConfig
-from loop.entities.serving import EntityTagger, ExtractorWatcher, load_patterns
-from loop.errors import AlloopError
+from loop.entities.selection import EntityScored
+from loop.entities.serving import EntityTagger
 from loop.messages import Candidate, Document, TaggedDocument
 from loop.registry import ModelRegistry
-from loop.selection.base import SelectionConfig
 from loop.selection.windows import (
     CandidateRounds,
     EntityRounds,
-    NewestModel,
     evaluation_candidates,
 )
 from loop.settings import Settings
+from workers.scorer_parts import candidate_rounds, entity_rounds, entity_tagger
 
 logger = logging.getLogger(__name__)
 
@@ -125,41 +115,17 @@ class Scorer:
 
     def __post_init__(self) -> None:
         config = self.settings.scorer
-        task = self.settings.entities
-        if self.entities is None and task.enabled:
+        if self.entities is None and self.settings.entities.enabled:
             self.entities = entity_tagger(self.settings)
         if self.drift is None and self.settings.drift.enabled:
             seen = self.entities.seen_forms if self.entities is not None else None
             self.drift = monitor_of(self.settings, seen)
         if self.rounds is None and config.candidates:
-            newest = None
-            if config.select_with_newest:
-                registry = ModelRegistry(self.settings.registry_path)
-                newest = NewestModel(NewestWatcher(registry), registry)
-            self.rounds = CandidateRounds(
-                selection_config(self.settings),
-                config.window_size,
-                config.round_size,
-                labelled_counts(self.settings),
-                newest,
-                self.drift.drifted_from if self.drift else None,
-                self.settings.drift.selection_share,
-            )
+            self.rounds = candidate_rounds(self.settings, self.drift)
         if self.encoder is None and config.candidates and config.cold_start_embeddings:
             self.encoder = PackagedEncoder()
         if self.entity_rounds is None and self.entities is not None and config.candidates:
-            self.entity_rounds = EntityRounds(
-                task.task,
-                self.entities,
-                EntitySelectionConfig(
-                    batch_size=task.candidates_per_round,
-                    uncertain_below=task.uncertain_below,
-                    rare_below=task.rare_below,
-                    random_fraction=config.random_fraction,
-                ),
-                config.window_size,
-                config.round_size,
-            )
+            self.entity_rounds = entity_rounds(self.settings, self.entities)
 
     def refresh(self) -> None:
         """Pick up newly promoted versions (between batches only)."""
@@ -288,67 +254,17 @@ class Scorer:
         return fit_outputs(outputs, max_bytes, self.worker_id)
 
 
-UNKNOWN_COUNT = 1_000_000
-
-
-def entity_tagger(settings: Settings) -> EntityTagger:
-    """The entity task's tagger: the entity registry's promoted version, and the patterns."""
-    from loop.registry import ModelRegistry
-
-    task = settings.entities
-    watcher = ExtractorWatcher(ModelRegistry(settings.entity_registry_path))
-    watcher.refresh()
-    patterns = load_patterns(task.gazetteers) if task.patterns else None
-    return EntityTagger(watcher, patterns, tuple(task.types), task.merge)
-
-
-def selection_config(settings: Settings) -> SelectionConfig:
-    config = settings.scorer
-    return SelectionConfig(
-        strategy=config.strategy,
-        batch_size=config.candidates_per_round,
-        random_fraction=config.random_fraction,
-        seed_keywords=config.seed_keywords,
-    )
-
-
-def labelled_counts(settings: Settings) -> Callable[[str | None], dict[str, int]]:
-    """Labels per class behind a model version (its card), for class balance and cold start."""
-    from loop.registry import ModelRegistry
-
-    registry = ModelRegistry(settings.registry_path)
-
-    def counts(version: str | None) -> dict[str, int]:
-        if version is None:
-            return {}
-        try:
-            card = registry.card(version)
-        except AlloopError:
-            return {}
-        per_label = card.counts.get("per_label")
-        if not per_label:  # a model trained elsewhere: its counts are unknown, not zero
-            return dict.fromkeys(card.labels, UNKNOWN_COUNT)
-        return {str(k): int(v) for k, v in per_label.items()}
-
-    return counts
-
-
 def run(settings: Settings, servers: str, worker_id: str | None = None) -> LoopStats:
     """Run the scorer until SIGTERM/SIGINT."""
     from loop.memory import tune_malloc
-    from loop.registry import ModelRegistry
 
     tune_malloc()
     worker_id = worker_id or default_worker_id()
     topics = settings.kafka.topics
-    stop = StopFlag().install()
-    backoff = backoff_of(settings)
-    ensure_topics_waiting(
+    stop, backoff = start_worker(
+        settings,
         servers,
         [topics.raw, topics.tagged, topics.candidates, topics.models, topics.dlq(topics.raw)],
-        topics.partitions,
-        stop,
-        backoff,
     )
     registry = ModelRegistry(settings.registry_path)
     watcher = ModelWatcher(registry)
@@ -356,8 +272,7 @@ def run(settings: Settings, servers: str, worker_id: str | None = None) -> LoopS
     if watcher.served is None:
         logger.warning("no promoted model in %s: documents come out unscored", registry.root)
     scorer = Scorer(settings, watcher, worker_id)
-    consumer = make_consumer(servers, settings.kafka, [topics.raw], settings.scorer.group_id)
-    producer = make_producer(servers, settings.kafka)
+    consumer, producer = worker_clients(settings, servers, topics.raw, settings.scorer.group_id)
     check = ReloadCheck(settings.scorer.reload_check_s)
     listener = None
     if settings.kafka.model_events:

@@ -27,17 +27,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from connectors.kafka import (
-    LoopStats,
-    StopFlag,
-    ensure_topics_waiting,
-    make_consumer,
-    make_producer,
-    send_all,
-    serve,
-)
+from connectors.kafka import LoopStats, send_all, serve, start_worker, worker_clients
 from connectors.outputs import Output, decode_all
-from connectors.retry import backoff_of, retry_outages
+from connectors.retry import retry_outages
 from loop.labels import LabelStore
 from loop.messages import LabelEvent, ModelEvent
 from loop.registry import ModelRegistry
@@ -124,14 +116,8 @@ def model_events(result: RoundResult) -> list[ModelEvent]:
 def run(settings: Settings, servers: str, worker_id: str = "trainer") -> LoopStats:
     """Run the trainer until SIGTERM/SIGINT."""
     topics = settings.kafka.topics
-    stop = StopFlag().install()
-    backoff = backoff_of(settings)
-    ensure_topics_waiting(
-        servers,
-        [topics.labels, topics.models, topics.dlq(topics.labels)],
-        topics.partitions,
-        stop,
-        backoff,
+    stop, backoff = start_worker(
+        settings, servers, [topics.labels, topics.models, topics.dlq(topics.labels)]
     )
     store = LabelStore(
         settings.labels_path, settings.argilla.min_submitted, settings.argilla.min_agreement
@@ -146,8 +132,7 @@ def run(settings: Settings, servers: str, worker_id: str = "trainer") -> LoopSta
             for task in settings.entity_tasks
         },
     }
-    consumer = make_consumer(servers, settings.kafka, [topics.labels], settings.trainer.group_id)
-    producer = make_producer(servers, settings.kafka)
+    consumer, producer = worker_clients(settings, servers, topics.labels, settings.trainer.group_id)
 
     def between_batches() -> None:
         schedule.tick(intake.per_task)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -13,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import ApiConfig, Metrics, Served
 from api.errors import BatchTooLarge, TextTooLong
+from api.metrics import ApiMetrics
 from api.schemas import (
     Classification,
     ClassifyRequest,
@@ -30,7 +32,25 @@ logger = logging.getLogger(__name__)
 router = APIRouter(tags=["classify"])
 
 INFERENCE_BATCH_SIZE = 32
+
+T = TypeVar("T")
 """Texts per forward pass; a request's documents are split into passes of this size."""
+
+
+def documents_of(body: ClassifyRequest, limits: ApiSettings) -> list[DocumentIn]:
+    """The request's documents; batches and texts over the configured limits are refused."""
+    documents = body.as_documents()
+    check_limits(documents, limits)
+    return documents
+
+
+async def timed(metrics: ApiMetrics, work: Callable[..., T], *args: Any) -> T:
+    """``work(*args)`` in a worker thread (inference blocks), its time in the inference
+    histogram."""
+    started = time.perf_counter()
+    result = await run_in_threadpool(work, *args)
+    metrics.inference_seconds.observe(time.perf_counter() - started)
+    return result
 
 
 def check_limits(documents: Sequence[DocumentIn], limits: ApiSettings) -> None:
@@ -92,15 +112,13 @@ def to_results(
 async def classify(
     body: ClassifyRequest, served: Served, limits: ApiConfig, metrics: Metrics
 ) -> ClassifyResponse:
-    documents = body.as_documents()
-    check_limits(documents, limits)
-    started = time.perf_counter()
-    probs = await run_in_threadpool(
+    documents = documents_of(body, limits)
+    probs = await timed(
+        metrics,
         served.classifier.predict_proba,
         [doc.text for doc in documents],
         INFERENCE_BATCH_SIZE,
     )
-    metrics.inference_seconds.observe(time.perf_counter() - started)
     metrics.documents.labels(model_version=served.version).inc(len(documents))
     return ClassifyResponse(
         model_version=served.version, results=to_results(documents, probs, served)

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import ApiConfig, Metrics, Served, State
 from api.errors import NoEntityModel
-from api.routers.classify import INFERENCE_BATCH_SIZE, check_limits, to_results
+from api.routers.classify import INFERENCE_BATCH_SIZE, documents_of, timed, to_results
 from api.schemas import (
     ClassifyRequest,
     DocumentEntities,
@@ -66,11 +66,8 @@ def find_entities(
 async def entities(
     body: ClassifyRequest, state: State, limits: ApiConfig, metrics: Metrics
 ) -> EntitiesResponse:
-    documents = body.as_documents()
-    check_limits(documents, limits)
-    started = time.perf_counter()
-    version, found = await run_in_threadpool(find_entities, state, documents)
-    metrics.inference_seconds.observe(time.perf_counter() - started)
+    documents = documents_of(body, limits)
+    version, found = await timed(metrics, find_entities, state, documents)
     return EntitiesResponse(
         entity_version=version,
         results=[
@@ -92,8 +89,7 @@ async def entities(
 async def predict(
     body: ClassifyRequest, served: Served, state: State, limits: ApiConfig, metrics: Metrics
 ) -> PredictResponse:
-    documents = body.as_documents()
-    check_limits(documents, limits)
+    documents = documents_of(body, limits)
     started = time.perf_counter()
     probs = await run_in_threadpool(
         served.classifier.predict_proba, [doc.text for doc in documents], INFERENCE_BATCH_SIZE

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import numpy.typing as npt
@@ -232,13 +232,8 @@ def monitor_of(
 
 
 def config_of(settings: DriftSettings) -> DriftConfig:
-    """The monitor's :class:`DriftConfig` from the ``ALLOOP_DRIFT__*`` settings."""
-    return DriftConfig(
-        alpha=settings.alpha,
-        permutations=settings.permutations,
-        min_auc=settings.min_auc,
-        min_label_mix=settings.min_label_mix,
-        min_confidence_drop=settings.min_confidence_drop,
-        min_f1_drop=settings.min_f1_drop,
-        min_unseen_rise=settings.min_unseen_rise,
-    )
+    """The monitor's :class:`DriftConfig` from the ``ALLOOP_DRIFT__*`` settings: each field of
+    the config that is also a setting (the thresholds, alpha, the permutations) takes the
+    setting's value; the others (the seed) keep the config's default."""
+    names = [f.name for f in fields(DriftConfig) if f.name in DriftSettings.model_fields]
+    return DriftConfig(**{name: getattr(settings, name) for name in names})

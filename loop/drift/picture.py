@@ -6,16 +6,14 @@ from collections.abc import Sequence
 from typing import Literal
 
 from loop.drift.report import DriftReport
-from loop.evaluation.curves import figure_bytes
+from loop.evaluation.curves import figure_bytes, pyplot
 
 
 def render(reports: Sequence[DriftReport], fmt: Literal["png", "svg"] = "png") -> bytes:
     """One panel per method: the score (crossed windows in red) and the threshold (dashed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
+
+    plt = pyplot()
 
     methods = list(dict.fromkeys(r.method for report in reports for r in report.results))
     rows = max(1, len(methods))

@@ -68,20 +68,27 @@ class TransformerTagger(OnePassExtractor):
     def types(self) -> list[str]:
         return list(self._types)
 
+    def encode_windows(self, texts: str | list[str], **options: Any) -> Any:
+        """The tokenizer's encoding of ``texts`` cut into windows of at most ``max_length``
+        subwords that overlap by ``STRIDE``, with each token's character offsets and the text
+        each window came from; ``options`` go to the tokenizer too (padding, tensors)."""
+        return self._tokenizer(
+            texts,
+            truncation=True,
+            max_length=self.config.max_length,
+            stride=STRIDE,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+            **options,
+        )
+
     def token_scores(self, texts: Sequence[str], batch_size: int = 32) -> list[TokenScores]:
         """Per-token offsets and tag probabilities of each text (windows merged), in input
         order. The texts are tokenized at once and their windows batched by subword count,
         so a batch pads to the longest window it holds and little else."""
         if not texts:
             return []
-        encoded = self._tokenizer(
-            list(texts),
-            truncation=True,
-            max_length=self.config.max_length,
-            stride=STRIDE,
-            return_overflowing_tokens=True,
-            return_offsets_mapping=True,
-        )
+        encoded = self.encode_windows(list(texts))
         windows: list[list[int]] = encoded["input_ids"]
         probs = self._window_probs(windows, batch_size)
         return merge_windows(

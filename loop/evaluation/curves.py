@@ -103,12 +103,20 @@ def curves(
     return result
 
 
-def render(curves_: Sequence[Curve], fmt: Literal["png", "svg"] = "png", title: str = "") -> bytes:
-    """Draw the curves (metric against labels; promoted versions filled) as PNG or SVG."""
+def pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend: pictures are drawn to files or bytes, never to
+    a display."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def render(curves_: Sequence[Curve], fmt: Literal["png", "svg"] = "png", title: str = "") -> bytes:
+    """Draw the curves (metric against labels; promoted versions filled) as PNG or SVG."""
+    plt = pyplot()
 
     figure, axes = plt.subplots(figsize=(7, 4.2), dpi=110)
     try:

@@ -7,6 +7,7 @@ scorer killed between its acknowledged outputs and its commit (a replay)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,11 @@ from stack.argilla import LocalArgilla
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
+QUICK: dict[str, Any] = {"model_kind": "keywords", "round_size": 50, "per_round": 5}
+"""A small loop for both runs: the trainer's keyword model, rounds of 50 documents and 5
+candidates each."""
+
+
 def test_sigkills_of_every_process_lose_and_duplicate_nothing(
     broker: str, argilla: LocalArgilla, tmp_path: Path
 ) -> None:
@@ -25,10 +31,8 @@ def test_sigkills_of_every_process_lose_and_duplicate_nothing(
         kills=2,
         seed=1,
         rate=3.0,
-        model_kind="keywords",
-        round_size=50,
-        per_round=5,
         settle_timeout_s=240,
+        **QUICK,
         stack=live.Stack(tmp_path / "stack", broker, argilla),
     )
 
@@ -49,10 +53,8 @@ def test_every_fault_at_once_loses_and_duplicates_nothing_and_replays_the_same_b
         240,
         seed=2,
         rate=2.0,
-        model_kind="keywords",
-        round_size=50,
-        per_round=5,
         settle_timeout_s=300,
+        **QUICK,
         scenarios=chaos.scenarios(
             1,
             broker_restarts=1,

@@ -36,6 +36,7 @@ from loop.training.split import in_evaluation_sample
 from stack.argilla import LocalArgilla
 from stack.local import free_port
 from tests.integration.conftest import ROOT, Env, WorkerProcess, read_topic
+from tests.messages import entity_candidate
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -325,15 +326,8 @@ def test_span_offsets_survive_the_round_trip_through_argilla(
         + "\n"
     )
     start_api_and_labeler(loop, workers)
-    candidate = Candidate(
-        id="edge-1",
-        text=text,
-        task="entities",
-        model_version="patterns",
-        strategy="entity-uncertainty",
-        score=0.9,
-        reason="unseen",
-        spans=[m.model_copy(update={"score": 0.9}) for m in gold],
+    candidate = entity_candidate(
+        "edge-1", text, spans=[m.model_copy(update={"score": 0.9}) for m in gold]
     )
     send_candidate(env, candidate)
 
@@ -364,15 +358,7 @@ def test_an_entity_record_discarded_without_spans_comes_back_as_a_discarded_answ
 ) -> None:
     loop, env = entity_loop, entity_loop.env
     api, labeler = start_api_and_labeler(loop, workers)
-    candidate = Candidate(
-        id="junk-1",
-        text="nothing to see here",
-        task="entities",
-        model_version="patterns",
-        strategy="entity-uncertainty",
-        score=0.5,
-        reason="random",
-    )
+    candidate = entity_candidate("junk-1", "nothing to see here", score=0.5, reason="random")
     send_candidate(env, candidate)
     (record,) = wait("the record in Argilla", loop.records)
 

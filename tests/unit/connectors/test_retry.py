@@ -95,6 +95,11 @@ def loop_over(bus: MemoryBus, stop: ManualStop) -> tuple[MemoryConsumer, MemoryP
     return bus.consumer("workers", ["docs.raw", "candidates"], on_empty=stop.set), bus.producer()
 
 
+def tag_first(records: list[Any]) -> list[Output]:
+    """A worker's handle: one tagged output per batch, from its first record."""
+    return [Output("docs.tagged", "a", b"t", source=records[0])]
+
+
 def broker_timeout() -> Exception:
     return KafkaTimeoutError("Batch for TopicPartition expired")
 
@@ -154,14 +159,7 @@ def test_run_loop_stopped_during_an_outage_commits_nothing() -> None:
     bus.send("docs.raw", b"x", "a")
     consumer, producer = loop_over(bus, stop)
     bus.fail_sends(100, broker_timeout)
-    run_loop(
-        consumer,
-        producer,
-        lambda records: [Output("docs.tagged", "a", b"t", source=records[0])],
-        stop,
-        batch_size=10,
-        max_wait_ms=1,
-    )
+    run_loop(consumer, producer, tag_first, stop, batch_size=10, max_wait_ms=1)
     assert consumer.commits == []
 
 
@@ -194,13 +192,7 @@ def test_a_commit_delay_holds_the_commit_after_the_outputs_and_says_so(
     stop.wait = waiting  # type: ignore[method-assign]
     with caplog.at_level(logging.WARNING, logger="connectors.kafka"):
         run_loop(
-            consumer,
-            producer,
-            lambda records: [Output("docs.tagged", "a", b"t", source=records[0])],
-            stop,
-            batch_size=10,
-            max_wait_ms=1,
-            commit_delay_s=30.0,
+            consumer, producer, tag_first, stop, batch_size=10, max_wait_ms=1, commit_delay_s=30.0
         )
     assert stop.waits == [30.0]
     assert seen_at_wait == [(1, 0)], "the outputs are out, the commit is not yet made"

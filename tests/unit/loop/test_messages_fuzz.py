@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,9 +22,13 @@ FUZZ = settings(
 )
 
 
-@pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.kind)
-@FUZZ
-@given(data=st.data())
+def each_kind(test: Callable[[type[Message], st.DataObject], None]) -> Any:
+    """Fuzz ``test(kind, data)`` for every message kind, drawing from ``data``."""
+    each = pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.kind)
+    return each(FUZZ(given(data=st.data())(test)))
+
+
+@each_kind
 def test_every_valid_message_round_trips_byte_identically(
     kind: type[Message], data: st.DataObject
 ) -> None:
@@ -32,9 +39,7 @@ def test_every_valid_message_round_trips_byte_identically(
     assert encode(back) == wire
 
 
-@pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.kind)
-@FUZZ
-@given(data=st.data())
+@each_kind
 def test_poison_is_refused_with_the_message_error_and_nothing_else(
     kind: type[Message], data: st.DataObject
 ) -> None:
@@ -44,9 +49,7 @@ def test_poison_is_refused_with_the_message_error_and_nothing_else(
     assert str(refused.value), "a dead letter needs a reason"
 
 
-@pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.kind)
-@FUZZ
-@given(data=st.data())
+@each_kind
 def test_whatever_decodes_encodes_again_to_what_decodes_the_same(
     kind: type[Message], data: st.DataObject
 ) -> None:

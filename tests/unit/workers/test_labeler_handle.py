@@ -11,6 +11,7 @@ import pytest
 from connectors.argilla.datasets import record_for
 from loop.messages import Candidate, EntityMention, encode
 from loop.testing.records import MemoryQueue, Record
+from tests.messages import entity_candidate
 from workers.labeler import Labeler
 
 
@@ -78,16 +79,7 @@ def test_an_entity_candidate_suggests_its_spans_with_their_scores() -> None:
         EntityMention(label="FOREX", start=0, end=6, text="AUDJPY", score=0.9),
         EntityMention(label="STOCK", start=14, end=19, text="$TSLA", score=0.95),
     ]
-    entity = Candidate(
-        id="e1",
-        text=text,
-        task="entities",
-        model_version="patterns",
-        strategy="entity-uncertainty",
-        score=0.9,
-        reason="unseen",
-        spans=spans,
-    )
+    entity = entity_candidate("e1", text, spans=spans)
     record = record_for(entity, None)
     [suggestion] = list(record.suggestions)
     assert suggestion.question_name == "spans" and suggestion.agent == "patterns"

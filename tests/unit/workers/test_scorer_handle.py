@@ -27,6 +27,19 @@ def record(offset: int, value: bytes | None, key: str = "k") -> Record:
     return make_record(offset, value, key, headers=[("trace", b"abc")])
 
 
+def entity_scorer(tmp_path: Path, **settings: Any) -> Scorer:
+    """A scorer with the entity task on, serving the keyword model of
+    :func:`watcher_with_model`; home and registry under ``tmp_path``, ``settings`` the other
+    sections (``scorer=...``)."""
+    home = tmp_path / "home"
+    task = EntitySettings(enabled=True)
+    return Scorer(
+        Settings(home=home, entities=task, **settings),
+        watcher_with_model(tmp_path / "registry"),
+        "w1",
+    )
+
+
 def watcher_with_model(tmp_path: Path) -> ModelWatcher:
     registry = ModelRegistry(tmp_path)
     clf = KeywordFactory().train(
@@ -149,12 +162,7 @@ def test_no_candidates_when_switched_off(tmp_path: Path) -> None:
 
 
 def test_entities_are_tagged_and_an_unseen_pair_becomes_a_candidate(tmp_path: Path) -> None:
-    settings = Settings(
-        home=tmp_path / "home",
-        scorer=ScorerSettings(round_size=3, random_fraction=0.0),
-        entities=EntitySettings(enabled=True),
-    )
-    scorer = Scorer(settings, watcher_with_model(tmp_path / "registry"), "w1")
+    scorer = entity_scorer(tmp_path, scorer=ScorerSettings(round_size=3, random_fraction=0.0))
     texts = ["stocks soar", "AUDJPY breaks out 🚀", "shares rally on $AAPL"]
     records = [
         record(i, encode(Document(id=f"d{i}", text=text)), f"d{i}") for i, text in enumerate(texts)
@@ -201,8 +209,7 @@ class BrokenOn:
 def test_a_document_that_breaks_the_entity_extractor_is_dead_lettered_alone(
     tmp_path: Path,
 ) -> None:
-    settings = Settings(home=tmp_path / "home", entities=EntitySettings(enabled=True))
-    scorer = Scorer(settings, watcher_with_model(tmp_path / "registry"), "w1")
+    scorer = entity_scorer(tmp_path)
     assert scorer.entities is not None
     watcher = scorer.entities.watcher
     assert watcher is not None
@@ -220,8 +227,7 @@ def test_a_document_that_breaks_the_entity_extractor_is_dead_lettered_alone(
 
 
 def test_tagged_entities_are_the_served_version_and_the_patterns_merged(tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path / "home", entities=EntitySettings(enabled=True))
-    scorer = Scorer(settings, watcher_with_model(tmp_path / "registry"), "w1")
+    scorer = entity_scorer(tmp_path)
     assert scorer.entities is not None and scorer.entities.watcher is not None
     taught = "USDJPY and earnings"  # a version that calls USDJPY a stock
     example = Example(taught, (make_span(taught, 0, 6, "STOCK"),))
@@ -239,12 +245,7 @@ def test_tagged_entities_are_the_served_version_and_the_patterns_merged(tmp_path
 
 
 def test_a_new_form_is_routed_once_until_a_version_learns_it(tmp_path: Path) -> None:
-    settings = Settings(
-        home=tmp_path / "home",
-        scorer=ScorerSettings(round_size=1, random_fraction=0.0),
-        entities=EntitySettings(enabled=True),
-    )
-    scorer = Scorer(settings, watcher_with_model(tmp_path / "registry"), "w1")
+    scorer = entity_scorer(tmp_path, scorer=ScorerSettings(round_size=1, random_fraction=0.0))
 
     def entity_candidates(offset: int, text: str) -> list[Candidate]:
         doc = Document(id=f"d{offset}", text=text)
@@ -266,13 +267,11 @@ def test_the_evaluation_sample_goes_to_people_apart_from_selection(tmp_path: Pat
     never enters a selection window, so the test set does not look like the selection."""
     from loop.training.split import in_evaluation_sample
 
-    settings = Settings(
-        home=tmp_path / "home",
+    scorer = entity_scorer(
+        tmp_path,
         registry_dir=tmp_path / "registry",
         scorer=ScorerSettings(round_size=1000, evaluation_fraction=0.2),
-        entities=EntitySettings(enabled=True),
     )
-    scorer = Scorer(settings, watcher_with_model(tmp_path / "registry"), "w1")
     docs = [Document(id=f"d{i}", text=f"stocks soar on USDJPY {i}") for i in range(200)]
     outputs = scorer.handle([record(i, encode(d), d.id) for i, d in enumerate(docs)])
 
@@ -426,13 +425,11 @@ def test_a_poison_document_is_dead_lettered_with_its_own_bytes_whatever_its_key(
 def test_a_document_whose_tagged_copy_is_too_large_is_dead_lettered_alone(
     tmp_path: Path,
 ) -> None:
-    settings = Settings(
-        home=tmp_path / "home",
+    scorer = entity_scorer(
+        tmp_path,
         kafka=KafkaSettings(max_request_size=16_384),
         scorer=ScorerSettings(round_size=1, random_fraction=0.0),
-        entities=EntitySettings(enabled=True),
     )
-    scorer = Scorer(settings, watcher_with_model(tmp_path / "registry"), "w1")
     big = encode(Document(id="big", text="$AAPL " * 1_000))  # 6 kB in, 1,000 entities out
     assert len(big) < 16_384
     records = [record(0, big, "big"), record(1, encode(Document(id="ok", text="AUDJPY up")), "ok")]

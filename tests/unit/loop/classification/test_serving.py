@@ -42,6 +42,18 @@ def top(watcher: ModelWatcher, text: str) -> str:
     return served.classifier.labels[int(np.argmax(probs[0]))]
 
 
+def serving_the_first(
+    registry: ModelRegistry, second_kind: str = "keywords"
+) -> tuple[ModelWatcher, str, str]:
+    """Two versions (market, then weather of ``second_kind``), the first promoted and served;
+    the watcher and both versions."""
+    v1, v2 = publish(registry, MARKET), publish(registry, WEATHER, kind=second_kind)
+    registry.promote(v1)
+    watcher = ModelWatcher(registry)
+    watcher.refresh()
+    return watcher, v1, v2
+
+
 @pytest.fixture
 def registry(tmp_path: Path) -> ModelRegistry:
     return ModelRegistry(tmp_path / "registry")
@@ -81,10 +93,7 @@ def test_refresh_without_a_change_keeps_the_loaded_model(registry: ModelRegistry
 
 
 def test_refresh_switches_on_promote_and_rollback(registry: ModelRegistry) -> None:
-    v1, v2 = publish(registry, MARKET), publish(registry, WEATHER)
-    registry.promote(v1)
-    watcher = ModelWatcher(registry)
-    watcher.refresh()
+    watcher, v1, v2 = serving_the_first(registry)
 
     registry.promote(v2)
     assert watcher.refresh() is True
@@ -124,10 +133,7 @@ def _invalid_card(registry: ModelRegistry, version: str) -> None:
 def test_a_broken_version_is_skipped_and_the_previous_keeps_serving(
     registry: ModelRegistry, damage: object
 ) -> None:
-    v1, v2 = publish(registry, MARKET), publish(registry, WEATHER)
-    registry.promote(v1)
-    watcher = ModelWatcher(registry)
-    watcher.refresh()
+    watcher, v1, v2 = serving_the_first(registry)
     served = watcher.served
 
     registry.promote(v2)
@@ -146,10 +152,7 @@ def test_a_broken_version_is_skipped_and_the_previous_keeps_serving(
 
 
 def test_a_failed_version_is_retried_when_promoted_again(registry: ModelRegistry) -> None:
-    v1, v2 = publish(registry, MARKET), publish(registry, WEATHER)
-    registry.promote(v1)
-    watcher = ModelWatcher(registry)
-    watcher.refresh()
+    watcher, _, v2 = serving_the_first(registry)
     weights = registry.model_path(v2) / "keywords.json"
     good = weights.read_text()
     registry.promote(v2)
@@ -165,10 +168,7 @@ def test_a_failed_version_is_retried_when_promoted_again(registry: ModelRegistry
 
 
 def test_a_version_of_unknown_kind_is_skipped(registry: ModelRegistry) -> None:
-    v1, v2 = publish(registry, MARKET), publish(registry, WEATHER, kind="mystery")
-    registry.promote(v1)
-    watcher = ModelWatcher(registry)
-    watcher.refresh()
+    watcher, v1, v2 = serving_the_first(registry, second_kind="mystery")
     registry.promote(v2)
     assert watcher.refresh() is False
     assert watcher.version == v1

@@ -91,3 +91,18 @@ def test_a_new_served_version_starts_a_new_reference() -> None:
 def test_settings_become_the_config() -> None:
     config = config_of(DriftSettings(alpha=0.05, min_auc=0.6))
     assert config.alpha == 0.05 and config.min_auc == 0.6
+
+
+def test_every_threshold_setting_reaches_the_config_and_the_seed_stays() -> None:
+    thresholds = {
+        "alpha": 0.05,
+        "permutations": 500,
+        "min_auc": 0.6,
+        "min_label_mix": 0.1,
+        "min_confidence_drop": 0.03,
+        "min_f1_drop": 0.04,
+        "min_unseen_rise": 0.06,
+    }
+    config = config_of(DriftSettings(**thresholds))
+    assert {name: getattr(config, name) for name in thresholds} == thresholds
+    assert config.seed == DriftConfig().seed

@@ -114,16 +114,7 @@ def one_text_at_a_time(tagger: TransformerTagger, text: str) -> TokenScores:
     padding), tokens merged as a dict where the first window that holds a token wins."""
     import torch
 
-    from loop.entities.transformer_tagger import STRIDE
-
-    encoded = tagger._tokenizer(
-        text,
-        truncation=True,
-        max_length=tagger.config.max_length,
-        stride=STRIDE,
-        return_overflowing_tokens=True,
-        return_offsets_mapping=True,
-    )
+    encoded = tagger.encode_windows(text)
     tokens: dict[tuple[int, int], np.ndarray] = {}
     for ids, offsets in zip(encoded["input_ids"], encoded["offset_mapping"], strict=True):
         with torch.inference_mode():
