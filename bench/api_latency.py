@@ -22,9 +22,10 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -97,13 +98,16 @@ def bench_settings(settings: Settings) -> Settings:
 
 
 async def measure(
-    settings: Settings, texts: Sequence[str], requests: int, warmup: int = 20
+    settings: Settings,
+    create_app: Callable[[Settings], Any],
+    texts: Sequence[str],
+    requests: int,
+    warmup: int = 20,
 ) -> tuple[list[float], list[float], str, str | None]:
     """Paired timings (seconds) of ``requests`` one-document predictions, raw and through the
-    app; with the versions that answered."""
+    app ``create_app`` makes (:func:`api.app.create_app`, given by the command: bench does not
+    import api); with the versions that answered."""
     import httpx
-
-    from api.app import create_app
 
     app = create_app(bench_settings(settings))
     state = app.state.alloop
@@ -149,7 +153,9 @@ async def measure(
     return raw_s, api_s, served.version, entity_version
 
 
-def run(settings: Settings, requests: int = 1000) -> ApiLatencyResult:
+def run(
+    settings: Settings, create_app: Callable[[Settings], Any], requests: int = 1000
+) -> ApiLatencyResult:
     """The figures for the versions ``settings`` serve, or, when no classifier is promoted
     there, for a seed SetFit model trained in a scratch folder (entities from the patterns);
     the documents are the shipped tweets."""
@@ -159,14 +165,16 @@ def run(settings: Settings, requests: int = 1000) -> ApiLatencyResult:
     texts = [doc.text for doc in read_tweets(DEFAULT_DATASET)]
 
     if ModelRegistry(settings.registry_path).promoted() is not None:
-        raw_s, api_s, version, entity = asyncio.run(measure(settings, texts, requests))
+        raw_s, api_s, version, entity = asyncio.run(measure(settings, create_app, texts, requests))
         return summarise(raw_s, api_s, version, entity)
     from bench.seed_models import in_folder, seed_classifier
 
     with tempfile.TemporaryDirectory(prefix="alloop-bench-api-") as scratch:
         scratch_settings = in_folder(settings, Path(scratch), entities=True)
         seed_classifier(ModelRegistry(scratch_settings.registry_path))
-        raw_s, api_s, version, entity = asyncio.run(measure(scratch_settings, texts, requests))
+        raw_s, api_s, version, entity = asyncio.run(
+            measure(scratch_settings, create_app, texts, requests)
+        )
     return summarise(raw_s, api_s, version, entity)
 
 

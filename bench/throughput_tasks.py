@@ -131,15 +131,14 @@ def _stream(count: int, dataset: Path, seed_ids: set[str]) -> tuple[list[Documen
     return docs, [str(tweets[i % len(tweets)].label) for i in range(count)]
 
 
-def _scorer(settings: Settings, name: str, float32: bool) -> Any:
+def _scorer(settings: Settings, scorer_class: Any, name: str, float32: bool) -> Any:
     """A scorer on the promoted versions; ``float32`` turns the tagger's bfloat16 off."""
     from loop.classification.serving import ModelWatcher
     from loop.registry import ModelRegistry
-    from workers.scorer import Scorer
 
     watcher = ModelWatcher(ModelRegistry(settings.registry_path))
     watcher.refresh()
-    scorer = Scorer(settings, watcher, f"bench-{name}")
+    scorer = scorer_class(settings, watcher, f"bench-{name}")
     served = scorer.entities.served if scorer.entities is not None else None
     if float32 and served is not None and hasattr(served.extractor, "bfloat16"):
         served.extractor.bfloat16 = False
@@ -153,13 +152,17 @@ def _tagger_bfloat16(scorer: Any) -> bool:
 
 def run(
     settings: Settings,
+    scorer_class: Any,
     documents: int = 2_000,
     batch_size: int = 64,
     warmup: float = 0.1,
     tasks: Sequence[str] = ("classification", "entities"),
     dataset: Path | None = None,
 ) -> TasksThroughputResult:
-    """Train the seed versions in a scratch folder, then run both scorers on the stream."""
+    """Train the seed versions in a scratch folder, then run both scorers on the stream.
+
+    ``scorer_class``: :class:`workers.scorer.Scorer` (given by the command: bench does not
+    import workers)."""
     import psutil
 
     from bench.seed_models import WNUT17, in_folder, seed_classifier, seed_tagger
@@ -169,6 +172,7 @@ def run(
     from loop.registry import ModelRegistry
     from loop.testing.records import Record
 
+    tasks = [name.strip() for name in tasks if name.strip()]
     unknown = set(tasks) - {"classification", "entities"}
     if unknown or "classification" not in tasks:
         raise ConfigError(f"--tasks: classification, optionally with entities, not {list(tasks)}")
@@ -181,7 +185,10 @@ def run(
         entity_card = seed_tagger(ModelRegistry(base.entity_registry_path)) if entities else None
         seed_ids = {d.id for d in take_per_label(read_tweets(dataset), 8)}
         docs, gold = _stream(documents, dataset, seed_ids)
-        scorers = {"float32": _scorer(base, "float32", True), "fast": _scorer(base, "fast", False)}
+        scorers = {
+            side: _scorer(base, scorer_class, side, side == "float32")
+            for side in ("float32", "fast")
+        }
         records = [
             Record("docs.raw", 0, i, d.id.encode(), encode(d), []) for i, d in enumerate(docs)
         ]

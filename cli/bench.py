@@ -316,10 +316,13 @@ def bench_throughput(
     is a JSON object with every figure.
     """
     from bench import throughput, throughput_tasks
+    from workers.scorer import Scorer
 
     settings = load_settings()
     if tasks != "classification":
-        both = throughput_tasks.run(settings, documents, batch_size, warmup, tasks.split(","))
+        both = throughput_tasks.run(
+            settings, Scorer, documents, batch_size, warmup, tasks.split(",")
+        )
         typer.echo(throughput_tasks.report(both))
         return
     result = throughput.run(
@@ -337,9 +340,10 @@ def bench_api(
     versions, or a seed model trained in a scratch folder when none is promoted. The last
     line printed is a JSON object with every figure.
     """
+    from api.app import create_app
     from bench import api_latency
 
-    typer.echo(api_latency.report(api_latency.run(load_settings(), requests)))
+    typer.echo(api_latency.report(api_latency.run(load_settings(), create_app, requests)))
 
 
 @bench_app.command("chaos")

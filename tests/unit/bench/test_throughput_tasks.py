@@ -56,4 +56,4 @@ def test_speedup_compares_documents_per_cpu_second_and_deltas_are_fast_minus_flo
 @pytest.mark.parametrize("tasks", [["entities"], ["classification", "topics"]])
 def test_unknown_task_lists_are_refused_before_any_training(tasks: list[str]) -> None:
     with pytest.raises(ConfigError, match="--tasks"):
-        run(Settings(), 10, tasks=tasks)
+        run(Settings(), object, 10, tasks=tasks)
