@@ -44,6 +44,9 @@ class ApiLatencyResult:
     added_p50_ms: float
     """Median of the per-request differences, api minus the raw call beside it."""
     added_p99_ms: float
+    added_cpu_p50_ms: float | None
+    """Median of the per-request differences in CPU time of this process (``process_time``,
+    all its threads): what the API costs, whatever else the machine runs."""
     model_version: str
     entity_version: str | None
     cpus: int
@@ -63,11 +66,14 @@ def summarise(
     api_s: Sequence[float],
     model_version: str,
     entity_version: str | None,
+    cpu_s: tuple[Sequence[float], Sequence[float]] | None = None,
 ) -> ApiLatencyResult:
-    """The figures of paired timings (seconds, one raw and one api timing per request)."""
+    """The figures of paired timings (seconds, one raw and one api timing per request; and
+    the same in CPU time, when given)."""
     if len(raw_s) != len(api_s):
         raise ValueError(f"{len(raw_s)} raw timings but {len(api_s)} api timings")
     added = [api - raw for raw, api in zip(raw_s, api_s, strict=True)]
+    added_cpu = [api - raw for raw, api in zip(*cpu_s, strict=True)] if cpu_s else None
 
     def ms(values: Sequence[float], q: float) -> float:
         return round(percentile(values, q) * 1000, 3)
@@ -80,6 +86,7 @@ def summarise(
         api_p99_ms=ms(api_s, 99),
         added_p50_ms=ms(added, 50),
         added_p99_ms=ms(added, 99),
+        added_cpu_p50_ms=ms(added_cpu, 50) if added_cpu is not None else None,
         model_version=model_version,
         entity_version=entity_version,
         cpus=os.cpu_count() or 0,
@@ -103,8 +110,8 @@ async def measure(
     texts: Sequence[str],
     requests: int,
     warmup: int = 20,
-) -> tuple[list[float], list[float], str, str | None]:
-    """Paired timings (seconds) of ``requests`` one-document predictions, raw and through the
+) -> tuple[list[float], list[float], list[float], list[float], str, str | None]:
+    """Paired wall and CPU timings (seconds) of ``requests`` one-document predictions, raw and through the
     app ``create_app`` makes (:func:`api.app.create_app`, given by the command: bench does not
     import api); with the versions that answered."""
     import httpx
@@ -113,6 +120,8 @@ async def measure(
     state = app.state.alloop
     raw_s: list[float] = []
     api_s: list[float] = []
+    raw_cpu: list[float] = []
+    api_cpu: list[float] = []
     async with app.router.lifespan_context(app):
         served = state.watcher.served
         if served is None:
@@ -121,17 +130,17 @@ async def measure(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
 
-            def raw(text: str) -> float:
-                started = time.perf_counter()
+            def raw(text: str) -> tuple[float, float]:
+                started, cpu = time.perf_counter(), time.process_time()
                 served.classifier.predict_proba([text], 32)
                 if tagger is not None and tagger.version is not None:
                     tagger.tag([text], 32)
-                return time.perf_counter() - started
+                return time.perf_counter() - started, time.process_time() - cpu
 
-            async def api(text: str) -> float:
-                started = time.perf_counter()
+            async def api(text: str) -> tuple[float, float]:
+                started, cpu = time.perf_counter(), time.process_time()
                 response = await client.post("/v1/predict", json={"text": text})
-                elapsed = time.perf_counter() - started
+                elapsed = time.perf_counter() - started, time.process_time() - cpu
                 if response.status_code != 200:
                     raise RuntimeError(
                         f"/v1/predict answered {response.status_code}: {response.text}"
@@ -147,10 +156,12 @@ async def measure(
                     raw_time = raw(text)
                     api_time = await api(text)
                 if i >= warmup:
-                    raw_s.append(raw_time)
-                    api_s.append(api_time)
+                    raw_s.append(raw_time[0])
+                    api_s.append(api_time[0])
+                    raw_cpu.append(raw_time[1])
+                    api_cpu.append(api_time[1])
         entity_version = tagger.version if tagger is not None else None
-    return raw_s, api_s, served.version, entity_version
+    return raw_s, api_s, raw_cpu, api_cpu, served.version, entity_version
 
 
 def run(
@@ -165,17 +176,19 @@ def run(
     texts = [doc.text for doc in read_tweets(DEFAULT_DATASET)]
 
     if ModelRegistry(settings.registry_path).promoted() is not None:
-        raw_s, api_s, version, entity = asyncio.run(measure(settings, create_app, texts, requests))
-        return summarise(raw_s, api_s, version, entity)
+        raw_s, api_s, raw_cpu, api_cpu, version, entity = asyncio.run(
+            measure(settings, create_app, texts, requests)
+        )
+        return summarise(raw_s, api_s, version, entity, (raw_cpu, api_cpu))
     from bench.seed_models import in_folder, seed_classifier
 
     with tempfile.TemporaryDirectory(prefix="alloop-bench-api-") as scratch:
         scratch_settings = in_folder(settings, Path(scratch), entities=True)
         seed_classifier(ModelRegistry(scratch_settings.registry_path))
-        raw_s, api_s, version, entity = asyncio.run(
+        raw_s, api_s, raw_cpu, api_cpu, version, entity = asyncio.run(
             measure(scratch_settings, create_app, texts, requests)
         )
-    return summarise(raw_s, api_s, version, entity)
+    return summarise(raw_s, api_s, version, entity, (raw_cpu, api_cpu))
 
 
 def report(result: ApiLatencyResult) -> str:
@@ -190,6 +203,7 @@ def report(result: ApiLatencyResult) -> str:
         "POST /v1/predict": pair(result.api_p50_ms, result.api_p99_ms),
         "added by the API": f"{pair(result.added_p50_ms, result.added_p99_ms)} "
         f"(target p50 <= {TARGET_ADDED_P50_MS:g} ms: {verdict})",
+        "added CPU time": f"p50 {result.added_cpu_p50_ms} ms",
     }
     return "\n".join(
         [*(f"{name:<18}{text}" for name, text in rows.items()), json.dumps(asdict(result))]
