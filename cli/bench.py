@@ -111,20 +111,51 @@ def bench_throughput(
     warmup: Annotated[
         float, typer.Option(help="Fraction of documents counted as warm-up for memory.")
     ] = 0.1,
+    tasks: Annotated[
+        str,
+        typer.Option(
+            help="classification: the pipeline against the raw model (real broker). "
+            "classification,entities: the scorer with both tasks, fast path against float32, "
+            "in this process (docs/benchmarks.md)."
+        ),
+    ] = "classification",
 ) -> None:
     """Documents per second through the whole pipeline (real broker, real scorer process)
-    against the raw model on the same documents, and the scorer's memory over the stream.
+    against the raw model on the same documents, and the scorer's memory over the stream;
+    with --tasks classification,entities, the scorer's fast path against its float32 path.
 
     Starts its own broker unless ALLOOP_KAFKA__BOOTSTRAP_SERVERS is set. The last line printed
     is a JSON object with every figure.
     """
-    from bench import throughput
+    from bench import throughput, throughput_tasks
+    from workers.scorer import Scorer
 
     settings = load_settings()
+    if tasks != "classification":
+        both = throughput_tasks.run(
+            settings, Scorer, documents, batch_size, warmup, tasks.split(",")
+        )
+        typer.echo(throughput_tasks.report(both))
+        return
     result = throughput.run(
         documents, batch_size, warmup, servers=settings.kafka.bootstrap_servers or None
     )
     typer.echo(throughput.report(result))
+
+
+@bench_app.command("api")
+def bench_api(
+    requests: Annotated[int, typer.Option(help="Requests of one document each.")] = 1000,
+) -> None:
+    """POST /v1/predict latency for one document against the raw model calls it makes, p50
+    and p99, in one process (docs/benchmarks.md). Serves the configured registry's promoted
+    versions, or a seed model trained in a scratch folder when none is promoted. The last
+    line printed is a JSON object with every figure.
+    """
+    from api.app import create_app
+    from bench import api_latency
+
+    typer.echo(api_latency.report(api_latency.run(load_settings(), create_app, requests)))
 
 
 @bench_app.command("chaos")

@@ -15,18 +15,38 @@ def _unit(rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     return np.asarray(rows / np.where(norms == 0, 1, norms), dtype=np.float32)
 
 
+DUPLICATE_BLOCK = 256
+"""Documents compared at once by :func:`without_duplicates` (memory: a block by the kept)."""
+
+
 def without_duplicates(
     order: Sequence[int], embeddings: npt.NDArray[np.float32] | None, threshold: float
 ) -> list[int]:
-    """Keep the first of every group of near-identical documents (in ``order``)."""
-    if embeddings is None or threshold >= 1:
+    """Keep the first of every group of near-identical documents (in ``order``).
+
+    A document is dropped when its cosine with one kept before it reaches ``threshold``. The
+    cosines are taken a block of documents at a time (one matrix product against the kept
+    ones, one within the block), not one document at a time: on a window of 2,000 this is
+    what made a selection round cost as much as tagging a few hundred documents.
+    """
+    if embeddings is None or threshold >= 1 or not order:
         return list(order)
-    unit = _unit(embeddings)
+    positions = np.asarray(order, dtype=np.int64)
+    unit = _unit(embeddings[positions])
+    kept_rows = np.empty_like(unit)
     kept: list[int] = []
-    for i in order:
-        if kept and float(np.max(unit[kept] @ unit[i])) >= threshold:
-            continue
-        kept.append(i)
+    for first in range(0, len(positions), DUPLICATE_BLOCK):
+        block = unit[first : first + DUPLICATE_BLOCK]
+        similar: npt.NDArray[np.float32] = block @ kept_rows[: len(kept)].T
+        before = np.any(similar >= threshold, axis=1)
+        within = np.asarray(block @ block.T >= threshold)
+        taken: list[int] = []
+        for j in range(len(block)):
+            if before[j] or (taken and within[j, taken].any()):
+                continue
+            taken.append(j)
+        kept_rows[len(kept) : len(kept) + len(taken)] = block[taken]
+        kept.extend(int(positions[first + j]) for j in taken)
     return kept
 
 

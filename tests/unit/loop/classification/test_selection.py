@@ -138,3 +138,21 @@ def test_random_strategy_is_the_baseline() -> None:
     again = select(window, SelectionConfig(strategy="random", batch_size=5), ENOUGH, LABELS, seed=1)
     assert [p.id for p in picks] == [p.id for p in again]
     assert {p.reason for p in picks} == {"random"}
+
+
+def test_duplicates_are_found_across_the_blocks_they_are_compared_in() -> None:
+    """The block-wise comparison keeps exactly what comparing one document at a time with
+    every kept one keeps, also when copies lie in different blocks."""
+    rng = np.random.default_rng(7)
+    base = rng.normal(size=(150, 16)).astype(np.float32)
+    copies = base[rng.integers(0, 150, size=450)] + rng.normal(scale=0.01, size=(450, 16))
+    embeddings = np.vstack([base, copies]).astype(np.float32)
+    order = [int(i) for i in rng.permutation(len(embeddings))]
+    unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+    expected: list[int] = []
+    for i in order:
+        if not expected or float(np.max(unit[expected] @ unit[i])) < 0.95:
+            expected.append(i)
+    kept = without_duplicates(order, embeddings, 0.95)
+    assert kept == expected
+    assert len(kept) == 150

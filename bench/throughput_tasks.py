@@ -1,0 +1,282 @@
+"""The scorer with both tasks on, in its fast configuration against the float32 path, on the
+same documents in one process (``alloop bench throughput --tasks classification,entities``).
+
+Two scorers (:class:`workers.scorer.Scorer`, the scorer's whole batch handler: decoding,
+classifier, entity tagger and patterns, JSON encoding, the evaluation sample, the selection
+windows and rounds, and the drift monitor when it is on) are built on the same promoted
+versions and handed the same batches of records, batch after batch, alternating which goes
+first, so that a loaded machine slows both alike:
+
+* float32: the classifier and the entity tagger in float32;
+* fast: the scorer as this machine runs it by default (the tagger in bfloat16 where the CPU
+  has it in hardware, ``ExtractorConfig.bfloat16``), and the classifier in ``precision``.
+
+Each side's speed is documents per CPU-second of this process while it handled its batches
+(``time.process_time``), which a machine shared with other work disturbs far less than wall
+time; wall time is reported too. What the broker adds is the classification-only run's
+business (``alloop bench throughput``). Quality: macro-F1 of each side's tagged labels against
+the tweets' gold labels (the seed's tweets left out), and strict span F1 of each side's tagger
+on WNUT-17's test sentences. Memory: this process's resident memory after the warm-up
+batches against the largest sample after them.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from loop.errors import ConfigError
+from loop.messages import Document, TaggedDocument, decode, encode
+from loop.settings import Settings
+
+TARGETS = {"speedup": 3.0, "macro_f1_delta": -0.005, "entity_f1_delta": -0.01, "rss_growth": 0.1}
+
+
+@dataclass
+class TasksThroughputResult:
+    documents: int
+    batch_size: int
+    tasks: list[str]
+    precision: str
+    tagger_bfloat16: bool
+    float32_docs_per_cpu_s: float
+    fast_docs_per_cpu_s: float
+    speedup: float
+    """Fast over float32, documents per CPU-second."""
+    float32_docs_per_s: float
+    fast_docs_per_s: float
+    """Wall-clock rates (disturbed by whatever else the machine runs)."""
+    float32_macro_f1: float
+    fast_macro_f1: float
+    macro_f1_delta: float
+    float32_entity_f1: float | None
+    fast_entity_f1: float | None
+    entity_f1_delta: float | None
+    identical_tagged: float
+    """Share of documents whose tagged bytes are the same on both sides."""
+    rss_warm_mb: float
+    rss_max_after_warmup_mb: float
+    rss_growth: float
+    model_version: str
+    entity_version: str | None
+    cpus: int
+
+
+def macro_f1(gold: Sequence[str], predicted: Sequence[str | None]) -> float:
+    """Macro-F1 over the gold labels (a missing prediction counts as wrong)."""
+    from sklearn.metrics import f1_score
+
+    labels = sorted(set(gold))
+    answers = [p if p is not None else "" for p in predicted]
+    return float(f1_score(list(gold), answers, labels=labels, average="macro", zero_division=0))
+
+
+def span_f1(gold: Sequence[Sequence[Any]], predicted: Sequence[Sequence[Any]]) -> float:
+    """Strict micro span F1 (type and both offsets must match), documents paired by position."""
+    from loop.entities.metrics import micro, span_counts
+
+    return round(micro(span_counts(gold, predicted).values()).f1, 4)
+
+
+def growth(samples: Sequence[int], warm_at: int) -> tuple[float, float, float]:
+    """Resident memory at the end of the warm-up (the sample at ``warm_at``), the largest
+    sample after it (MB) and the growth between them (a fraction)."""
+    if not samples:
+        return 0.0, 0.0, 0.0
+    warm = samples[min(warm_at, len(samples) - 1)]
+    after = max(samples[warm_at:], default=warm)
+    return warm / 2**20, after / 2**20, (after - warm) / warm if warm else 0.0
+
+
+def summarise(
+    cpu_s: dict[str, float],
+    wall_s: dict[str, float],
+    documents: int,
+    quality: dict[str, tuple[float, float | None]],
+) -> dict[str, float | None]:
+    """Rates and deltas of the two sides: ``cpu_s``, ``wall_s`` and ``quality`` (macro-F1,
+    entity F1 or None) keyed by ``float32`` and ``fast``."""
+    rate = {side: documents / cpu_s[side] for side in cpu_s}
+    entity = {side: quality[side][1] for side in quality}
+    float32_entity, fast_entity = entity["float32"], entity["fast"]
+    return {
+        "float32_docs_per_cpu_s": round(rate["float32"], 1),
+        "fast_docs_per_cpu_s": round(rate["fast"], 1),
+        "speedup": round(rate["fast"] / rate["float32"], 3),
+        "float32_docs_per_s": round(documents / wall_s["float32"], 1),
+        "fast_docs_per_s": round(documents / wall_s["fast"], 1),
+        "macro_f1_delta": round(quality["fast"][0] - quality["float32"][0], 4),
+        "entity_f1_delta": None
+        if float32_entity is None or fast_entity is None
+        else round(fast_entity - float32_entity, 4),
+    }
+
+
+def _stream(count: int, dataset: Path, seed_ids: set[str]) -> tuple[list[Document], list[str]]:
+    """``count`` labelled tweets outside the seed (cycled, with unique ids) and their labels."""
+    from loop.datasets import read_tweets
+
+    tweets = [t for t in read_tweets(dataset) if t.id not in seed_ids and t.label]
+    docs = [Document(id=f"bench-{i}", text=tweets[i % len(tweets)].text) for i in range(count)]
+    return docs, [str(tweets[i % len(tweets)].label) for i in range(count)]
+
+
+def _scorer(settings: Settings, scorer_class: Any, name: str, float32: bool) -> Any:
+    """A scorer on the promoted versions; ``float32`` turns the tagger's bfloat16 off."""
+    from loop.classification.serving import ModelWatcher
+    from loop.registry import ModelRegistry
+
+    watcher = ModelWatcher(ModelRegistry(settings.registry_path))
+    watcher.refresh()
+    scorer = scorer_class(settings, watcher, f"bench-{name}")
+    served = scorer.entities.served if scorer.entities is not None else None
+    if float32 and served is not None and hasattr(served.extractor, "bfloat16"):
+        served.extractor.bfloat16 = False
+    return scorer
+
+
+def _tagger_bfloat16(scorer: Any) -> bool:
+    served = scorer.entities.served if scorer.entities is not None else None
+    return bool(getattr(served.extractor, "bfloat16", False)) if served is not None else False
+
+
+def run(
+    settings: Settings,
+    scorer_class: Any,
+    documents: int = 2_000,
+    batch_size: int = 64,
+    warmup: float = 0.1,
+    tasks: Sequence[str] = ("classification", "entities"),
+    dataset: Path | None = None,
+) -> TasksThroughputResult:
+    """Train the seed versions in a scratch folder, then run both scorers on the stream.
+
+    ``scorer_class``: :class:`workers.scorer.Scorer` (given by the command: bench does not
+    import workers)."""
+    import psutil
+
+    from bench.seed_models import WNUT17, in_folder, seed_classifier, seed_tagger
+    from loop.datasets import DEFAULT_DATASET, read_tweets, take_per_label
+    from loop.entities.conll import read_examples
+    from loop.memory import tune_malloc
+    from loop.registry import ModelRegistry
+    from loop.testing.records import Record
+
+    tasks = [name.strip() for name in tasks if name.strip()]
+    unknown = set(tasks) - {"classification", "entities"}
+    if unknown or "classification" not in tasks:
+        raise ConfigError(f"--tasks: classification, optionally with entities, not {list(tasks)}")
+    tune_malloc()  # as the scorer does
+    dataset = dataset or DEFAULT_DATASET
+    entities = "entities" in tasks
+    with tempfile.TemporaryDirectory(prefix="alloop-bench-tasks-") as scratch:
+        base = in_folder(settings, Path(scratch), entities)
+        card = seed_classifier(ModelRegistry(base.registry_path), dataset)
+        entity_card = seed_tagger(ModelRegistry(base.entity_registry_path)) if entities else None
+        seed_ids = {d.id for d in take_per_label(read_tweets(dataset), 8)}
+        docs, gold = _stream(documents, dataset, seed_ids)
+        scorers = {
+            side: _scorer(base, scorer_class, side, side == "float32")
+            for side in ("float32", "fast")
+        }
+        records = [
+            Record("docs.raw", 0, i, d.id.encode(), encode(d), []) for i, d in enumerate(docs)
+        ]
+        tagged_topic = base.kafka.topics.tagged
+        cpu = dict.fromkeys(scorers, 0.0)
+        wall = dict.fromkeys(scorers, 0.0)
+        out: dict[str, dict[str, bytes]] = {side: {} for side in scorers}
+        process = psutil.Process()
+        rss: list[int] = []
+        batches = range(0, len(records), batch_size)
+        warm_batches = max(1, round(warmup * len(batches)))
+        for number, first in enumerate(tqdm(batches, desc="both scorers", file=sys.stderr)):
+            batch = records[first : first + batch_size]
+            sides = list(scorers) if number % 2 == 0 else list(reversed(scorers))
+            for side in sides:
+                started_cpu, started = time.process_time(), time.perf_counter()
+                outputs = scorers[side].handle(batch)
+                if number >= warm_batches or len(batches) <= warm_batches:
+                    cpu[side] += time.process_time() - started_cpu
+                    wall[side] += time.perf_counter() - started
+                out[side].update((o.key, o.value) for o in outputs if o.topic == tagged_topic)
+            gc.collect()
+            rss.append(process.memory_info().rss)
+        timed = sum(len(records[f : f + batch_size]) for f in list(batches)[warm_batches:])
+        quality: dict[str, tuple[float, float | None]] = {}
+        for side, scorer in scorers.items():
+            labels = {k: decode(v, TaggedDocument).label for k, v in out[side].items()}
+            f1 = macro_f1(gold, [labels.get(d.id) for d in docs])
+            entity_f1 = None
+            if entities and scorer.entities is not None and scorer.entities.served is not None:
+                test = read_examples(WNUT17 / "emerging.test.annotated")
+                found = scorer.entities.served.extractor.predict([e.text for e in test], 32)
+                entity_f1 = span_f1([e.spans for e in test], found)
+            quality[side] = (round(f1, 4), entity_f1)
+        same = sum(out["fast"].get(k) == v for k, v in out["float32"].items())
+        figures = summarise(cpu, wall, timed or len(records), quality)
+        warm_mb, max_mb, grown = growth(rss, warm_batches - 1)
+        fast_tagger = _tagger_bfloat16(scorers["fast"])
+    return TasksThroughputResult(
+        documents=len(docs),
+        batch_size=batch_size,
+        tasks=list(tasks),
+        precision="float32",
+        tagger_bfloat16=fast_tagger,
+        float32_docs_per_cpu_s=float(figures["float32_docs_per_cpu_s"] or 0),
+        fast_docs_per_cpu_s=float(figures["fast_docs_per_cpu_s"] or 0),
+        speedup=float(figures["speedup"] or 0),
+        float32_docs_per_s=float(figures["float32_docs_per_s"] or 0),
+        fast_docs_per_s=float(figures["fast_docs_per_s"] or 0),
+        float32_macro_f1=quality["float32"][0],
+        fast_macro_f1=quality["fast"][0],
+        macro_f1_delta=float(figures["macro_f1_delta"] or 0),
+        float32_entity_f1=quality["float32"][1],
+        fast_entity_f1=quality["fast"][1],
+        entity_f1_delta=figures["entity_f1_delta"],
+        identical_tagged=round(same / max(1, len(out["float32"])), 4),
+        rss_warm_mb=round(warm_mb, 1),
+        rss_max_after_warmup_mb=round(max_mb, 1),
+        rss_growth=round(grown, 4),
+        model_version=card.version,
+        entity_version=entity_card.version if entity_card is not None else None,
+        cpus=os.cpu_count() or 0,
+    )
+
+
+def report(result: TasksThroughputResult) -> str:
+    entity = (
+        f"{result.float32_entity_f1} -> {result.fast_entity_f1} ({result.entity_f1_delta:+.4f}, "
+        f"target >= {TARGETS['entity_f1_delta']})"
+        if result.entity_f1_delta is not None
+        else "not measured (entities off)"
+    )
+    lines = [
+        f"documents        {result.documents} (batch size {result.batch_size}, tasks "
+        f"{','.join(result.tasks)}, {result.cpus} CPUs)",
+        f"fast path        classifier {result.precision}, tagger "
+        f"{'bfloat16' if result.tagger_bfloat16 else 'float32'}",
+        f"float32 scorer   {result.float32_docs_per_cpu_s:.1f} docs per CPU-second "
+        f"({result.float32_docs_per_s:.1f} docs/s wall)",
+        f"fast scorer      {result.fast_docs_per_cpu_s:.1f} docs per CPU-second "
+        f"({result.fast_docs_per_s:.1f} docs/s wall)",
+        f"speedup          {result.speedup:.3f} (target >= {TARGETS['speedup']:g})",
+        f"macro-F1         {result.float32_macro_f1} -> {result.fast_macro_f1} "
+        f"({result.macro_f1_delta:+.4f}, target >= {TARGETS['macro_f1_delta']})",
+        f"entity F1        {entity}",
+        f"same bytes       {result.identical_tagged:.2%} of tagged documents",
+        f"memory           {result.rss_warm_mb:.0f} MB after warm-up, max "
+        f"{result.rss_max_after_warmup_mb:.0f} MB after ({result.rss_growth:+.1%}, target <= +10%)",
+        json.dumps(asdict(result)),
+    ]
+    return "\n".join(lines)
