@@ -140,11 +140,11 @@ def create_app(settings: Settings) -> FastAPI:
     state = AppState(
         settings=settings,
         registry=registry,
-        watcher=ModelWatcher(registry),
+        watcher=ModelWatcher(registry, settings.precision),
         metrics=app_metrics,
         keys=KeyChecker(settings.api.keys),
         entities=EntityTagger(
-            ExtractorWatcher(ModelRegistry(settings.entity_registry_path)),
+            ExtractorWatcher(ModelRegistry(settings.entity_registry_path), settings.precision),
             load_patterns(task.gazetteers) if task.enabled and task.patterns else None,
             tuple(task.types),
             task.merge,

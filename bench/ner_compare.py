@@ -98,7 +98,7 @@ def machine() -> dict[str, Any]:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     import torch
 
-    from loop.entities.transformer_tagger import native_bfloat16
+    from loop.embeddings.precision import native_bfloat16
 
     return {
         "cpu": platform.processor() or platform.machine(),

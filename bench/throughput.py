@@ -31,7 +31,7 @@ from loop.classification.factories import load_version
 from loop.datasets import DEFAULT_DATASET, read_tweets, take_per_label
 from loop.messages import Document, TaggedDocument, decode, encode
 from loop.registry import ModelRegistry
-from loop.settings import KafkaSettings
+from loop.settings import KafkaSettings, Settings
 from stack import local
 
 
@@ -79,7 +79,9 @@ class RssSampler(threading.Thread):
 
 
 def measure_raw(registry: ModelRegistry, version: str, texts: list[str], batch: int) -> float:
-    classifier = load_version(registry, version)
+    """Documents per second of the model alone, in the precision the scorer serves in
+    (``ALLOOP_PRECISION``, which the scorer process reads from the same environment)."""
+    classifier = load_version(registry, version, precision=Settings().precision)
     classifier.predict_proba(texts[:batch], batch_size=batch)  # warm-up
     started = time.perf_counter()
     for start in tqdm(

@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from loop.embeddings.precision import Precision
 from loop.entities.merge import MergeRule
 from loop.errors import ConfigError
 
@@ -325,6 +326,11 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=_default_home)
     registry_dir: Path | None = None
     log_level: str = "INFO"
+    precision: Precision = Field(
+        default=Precision.AUTO,
+        description="What the scorer and the API run the encoders in: auto (bfloat16 where "
+        "the CPU has it in hardware, else float32), float32 or bfloat16",
+    )
     kafka: KafkaSettings = KafkaSettings()
     scorer: ScorerSettings = ScorerSettings()
     drift: DriftSettings = DriftSettings()

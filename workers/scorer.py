@@ -14,7 +14,8 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -43,14 +44,17 @@ logger = logging.getLogger(__name__)
 
 # A tagged document with the record it came from and its sentence embedding (if known).
 Entry = tuple[Any, TaggedDocument, npt.NDArray[np.float32] | None]
+# A batch's records and the entity scan of their documents, running in another thread.
+Ahead = tuple[list[Any], Future[list[EntityScored]]]
 
 
 def default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-# Float32 inference differs in the 7th decimal with what else is in the batch; at 4 decimals
-# no re-scored tweet of 7,164 changed (docs/messages.md#what-a-replay-re-publishes).
+# Probabilities are published to 4 decimals. A document's numbers do not depend on its batch
+# (fixed-width batches), so a replay re-publishes the same bytes
+# (docs/messages.md#what-a-replay-re-publishes).
 PROBABILITY_DECIMALS = 4
 
 
@@ -112,11 +116,15 @@ class Scorer:
     """Embeds the window while no model serves (the cold start's representative picks)."""
     drift: DriftMonitor | None = None
     """Reports drift per window from the embeddings and probabilities computed here."""
+    _beside: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
+    """The thread the entity tagger runs in, beside the classifier."""
 
     def __post_init__(self) -> None:
         config = self.settings.scorer
         if self.entities is None and self.settings.entities.enabled:
             self.entities = entity_tagger(self.settings)
+        if self.entities is not None:
+            self._beside = ThreadPoolExecutor(1, thread_name_prefix="entity-tagger")
         if self.drift is None and self.settings.drift.enabled:
             seen = self.entities.seen_forms if self.entities is not None else None
             self.drift = monitor_of(self.settings, seen)
@@ -135,18 +143,40 @@ class Scorer:
         if self.entities is not None and self.entities.watcher is not None:
             self.entities.watcher.refresh()
 
+    def scan_ahead(self, pairs: list[tuple[Any, Document]]) -> Ahead | None:
+        """Start the entity scan of a decoded batch in the tagger's own thread, to run while
+        the classifier scores it: torch releases the GIL, so the two encoders use both cores
+        (about 1.3 times the documents per CPU-second of one after the other with two torch
+        threads each, docs/benchmarks.md). A text's entities do not depend on its batch-mates
+        (fixed-width batches), so the scan of the whole batch serves whatever subset survives
+        the classifier."""
+        if self.entities is None or self._beside is None or not pairs:
+            return None
+        ids, texts = [d.id for _, d in pairs], [d.text for _, d in pairs]
+        size = self.settings.scorer.batch_size
+        scan = self._beside.submit(self.entities.scan, ids, texts, size)
+        return [record for record, _ in pairs], scan
+
     def tag_entities(
-        self, scored: list[Entry]
+        self, scored: list[Entry], ahead: Ahead | None = None
     ) -> tuple[list[Entry], list[EntityScored], list[Output]]:
-        """Add the entities to tagged documents; with what selection needs to know, and a
-        dead letter for each document that could not be tagged."""
+        """Add the entities to tagged documents (from the scan ``ahead`` when one was
+        started); with what selection needs to know, and a dead letter for each document
+        that could not be tagged."""
         if self.entities is None or not scored:
             return scored, [], []
         tagger = self.entities
         size = self.settings.scorer.batch_size
         dead: list[Output] = []
         try:
-            found = tagger.scan([t.id for _, t, _ in scored], [t.text for _, t, _ in scored], size)
+            if ahead is not None:
+                records, scan = ahead
+                position = {id(record): i for i, record in enumerate(records)}
+                results = scan.result()
+                found = [results[position[id(record)]] for record, _, _ in scored]
+            else:
+                texts = [t.text for _, t, _ in scored]
+                found = tagger.scan([t.id for _, t, _ in scored], texts, size)
             kept = scored
         except Exception as exc:  # isolate the document that breaks the extractor
             logger.exception("entity tagging failed (%s); tagging one by one", exc)
@@ -204,13 +234,14 @@ class Scorer:
         max_bytes = self.settings.kafka.max_request_size
         pairs, outputs = decode_all(records, Document, self.worker_id)
         headers = [("alloop.worker", self.worker_id.encode())]
+        ahead = self.scan_ahead(pairs)
         scored, dead = self.score(pairs)
         outputs.extend(dead)
         if self.watcher.served is None and self.encoder is not None and scored:
             # No model to embed with: the packaged encoder, for the cold start's picks.
             encoded = self.encoder([doc.text for _, doc, _ in scored])
             scored = [(r, doc, v) for (r, doc, _), v in zip(scored, encoded, strict=True)]
-        scored, scanned, dead = self.tag_entities(scored)
+        scored, scanned, dead = self.tag_entities(scored, ahead)
         outputs.extend(dead)
         fits: list[bool] = []
         for record, doc, _ in scored:
@@ -267,7 +298,7 @@ def run(settings: Settings, servers: str, worker_id: str | None = None) -> LoopS
         [topics.raw, topics.tagged, topics.candidates, topics.models, topics.dlq(topics.raw)],
     )
     registry = ModelRegistry(settings.registry_path)
-    watcher = ModelWatcher(registry)
+    watcher = ModelWatcher(registry, settings.precision)
     watcher.refresh()
     if watcher.served is None:
         logger.warning("no promoted model in %s: documents come out unscored", registry.root)

@@ -23,7 +23,7 @@ def candidate_rounds(settings: Settings, drift: DriftMonitor | None) -> Candidat
     newest = None
     if config.select_with_newest:
         registry = ModelRegistry(settings.registry_path)
-        newest = NewestModel(NewestWatcher(registry), registry)
+        newest = NewestModel(NewestWatcher(registry, settings.precision), registry)
     return CandidateRounds(
         selection_config(settings),
         config.window_size,
@@ -58,7 +58,7 @@ UNKNOWN_COUNT = 1_000_000
 def entity_tagger(settings: Settings) -> EntityTagger:
     """The entity task's tagger: the entity registry's promoted version, and the patterns."""
     task = settings.entities
-    watcher = ExtractorWatcher(ModelRegistry(settings.entity_registry_path))
+    watcher = ExtractorWatcher(ModelRegistry(settings.entity_registry_path), settings.precision)
     watcher.refresh()
     patterns = load_patterns(task.gazetteers) if task.patterns else None
     return EntityTagger(watcher, patterns, tuple(task.types), task.merge)

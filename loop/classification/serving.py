@@ -12,6 +12,7 @@ from typing import Generic, TypeVar
 
 from loop.classification.base import Classifier
 from loop.classification.factories import load_version
+from loop.embeddings.precision import Precision
 from loop.errors import AlloopError
 from loop.registry import ModelRegistry
 
@@ -92,10 +93,15 @@ class Watcher(Generic[T]):
 
 
 class ModelWatcher(Watcher[ServedModel]):
-    """The promoted classifier."""
+    """The promoted classifier, computing in ``precision`` (serving's ``ALLOOP_PRECISION``)."""
+
+    def __init__(self, registry: ModelRegistry, precision: Precision = Precision.FLOAT32) -> None:
+        super().__init__(registry)
+        self._precision = precision
 
     def load(self, version: str) -> ServedModel:
-        return ServedModel(version=version, classifier=load_version(self._registry, version))
+        classifier = load_version(self._registry, version, precision=self._precision)
+        return ServedModel(version=version, classifier=classifier)
 
 
 class NewestWatcher(ModelWatcher):

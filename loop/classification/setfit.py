@@ -22,6 +22,7 @@ from loop import logs
 from loop.classification.base import Classifier, ClassifierConfig, Target, multi_hot, training_sets
 from loop.embeddings.backbone import minilm_path, offline, sentence_vectors
 from loop.embeddings.cache import EmbeddingCache, body_fingerprint
+from loop.embeddings.precision import Precision, uses_bfloat16, with_bfloat16_linears
 from loop.errors import ModelError
 
 logger = logging.getLogger(__name__)
@@ -34,9 +35,17 @@ fine-tuning batch)."""
 class SetFitClassifier:
     """A trained SetFit model behind the :class:`~loop.classification.base.Classifier` contract."""
 
-    def __init__(self, model: Any, cache: EmbeddingCache | None = None) -> None:
+    def __init__(
+        self, model: Any, cache: EmbeddingCache | None = None, bfloat16: bool = False
+    ) -> None:
+        """``bfloat16``: embed in bfloat16 (serving on a CPU that has it; see
+        :mod:`loop.embeddings.precision`). A classifier with an embedding ``cache`` (the
+        trainer's) embeds in float32, so that the cache holds the training embeddings."""
         self._model = model
         self._cache = cache
+        self.bfloat16 = bfloat16 and cache is None
+        self._bfloat16_body: Any = None
+        """The body with bfloat16 linear layers, made at the first bfloat16 batch."""
         labels = list(model.labels or [])
         if not labels:
             raise ModelError("the SetFit model has no label names")
@@ -55,12 +64,7 @@ class SetFitClassifier:
     def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> npt.NDArray[np.float32]:
         if not texts:
             return np.zeros((0, len(self._labels)), dtype=np.float32)
-        if self._cache is not None:
-            return self.predict_with_embeddings(texts, batch_size)[0]
-        probs = self._model.predict_proba(
-            list(texts), batch_size=batch_size, as_numpy=True, show_progress_bar=False
-        )
-        return np.asarray(probs, dtype=np.float32)
+        return self.predict_with_embeddings(texts, batch_size)[0]
 
     def predict_with_embeddings(
         self, texts: Sequence[str], batch_size: int = 64
@@ -73,18 +77,30 @@ class SetFitClassifier:
         if self._cache is not None:
             vectors = self._cache.embed(texts, lambda todo: encode(self._model, todo, batch_size))
         else:
-            vectors = encode(self._model, texts, batch_size)
+            vectors = self.embed(texts, batch_size, self._model.normalize_embeddings)
         return self.predict_from_embeddings(vectors), vectors
 
     def predict_from_embeddings(self, vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """Probabilities from embeddings the same body made (the head only)."""
+        """Probabilities from embeddings the same body made (the head only), a row at a time:
+        a matrix product over many rows sums in another order than over one (about 1e-7), and
+        a document's probabilities must not depend on its batch-mates (a replay re-publishes
+        the same bytes). The head costs microseconds a row, the body milliseconds."""
         if len(vectors) == 0:
             return np.zeros((0, len(self._labels)), dtype=np.float32)
-        return np.asarray(self._model.model_head.predict_proba(vectors), dtype=np.float32)
+        head = self._model.model_head
+        rows = [head.predict_proba(vectors[row : row + 1]) for row in range(len(vectors))]
+        return np.asarray(np.concatenate(rows), dtype=np.float32)
 
-    def embed(self, texts: Sequence[str], batch_size: int = 64) -> npt.NDArray[np.float32]:
-        """Sentence embeddings from the (fine-tuned) body, L2-normalised."""
-        return sentence_vectors(self._model.model_body, texts, batch_size)
+    def embed(
+        self, texts: Sequence[str], batch_size: int = 64, normalize: bool = True
+    ) -> npt.NDArray[np.float32]:
+        """Sentence embeddings from the (fine-tuned) body, L2-normalised unless ``normalize``
+        is false."""
+        if not self.bfloat16:
+            return sentence_vectors(self._model.model_body, texts, batch_size, normalize)
+        if self._bfloat16_body is None:
+            self._bfloat16_body = with_bfloat16_linears(self._model.model_body)
+        return sentence_vectors(self._bfloat16_body, texts, batch_size, normalize, bfloat16=True)
 
     def save(self, path: Path) -> None:
         if path.exists() and any(path.iterdir()):
@@ -93,7 +109,7 @@ class SetFitClassifier:
 
 
 def encode(model: Any, texts: Sequence[str], batch_size: int = 64) -> npt.NDArray[np.float32]:
-    """The body's sentence embeddings, as SetFit feeds them to its head."""
+    """The body's sentence embeddings in float32, as SetFit feeds them to its head."""
     return sentence_vectors(model.model_body, texts, batch_size, model.normalize_embeddings)
 
 
@@ -143,11 +159,19 @@ class SetFitFactory:
 
     name = "setfit"
 
-    def __init__(self, body: Path | None = None, cache_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        body: Path | None = None,
+        cache_dir: Path | None = None,
+        precision: Precision = Precision.FLOAT32,
+    ) -> None:
         """``cache_dir``: keep embeddings there between rounds (the trainer's rounds); the
-        classifiers this factory trains or loads then read and add to it."""
+        classifiers this factory trains or loads then read and add to it. ``precision``:
+        what the classifiers it loads embed in (the scorer and the API serve in
+        ``ALLOOP_PRECISION``; training and the trainer's evaluations are float32)."""
         self._body = body
         self._cache_dir = cache_dir
+        self._bfloat16 = uses_bfloat16(precision)
 
     def _cache(self, model: Any) -> EmbeddingCache | None:
         if self._cache_dir is None:
@@ -228,4 +252,4 @@ class SetFitFactory:
             model = SetFitModel.from_pretrained(str(path), local_files_only=True)
         except Exception as exc:
             raise ModelError(f"cannot load the SetFit model in {path}: {exc}") from exc
-        return SetFitClassifier(model, self._cache(model))
+        return SetFitClassifier(model, self._cache(model), self._bfloat16)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from loop.embeddings.batches import fixed_width_batches, padded_width
 from loop.errors import ModelError
 
 
@@ -54,15 +55,52 @@ class PackagedEncoder:
 
 
 def sentence_vectors(
-    encoder: Any, texts: Sequence[str], batch_size: int = 64, normalize: bool = True
+    encoder: Any,
+    texts: Sequence[str],
+    batch_size: int = 64,
+    normalize: bool = True,
+    bfloat16: bool = False,
 ) -> npt.NDArray[np.float32]:
     """Sentence embeddings of ``texts`` from a sentence-transformers model, one float32 row
-    each (L2-normalised unless ``normalize`` is false), without a progress bar."""
-    vectors = encoder.encode(
-        list(texts),
-        batch_size=batch_size,
-        normalize_embeddings=normalize,
-        show_progress_bar=False,
-        convert_to_numpy=True,
-    )
-    return np.asarray(vectors, dtype=np.float32)
+    each (L2-normalised unless ``normalize`` is false).
+
+    The texts go through the model's own preprocessing and modules, in fixed-width batches
+    (:mod:`loop.embeddings.batches`), so a text's embedding does not depend on the other
+    texts; with ``bfloat16`` the transformer runs under ``torch.autocast`` and the pooling
+    in float32."""
+    import torch
+
+    if not texts:
+        return np.zeros((0, encoder.get_sentence_embedding_dimension() or 0), np.float32)
+    features = encoder.preprocess(list(texts))
+    mask = features["attention_mask"]
+    lengths = [int(n) for n in mask.sum(dim=1).tolist()]
+    widest = padded_width(max(lengths))
+    pad = getattr(encoder.tokenizer, "pad_token_id", None) or 0
+    columns = {
+        name: torch.nn.functional.pad(
+            value, (0, widest - value.shape[1]), value=pad if name == "input_ids" else 0
+        )
+        for name, value in features.items()
+        if isinstance(value, torch.Tensor) and value.dim() == 2
+    }
+    rows_out: list[npt.NDArray[np.float32]] = [np.zeros(0, np.float32)] * len(texts)
+    modules = list(encoder)
+    for width, rows in fixed_width_batches(lengths, batch_size):
+        index = torch.tensor(rows)
+        batch = dict(features)
+        batch.update({name: value[index, :width] for name, value in columns.items()})
+        with torch.inference_mode():
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
+                batch = modules[0](batch)
+            batch["token_embeddings"] = batch["token_embeddings"].float()
+            for module in modules[1:]:
+                batch = module(batch)
+            vectors = batch["sentence_embedding"].float().numpy()
+        for line, row in enumerate(rows):
+            rows_out[row] = vectors[line]
+    result = np.stack(rows_out).astype(np.float32)
+    if not normalize:
+        return result
+    norms = np.linalg.norm(result, axis=1, keepdims=True)
+    return np.asarray(result / np.where(norms > 0, norms, 1.0), dtype=np.float32)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from loop.classification.serving import Watcher
+from loop.embeddings.precision import Precision
 from loop.entities.base import EntityExtractor, Span, analyse
 from loop.entities.factories import load_extractor
 from loop.entities.merge import MergeRule, merge
@@ -23,6 +24,7 @@ from loop.entities.patterns import Gazetteers, PatternExtractor
 from loop.entities.selection import EntityScored
 from loop.errors import ConfigError
 from loop.messages import EntityMention
+from loop.registry import ModelRegistry
 
 PATTERNS_VERSION = "patterns"
 """The version name tags carry while the patterns serve alone."""
@@ -45,9 +47,18 @@ class ExtractorWatcher(Watcher[ServedExtractor]):
 
     what = "entity model"
 
+    def __init__(self, registry: ModelRegistry, precision: Precision = Precision.AUTO) -> None:
+        """``precision``: what a transformer tagger tags in; ``auto`` keeps its version's
+        choice (bfloat16 where the CPU has it, unless the version says otherwise)."""
+        super().__init__(registry)
+        self._precision = precision
+
     def load(self, version: str) -> ServedExtractor:
         card = self._registry.card(version)
         extractor = load_extractor(card.kind, self._registry.model_path(version))
+        serve_in = getattr(extractor, "serve_in", None)
+        if serve_in is not None and self._precision is not Precision.AUTO:
+            serve_in(self._precision)
         forms = card.counts.get("forms") or []
         per_type = card.counts.get("per_type") or {}
         return ServedExtractor(

@@ -26,6 +26,13 @@ import numpy.typing as npt
 import torch
 
 from loop.embeddings.backbone import minilm_path, offline
+from loop.embeddings.batches import fixed_width_batches, padded
+from loop.embeddings.precision import (
+    Precision,
+    native_bfloat16,
+    uses_bfloat16,
+    with_bfloat16_linears,
+)
 from loop.entities.base import (
     EntityExtractor,
     Example,
@@ -63,10 +70,16 @@ class TransformerTagger(OnePassExtractor):
         self.config = config
         self.bfloat16 = config.bfloat16 and not config.quantize and native_bfloat16()
         """Whether the encoder runs in bfloat16 here (see ``ExtractorConfig.bfloat16``)."""
+        self._bfloat16_model: Any = None
+        """The model with bfloat16 linear layers, made at the first bfloat16 batch."""
 
     @property
     def types(self) -> list[str]:
         return list(self._types)
+
+    def serve_in(self, precision: Precision) -> None:
+        """Tag in ``precision`` from now on (an int8 copy, ``config.quantize``, stays int8)."""
+        self.bfloat16 = not self.config.quantize and uses_bfloat16(precision)
 
     def encode_windows(self, texts: str | list[str], **options: Any) -> Any:
         """The tokenizer's encoding of ``texts`` cut into windows of at most ``max_length``
@@ -84,8 +97,9 @@ class TransformerTagger(OnePassExtractor):
 
     def token_scores(self, texts: Sequence[str], batch_size: int = 32) -> list[TokenScores]:
         """Per-token offsets and tag probabilities of each text (windows merged), in input
-        order. The texts are tokenized at once and their windows batched by subword count,
-        so a batch pads to the longest window it holds and little else."""
+        order. The texts are tokenized at once and their windows batched by padded width
+        (:mod:`loop.embeddings.batches`): little padding, and a text's probabilities do not
+        depend on the other texts."""
         if not texts:
             return []
         encoded = self.encode_windows(list(texts))
@@ -98,18 +112,12 @@ class TransformerTagger(OnePassExtractor):
     def _window_probs(
         self, windows: list[list[int]], batch_size: int
     ) -> list[npt.NDArray[np.float32]]:
-        """Tag probabilities of every token of every window, shortest windows batched first."""
-        order = sorted(range(len(windows)), key=lambda row: len(windows[row]))
+        """Tag probabilities of every token of every window, in fixed-width batches (a
+        window's probabilities do not depend on its batch-mates: loop/embeddings/batches.py)."""
         probs: list[npt.NDArray[np.float32]] = [np.zeros((0, 0), np.float32)] * len(windows)
         pad = self._tokenizer.pad_token_id or 0
-        for first in range(0, len(order), max(1, batch_size)):
-            rows = order[first : first + max(1, batch_size)]
-            width = max(len(windows[row]) for row in rows)
-            ids = np.full((len(rows), width), pad, np.int64)
-            mask = np.zeros((len(rows), width), np.int64)
-            for line, row in enumerate(rows):
-                ids[line, : len(windows[row])] = windows[row]
-                mask[line, : len(windows[row])] = 1
+        for width, rows in fixed_width_batches([len(w) for w in windows], batch_size):
+            ids, mask = padded(windows, rows, width, pad)
             batch = self._forward(torch.from_numpy(ids), torch.from_numpy(mask))
             for line, row in enumerate(rows):
                 probs[row] = batch[line, : len(windows[row])]
@@ -121,9 +129,16 @@ class TransformerTagger(OnePassExtractor):
             torch.inference_mode(),
             torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bfloat16),
         ):
-            logits = self._infer(input_ids=ids, attention_mask=mask).logits
+            logits = self._inference_model()(input_ids=ids, attention_mask=mask).logits
         probs: npt.NDArray[np.float32] = torch.softmax(logits.float(), dim=-1).numpy()
         return probs
+
+    def _inference_model(self) -> Any:
+        if not self.bfloat16:
+            return self._infer
+        if self._bfloat16_model is None:
+            self._bfloat16_model = with_bfloat16_linears(self._model)
+        return self._bfloat16_model
 
     def analyse(
         self, texts: Sequence[str], batch_size: int = 32
@@ -147,13 +162,6 @@ class TransformerTagger(OnePassExtractor):
         meta: dict[str, Any] = {"kind": TransformerTaggerFactory.name, "types": self._types}
         meta["config"] = self.config.to_dict()
         (path / META_FILE).write_text(json.dumps(meta, indent=2))
-
-
-def native_bfloat16() -> bool:
-    """Whether this CPU multiplies bfloat16 matrices in hardware (AVX512-BF16 or AMX), where
-    bfloat16 is faster than float32; elsewhere it would be emulated, and slower."""
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
 
 
 def token_targets(

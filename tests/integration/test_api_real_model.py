@@ -48,8 +48,9 @@ def test_real_tweets_are_classified_by_the_promoted_setfit_model(
         assert result["score"] == max(result["probabilities"].values())
         assert result["probabilities"][result["label"]] == result["score"]
 
-    # The API reports what the model itself says, label for label (no column mix-up).
-    model = load_version(setfit_registry, "v0001")
+    # The API reports what the model itself says, label for label (no column mix-up),
+    # computed in the precision the API serves in (bfloat16 where the CPU has it).
+    model = load_version(setfit_registry, "v0001", precision=settings.precision)
     expected = model.predict_proba([d.text for d in docs])
     got = np.array([[r["probabilities"][label] for label in model.labels] for r in results])
     np.testing.assert_allclose(got, expected, atol=1e-4)

@@ -32,25 +32,28 @@ def test_memory_growth_runs_from_the_warm_up_to_the_largest_sample_after_it() ->
     assert growth([], 0) == (0.0, 0.0, 0.0)
 
 
-def test_speedup_compares_documents_per_cpu_second_and_deltas_are_fast_minus_float32() -> None:
+def test_speedup_is_fast_over_before_per_cpu_second_and_deltas_are_fast_minus_before() -> None:
     figures = summarise(
-        {"float32": 20.0, "fast": 10.0},
-        {"float32": 40.0, "fast": 25.0},
+        {"before": 30.0, "float32": 20.0, "fast": 10.0},
+        {"before": 60.0, "float32": 40.0, "fast": 25.0},
         1000,
-        {"float32": (0.70, 0.30), "fast": (0.69, 0.32)},
+        {"before": (0.70, 0.30), "float32": (0.70, 0.30), "fast": (0.69, 0.32)},
     )
-    assert figures["speedup"] == 2.0
+    assert figures["speedup"] == 2.4  # documents per second: 1000 / 25 against 1000 / 60
+    assert figures["speedup_cpu"] == 3.0
+    assert figures["speedup_over_float32"] == 2.0
     assert figures["float32_docs_per_cpu_s"] == 50.0
     assert figures["fast_docs_per_s"] == 40.0
     assert figures["macro_f1_delta"] == pytest.approx(-0.01)
     assert figures["entity_f1_delta"] == pytest.approx(0.02)
     without = summarise(
-        {"float32": 1.0, "fast": 1.0},
-        {"float32": 1.0, "fast": 1.0},
+        {"before": 1.0, "fast": 1.0},
+        {"before": 1.0, "fast": 1.0},
         10,
-        {"float32": (0.5, None), "fast": (0.5, None)},
+        {"before": (0.5, None), "fast": (0.5, None)},
     )
     assert without["entity_f1_delta"] is None
+    assert "speedup_over_float32" not in without
 
 
 @pytest.mark.parametrize("tasks", [["entities"], ["classification", "topics"]])

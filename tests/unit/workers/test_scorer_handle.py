@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -474,3 +475,35 @@ def test_a_scorer_without_drift_windows_writes_no_drift_store(tmp_path: Path) ->
     assert scorer.drift is not None and not settings.drift_path.exists()
     off = Settings(home=tmp_path / "home", drift=DriftSettings(enabled=False))
     assert Scorer(off, watcher_with_model(tmp_path / "other"), "w1").drift is None
+
+
+def test_entities_are_found_beside_the_classifier_and_kept_for_the_documents_it_scored(
+    tmp_path: Path,
+) -> None:
+    """The entity scan runs in its own thread while the classifier scores (both encoders
+    busy at once); a document the classifier dead-letters drops out, and every other one
+    gets its own entities, not a neighbour's."""
+    scorer = entity_scorer(tmp_path)
+    assert scorer.entities is not None and scorer.entities.watcher is not None
+    scorer.watcher._served = ServedModel("v0009", Exploding())
+    threads: list[str] = []
+
+    class Recording(BrokenOn):
+        def predict(self, texts: list[str], batch_size: int = 32) -> list[list[Any]]:
+            threads.append(threading.current_thread().name)
+            return [[make_span(t, 0, 6, "FOREX")] if t.startswith("AUD") else [] for t in texts]
+
+    scorer.entities.watcher._served = ServedExtractor("v0004", Recording("never"))  # type: ignore[arg-type]
+    texts = ["AUDJPY fine", "poison pill", "flat day", "AUDUSD ok"]
+    docs = [Document(id=f"d{i}", text=t) for i, t in enumerate(texts)]
+    outputs = scorer.handle([record(i, encode(d), d.id) for i, d in enumerate(docs)])
+    tagged = {
+        t.id: t
+        for t in (decode(o.value, TaggedDocument) for o in outputs if o.topic == "docs.tagged")
+    }
+    assert sorted(tagged) == ["d0", "d2", "d3"]
+    assert [d.key for d in outputs if d.topic == "docs.raw.dlq"] == ["d1"]
+    assert [e.text for e in tagged["d0"].entities] == ["AUDJPY"]
+    assert tagged["d2"].entities == []
+    assert [e.text for e in tagged["d3"].entities] == ["AUDUSD"]
+    assert threads and all(name.startswith("entity-tagger") for name in threads)

@@ -158,10 +158,36 @@ def test_batches_of_windows_score_tokens_as_one_text_at_a_time(
 
 
 @pytest.mark.parametrize("trained", ["minilm-tagger"], indirect=True)
+@pytest.mark.parametrize("bfloat16", [False, True])
+def test_a_text_gets_the_same_bytes_whatever_else_is_in_its_batch(
+    trained: tuple[str, EntityExtractor, list[Example]], bfloat16: bool
+) -> None:
+    """A replay tags a document in another batch than the first time; the tagger's numbers
+    must not depend on the batch-mates, in either precision (bfloat16 emulated where the CPU
+    lacks it)."""
+    from loop.entities.transformer_tagger import TransformerTagger
+
+    _, extractor, examples = trained
+    assert isinstance(extractor, TransformerTagger)
+    tagger = tagger_variant(extractor, max_length=40)
+    tagger.bfloat16 = bfloat16
+    texts = [e.text for e in examples[:8]]
+    texts += [" ".join(e.text for e in examples[i : i + 10]) for i in (0, 7)]
+    together = tagger.token_scores(texts, batch_size=3)
+    reversed_ = tagger.token_scores(texts[::-1], batch_size=5)[::-1]
+    for text, mixed, backwards in zip(texts, together, reversed_, strict=True):
+        alone = tagger.token_scores([text])[0]
+        assert mixed.offsets == alone.offsets == backwards.offsets, text
+        assert np.array_equal(mixed.probs, alone.probs), text
+        assert np.array_equal(backwards.probs, alone.probs), text
+
+
+@pytest.mark.parametrize("trained", ["minilm-tagger"], indirect=True)
 def test_bfloat16_tagging_gives_the_float32_spans(
     trained: tuple[str, EntityExtractor, list[Example]],
 ) -> None:
-    from loop.entities.transformer_tagger import TransformerTagger, native_bfloat16
+    from loop.embeddings.precision import native_bfloat16
+    from loop.entities.transformer_tagger import TransformerTagger
 
     _, extractor, examples = trained
     assert isinstance(extractor, TransformerTagger)

@@ -1,0 +1,55 @@
+"""Sentence embeddings from the packaged MiniLM: a text's vector does not depend on the
+other texts it is encoded with, in float32 or bfloat16 (replays publish the same bytes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from loop.embeddings.backbone import minilm_path, offline, sentence_vectors
+
+pytestmark = pytest.mark.slow
+
+TEXTS = [
+    "$AAPL beats estimates, shares up 4% after hours",
+    "ok",
+    "EURUSD slides as the ECB signals a pause; traders now price two cuts before the summer "
+    "and the dollar firms against every major currency",
+    "Bitcoin back above 40k",
+    "",
+    "Fed minutes: officials saw inflation risks tilted to the upside",
+    "Zürich-based lender sees profit fall 😕",
+]
+
+
+@pytest.fixture(scope="module")
+def encoder() -> Any:
+    pytest.importorskip("sentence_transformers")
+    from sentence_transformers import SentenceTransformer
+
+    offline()
+    return SentenceTransformer(str(minilm_path()), device="cpu")
+
+
+@pytest.mark.parametrize("bfloat16", [False, True])
+def test_a_text_gets_the_same_vector_alone_and_in_any_batch(encoder: Any, bfloat16: bool) -> None:
+    together = sentence_vectors(encoder, TEXTS, batch_size=3, bfloat16=bfloat16)
+    backwards = sentence_vectors(encoder, TEXTS[::-1], batch_size=64, bfloat16=bfloat16)[::-1]
+    alone = np.stack([sentence_vectors(encoder, [t], bfloat16=bfloat16)[0] for t in TEXTS])
+    assert together.dtype == np.float32 and together.shape == (len(TEXTS), 384)
+    assert np.array_equal(together, alone)
+    assert np.array_equal(backwards, alone)
+    assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
+
+
+def test_the_vectors_are_sentence_transformers_own_and_bfloat16_stays_close(
+    encoder: Any,
+) -> None:
+    reference = encoder.encode(TEXTS, normalize_embeddings=True, convert_to_numpy=True)
+    assert np.allclose(sentence_vectors(encoder, TEXTS), reference, atol=1e-5)
+    fast = sentence_vectors(encoder, TEXTS, bfloat16=True)
+    cosines = (fast * reference).sum(axis=1)
+    assert cosines.min() > 0.999
+    assert sentence_vectors(encoder, []).shape == (0, 384)
