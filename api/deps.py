@@ -1,4 +1,9 @@
-"""Typed dependencies: routers declare what they need with these ``Annotated`` aliases."""
+"""Typed dependencies: routers declare what they need with these ``Annotated`` aliases.
+
+Each is an ``async def``: FastAPI runs a plain ``def`` dependency in the thread pool, one
+thread hand-over per dependency and request. These only read what the app holds (and hash a
+key), so they run on the event loop; nothing here may block.
+"""
 
 from __future__ import annotations
 
@@ -26,26 +31,26 @@ _api_key_header = APIKeyHeader(
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <key>`, same keys")
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     return cast(AppState, request.app.state.alloop)
 
 
 State = Annotated[AppState, Depends(get_state)]
 
 
-def get_api_settings(state: State) -> ApiSettings:
+async def get_api_settings(state: State) -> ApiSettings:
     return state.settings.api
 
 
-def get_registry(state: State) -> ModelRegistry:
+async def get_registry(state: State) -> ModelRegistry:
     return state.registry
 
 
-def get_watcher(state: State) -> ModelWatcher:
+async def get_watcher(state: State) -> ModelWatcher:
     return state.watcher
 
 
-def get_metrics(state: State) -> ApiMetrics:
+async def get_metrics(state: State) -> ApiMetrics:
     return state.metrics
 
 
@@ -55,7 +60,7 @@ Watcher = Annotated[ModelWatcher, Depends(get_watcher)]
 Metrics = Annotated[ApiMetrics, Depends(get_metrics)]
 
 
-def require_key(
+async def require_key(
     request: Request,
     state: State,
     api_key: Annotated[str | None, Security(_api_key_header)],
@@ -77,7 +82,7 @@ def require_key(
         raise Unauthorized("the API key is not valid")
 
 
-def require_model(watcher: Watcher) -> ServedModel:
+async def require_model(watcher: Watcher) -> ServedModel:
     """The model served at this moment; a reload later in the request does not change it."""
     served = watcher.served
     if served is None:
