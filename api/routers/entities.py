@@ -6,11 +6,17 @@ from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from api.deps import ApiConfig, Metrics, Served, State
 from api.errors import NoEntityModel
-from api.routers.classify import INFERENCE_BATCH_SIZE, documents_of, timed, to_results
+from api.routers.classify import (
+    INFERENCE_BATCH_SIZE,
+    documents_of,
+    json_response,
+    result_fields,
+    timed,
+)
 from api.schemas import (
     ClassifyRequest,
     DocumentEntities,
@@ -70,19 +76,22 @@ def predict_both(
         "exclusive), its surface form and a confidence. Before the first entity version is "
         "promoted, the task's patterns answer (`entity_version: patterns`)."
     ),
+    response_model=EntitiesResponse,
     responses=error_responses(ERRORS),
 )
 async def entities(
     body: ClassifyRequest, state: State, limits: ApiConfig, metrics: Metrics
-) -> EntitiesResponse:
+) -> Response:
     documents = documents_of(body, limits)
     version, found = await timed(metrics, find_entities, state, documents)
-    return EntitiesResponse(
-        entity_version=version,
-        results=[
-            DocumentEntities(id=doc.id or content_id(doc.text), entities=spans)
-            for doc, spans in zip(documents, found, strict=True)
-        ],
+    return json_response(
+        EntitiesResponse(
+            entity_version=version,
+            results=[
+                DocumentEntities(id=doc.id or content_id(doc.text), entities=spans)
+                for doc, spans in zip(documents, found, strict=True)
+            ],
+        )
     )
 
 
@@ -93,21 +102,23 @@ async def entities(
         "`/v1/classify` and `/v1/entities` in one call: each result has the label, its "
         "probabilities and the entities, and names both versions that answered."
     ),
+    response_model=PredictResponse,
     responses=error_responses(ERRORS),
 )
 async def predict(
     body: ClassifyRequest, served: Served, state: State, limits: ApiConfig, metrics: Metrics
-) -> PredictResponse:
+) -> Response:
     documents = documents_of(body, limits)
     # One hand-over to the thread pool for both models, not one each.
     probs, (version, found) = await timed(metrics, predict_both, served, state, documents)
     metrics.documents.labels(model_version=served.version).inc(len(documents))
-    classes = to_results(documents, probs, served)
-    return PredictResponse(
-        model_version=served.version,
-        entity_version=version,
-        results=[
-            Prediction(**c.model_dump(), entities=spans)
-            for c, spans in zip(classes, found, strict=True)
-        ],
+    return json_response(
+        PredictResponse(
+            model_version=served.version,
+            entity_version=version,
+            results=[
+                Prediction(**result_fields(doc, row, served), entities=spans)
+                for doc, row, spans in zip(documents, probs, found, strict=True)
+            ],
+        )
     )
