@@ -1,4 +1,9 @@
-"""Typed dependencies: routers declare what they need with these ``Annotated`` aliases."""
+"""Typed dependencies: routers declare what they need with these ``Annotated`` aliases.
+
+Each is an ``async def``: FastAPI runs a plain ``def`` dependency in the thread pool, one
+thread hand-over per dependency and request. These only read what the app holds (and hash a
+key), so they run on the event loop; nothing here may block.
+"""
 
 from __future__ import annotations
 
@@ -26,42 +31,47 @@ _api_key_header = APIKeyHeader(
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <key>`, same keys")
 
 
-def get_state(request: Request) -> AppState:
+def app_state(request: Request) -> AppState:
+    """What the app holds (a plain function: the dependencies below read it directly)."""
     return cast(AppState, request.app.state.alloop)
 
 
+async def get_state(request: Request) -> AppState:
+    return app_state(request)
+
+
+# Each reads the request's app itself rather than depending on ``State``: every level of
+# nesting is one more dependency to solve on each request.
+async def get_api_settings(request: Request) -> ApiSettings:
+    return app_state(request).settings.api
+
+
+async def get_registry(request: Request) -> ModelRegistry:
+    return app_state(request).registry
+
+
+async def get_watcher(request: Request) -> ModelWatcher:
+    return app_state(request).watcher
+
+
+async def get_metrics(request: Request) -> ApiMetrics:
+    return app_state(request).metrics
+
+
 State = Annotated[AppState, Depends(get_state)]
-
-
-def get_api_settings(state: State) -> ApiSettings:
-    return state.settings.api
-
-
-def get_registry(state: State) -> ModelRegistry:
-    return state.registry
-
-
-def get_watcher(state: State) -> ModelWatcher:
-    return state.watcher
-
-
-def get_metrics(state: State) -> ApiMetrics:
-    return state.metrics
-
-
 ApiConfig = Annotated[ApiSettings, Depends(get_api_settings)]
 Registry = Annotated[ModelRegistry, Depends(get_registry)]
 Watcher = Annotated[ModelWatcher, Depends(get_watcher)]
 Metrics = Annotated[ApiMetrics, Depends(get_metrics)]
 
 
-def require_key(
+async def require_key(
     request: Request,
-    state: State,
     api_key: Annotated[str | None, Security(_api_key_header)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
 ) -> None:
     """Let the request through if it carries a configured key (or if no keys are set)."""
+    state = app_state(request)
     if not state.keys.enabled:
         return
     offered = [key for key in (api_key, bearer.credentials if bearer else None) if key]
@@ -77,9 +87,9 @@ def require_key(
         raise Unauthorized("the API key is not valid")
 
 
-def require_model(watcher: Watcher) -> ServedModel:
+async def require_model(request: Request) -> ServedModel:
     """The model served at this moment; a reload later in the request does not change it."""
-    served = watcher.served
+    served = app_state(request).watcher.served
     if served is None:
         raise NoModelServed(
             "no model is served: no version is promoted (or it failed to load); "

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
-from fastapi import APIRouter
-from starlette.concurrency import run_in_threadpool
+import numpy as np
+import numpy.typing as npt
+from fastapi import APIRouter, Response
 
 from api.deps import ApiConfig, Metrics, Served, State
 from api.errors import NoEntityModel
-from api.routers.classify import INFERENCE_BATCH_SIZE, documents_of, timed, to_results
+from api.routers.classify import (
+    INFERENCE_BATCH_SIZE,
+    documents_of,
+    json_response,
+    result_fields,
+    timed,
+)
 from api.schemas import (
     ClassifyRequest,
     DocumentEntities,
@@ -22,6 +28,7 @@ from api.schemas import (
     error_responses,
 )
 from api.state import AppState
+from loop.classification.serving import ServedModel
 from loop.ids import content_id
 
 router = APIRouter(tags=["entities"])
@@ -52,6 +59,14 @@ def find_entities(
     return version, [[EntityOut(**m.model_dump()) for m in spans] for spans in found]
 
 
+def predict_both(
+    served: ServedModel, state: AppState, documents: Sequence[DocumentIn]
+) -> tuple[npt.NDArray[np.float32], tuple[str, list[list[EntityOut]]]]:
+    """The classifier's probabilities and the entities (blocking: run in a thread)."""
+    probs = served.classifier.predict_proba([doc.text for doc in documents], INFERENCE_BATCH_SIZE)
+    return probs, find_entities(state, documents)
+
+
 @router.post(
     "/v1/entities",
     summary="Find the entities in one text or a batch",
@@ -61,19 +76,22 @@ def find_entities(
         "exclusive), its surface form and a confidence. Before the first entity version is "
         "promoted, the task's patterns answer (`entity_version: patterns`)."
     ),
+    response_model=EntitiesResponse,
     responses=error_responses(ERRORS),
 )
 async def entities(
     body: ClassifyRequest, state: State, limits: ApiConfig, metrics: Metrics
-) -> EntitiesResponse:
+) -> Response:
     documents = documents_of(body, limits)
     version, found = await timed(metrics, find_entities, state, documents)
-    return EntitiesResponse(
-        entity_version=version,
-        results=[
-            DocumentEntities(id=doc.id or content_id(doc.text), entities=spans)
-            for doc, spans in zip(documents, found, strict=True)
-        ],
+    return json_response(
+        EntitiesResponse(
+            entity_version=version,
+            results=[
+                DocumentEntities(id=doc.id or content_id(doc.text), entities=spans)
+                for doc, spans in zip(documents, found, strict=True)
+            ],
+        )
     )
 
 
@@ -84,25 +102,23 @@ async def entities(
         "`/v1/classify` and `/v1/entities` in one call: each result has the label, its "
         "probabilities and the entities, and names both versions that answered."
     ),
+    response_model=PredictResponse,
     responses=error_responses(ERRORS),
 )
 async def predict(
     body: ClassifyRequest, served: Served, state: State, limits: ApiConfig, metrics: Metrics
-) -> PredictResponse:
+) -> Response:
     documents = documents_of(body, limits)
-    started = time.perf_counter()
-    probs = await run_in_threadpool(
-        served.classifier.predict_proba, [doc.text for doc in documents], INFERENCE_BATCH_SIZE
-    )
-    version, found = await run_in_threadpool(find_entities, state, documents)
-    metrics.inference_seconds.observe(time.perf_counter() - started)
+    # One hand-over to the thread pool for both models, not one each.
+    probs, (version, found) = await timed(metrics, predict_both, served, state, documents)
     metrics.documents.labels(model_version=served.version).inc(len(documents))
-    classes = to_results(documents, probs, served)
-    return PredictResponse(
-        model_version=served.version,
-        entity_version=version,
-        results=[
-            Prediction(**c.model_dump(), entities=spans)
-            for c, spans in zip(classes, found, strict=True)
-        ],
+    return json_response(
+        PredictResponse(
+            model_version=served.version,
+            entity_version=version,
+            results=[
+                Prediction(**result_fields(doc, row, served), entities=spans)
+                for doc, row, spans in zip(documents, probs, found, strict=True)
+            ],
+        )
     )

@@ -1,7 +1,11 @@
+import asyncio
+import json
+
 import pytest
+from fastapi import FastAPI, Request
 from pydantic import SecretStr
 
-from bench.api_latency import bench_settings, percentile, report, summarise
+from bench.api_latency import asgi_post, bench_settings, percentile, report, summarise
 from loop.settings import ApiSettings, Settings
 
 
@@ -33,9 +37,27 @@ def test_unpaired_timings_are_refused() -> None:
         summarise([0.1, 0.2], [0.1], "v0001", None)
 
 
-def test_the_in_process_app_asks_no_key_and_listens_to_no_broker() -> None:
+def test_the_in_process_app_asks_the_bench_key_and_listens_to_no_broker() -> None:
     settings = Settings(api=ApiSettings(keys=[SecretStr("k" * 32)]))
-    quiet = bench_settings(settings)
-    assert quiet.api.keys == []
+    quiet = bench_settings(settings, "bench-key")
+    assert [key.get_secret_value() for key in quiet.api.keys] == ["bench-key"]
     assert quiet.kafka.model_events is False
-    assert settings.api.keys  # the given settings are left alone
+    assert [key.get_secret_value() for key in settings.api.keys] == ["k" * 32]  # left alone
+
+
+def test_a_post_reaches_the_app_as_a_server_would_send_it() -> None:
+    app = FastAPI()
+
+    @app.post("/echo")
+    async def echo(request: Request) -> dict[str, object]:
+        return {
+            "body": await request.json(),
+            "key": request.headers.get("x-api-key"),
+            "length": request.headers.get("content-length"),
+        }
+
+    body = b'{"text": "$AAPL up"}'
+    status, answer = asyncio.run(asgi_post(app, "/echo", body, [(b"x-api-key", b"k1")]))
+    assert status == 200
+    assert json.loads(answer) == {"body": {"text": "$AAPL up"}, "key": "k1", "length": "20"}
+    assert asyncio.run(asgi_post(app, "/nowhere", body))[0] == 404
