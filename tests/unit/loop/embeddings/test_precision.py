@@ -38,6 +38,8 @@ def test_bfloat16_linears_are_a_copy_that_computes_what_autocast_does() -> None:
     assert {p.dtype for p in model.parameters()} == {torch.float32}  # the original is kept
     assert fast[0].weight.dtype == fast[3].weight.dtype == torch.bfloat16
     assert fast[1].weight.dtype == torch.float32  # autocast wants norms in float32
+    assert fast[1].weight is model[1].weight  # and they are shared, not copied
+    assert fast[0].weight is not model[0].weight
     inputs = torch.randn(5, 16)
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
         assert torch.equal(fast(inputs), model(inputs))
