@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from loop.embeddings.precision import Precision
+
 
 def legacy_classifier(classifier: Any) -> None:
     """Make a loaded :class:`~loop.classification.setfit.SetFitClassifier` embed as before."""
@@ -36,7 +38,7 @@ def legacy_classifier(classifier: Any) -> None:
         )
         return classifier.predict_from_embeddings(vectors), vectors
 
-    classifier.bfloat16 = False
+    classifier.precision = Precision.FLOAT32
     classifier.predict_with_embeddings = predict_with_embeddings
 
 
@@ -64,7 +66,7 @@ def legacy_tagger(tagger: Any) -> None:
                 probs[row] = batch[line, : len(windows[row])]
         return probs
 
-    tagger.bfloat16 = False
+    tagger.precision = Precision.FLOAT32
     tagger._window_probs = types.MethodType(window_probs, tagger)
 
 

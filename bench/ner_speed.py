@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from bench.ner_compare import DATA, OVERRIDES, data_arguments, emit, machine
+from loop.embeddings.precision import Precision
 from loop.entities.base import ExtractorConfig, Span
 from loop.entities.conll import read_examples
 from loop.entities.decoding import TokenScores, decode
@@ -160,8 +161,13 @@ def variants(tagger: TransformerTagger, folder: Path, batch_size: int) -> dict[s
         ),
     }
     bf16 = TransformerTagger(tagger._model, tagger._tokenizer, tagger.types, config(bfloat16=True))
-    if bf16.bfloat16:
+    if bf16.precision is Precision.BFLOAT16:
         found["bfloat16 (default here)"] = tagging(bf16)
+    per_token = TransformerTagger(
+        tagger._model, tagger._tokenizer, tagger.types, config(bfloat16=False)
+    )
+    per_token.serve_in(Precision.INT8)
+    found["int8, per token (ALLOOP_PRECISION=int8)"] = tagging(per_token)
     found["int8, torch dynamic quantization (quantize)"] = tagging(
         TransformerTagger(tagger._model, tagger._tokenizer, tagger.types, config(quantize=True))
     )

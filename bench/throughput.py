@@ -81,6 +81,8 @@ class RssSampler(threading.Thread):
 def measure_raw(registry: ModelRegistry, version: str, texts: list[str], batch: int) -> float:
     """Documents per second of the model alone, in the precision the scorer serves in
     (``ALLOOP_PRECISION``, which the scorer process reads from the same environment)."""
+    from loop.memory import release_free_memory
+
     classifier = load_version(registry, version, precision=Settings().precision)
     classifier.predict_proba(texts[:batch], batch_size=batch)  # warm-up
     started = time.perf_counter()
@@ -88,6 +90,7 @@ def measure_raw(registry: ModelRegistry, version: str, texts: list[str], batch: 
         range(0, len(texts), batch), desc="raw model", unit=" batches", file=sys.stderr
     ):
         classifier.predict_proba(texts[start : start + batch], batch_size=batch)
+        release_free_memory()  # as the scorer does after each batch
     return len(texts) / (time.perf_counter() - started)
 
 
@@ -164,10 +167,7 @@ def run(
 ) -> ThroughputResult:
     from loop.classification.base import ClassifierConfig
     from loop.classification.setfit import SetFitFactory
-    from loop.memory import tune_malloc
     from loop.training.seed import train_and_publish
-
-    tune_malloc()  # as the scorer does, so both sides run with the same allocator settings
 
     with tempfile.TemporaryDirectory(prefix="alloop-bench-") as scratch:
         home = Path(scratch)

@@ -11,8 +11,9 @@ first, so that a loaded machine slows them alike:
   baseline of issue 16;
 * float32: ``ALLOOP_PRECISION=float32``, fixed-width batches, the entity tagger in its own
   thread beside the classifier;
-* fast: the scorer as this machine runs it by default (``ALLOOP_PRECISION=auto``: bfloat16
-  where the CPU has it in hardware).
+* fast: the scorer as configured (``ALLOOP_PRECISION``; the default ``auto`` is bfloat16 where
+  the CPU has it in hardware, float32 elsewhere; ``int8`` is the path for CPUs without
+  bfloat16).
 
 Each side's speed is documents per CPU-second of this process while it handled its batches
 (``time.process_time``), which a machine shared with other work disturbs far less than wall
@@ -56,7 +57,7 @@ class TasksThroughputResult:
     batch_size: int
     tasks: list[str]
     precision: str
-    """What the fast side computes in here (``ALLOOP_PRECISION=auto`` resolved)."""
+    """What the fast side computes in here (``ALLOOP_PRECISION`` resolved)."""
     before_docs_per_cpu_s: float
     float32_docs_per_cpu_s: float
     fast_docs_per_cpu_s: float
@@ -156,7 +157,7 @@ def _scorer(settings: Settings, scorer_class: Any, side: str) -> Any:
     from loop.embeddings.precision import Precision
     from loop.registry import ModelRegistry
 
-    precision = Precision.AUTO if side == "fast" else Precision.FLOAT32
+    precision = settings.precision if side == "fast" else Precision.FLOAT32
     settings = settings.model_copy(update={"precision": precision})
     watcher = ModelWatcher(ModelRegistry(settings.registry_path), precision)
     watcher.refresh()
@@ -183,8 +184,8 @@ def run(
 
     from bench.seed_models import entity_test_set, in_folder, seed_classifier, seed_tagger
     from loop.datasets import DEFAULT_DATASET, read_tweets, take_per_label
-    from loop.embeddings.precision import Precision, uses_bfloat16
-    from loop.memory import tune_malloc
+    from loop.embeddings.precision import resolved
+    from loop.memory import release_free_memory
     from loop.registry import ModelRegistry
     from loop.testing.records import Record
 
@@ -192,7 +193,6 @@ def run(
     unknown = set(tasks) - {"classification", "entities"}
     if unknown or "classification" not in tasks:
         raise ConfigError(f"--tasks: classification, optionally with entities, not {list(tasks)}")
-    tune_malloc()  # as the scorer does
     dataset = dataset or DEFAULT_DATASET
     entities = "entities" in tasks
     with tempfile.TemporaryDirectory(prefix="alloop-bench-tasks-") as scratch:
@@ -221,6 +221,7 @@ def run(
             for side in SIDES[shift:] + SIDES[:shift]:
                 started_cpu, started = time.process_time(), time.perf_counter()
                 outputs = scorers[side].handle(batch)
+                release_free_memory()  # as the scorer does after each batch
                 if number >= warm_batches or len(batches) <= warm_batches:
                     cpu[side] += time.process_time() - started_cpu
                     wall[side] += time.perf_counter() - started
@@ -249,7 +250,7 @@ def run(
         documents=len(docs),
         batch_size=batch_size,
         tasks=list(tasks),
-        precision="bfloat16" if uses_bfloat16(Precision.AUTO) else "float32",
+        precision=resolved(settings.precision).value,
         before_docs_per_cpu_s=figure("before_docs_per_cpu_s"),
         float32_docs_per_cpu_s=figure("float32_docs_per_cpu_s"),
         fast_docs_per_cpu_s=figure("fast_docs_per_cpu_s"),

@@ -116,15 +116,16 @@ def bench_throughput(
         str,
         typer.Option(
             help="classification: the pipeline against the raw model (real broker). "
-            "classification,entities: the scorer with both tasks in this process, its default "
-            "precision against float32 and the path before issue 16 (docs/benchmarks.md)."
+            "classification,entities: the scorer with both tasks in this process, in "
+            "ALLOOP_PRECISION (auto: bfloat16 where the CPU has it; int8 for a CPU without) "
+            "against float32 and the path before issue 16 (docs/benchmarks.md)."
         ),
     ] = "classification",
 ) -> None:
     """Documents per second through the whole pipeline (real broker, real scorer process)
     against the raw model on the same documents, and the scorer's memory over the stream;
-    with --tasks classification,entities, the scorer's default path against its float32 path
-    and the path before issue 16, on the same batches.
+    with --tasks classification,entities, the scorer in ALLOOP_PRECISION against its float32
+    path and the path before issue 16, on the same batches.
 
     Starts its own broker unless ALLOOP_KAFKA__BOOTSTRAP_SERVERS is set. The last line printed
     is a JSON object with every figure.

@@ -22,7 +22,7 @@ from loop import logs
 from loop.classification.base import Classifier, ClassifierConfig, Target, multi_hot, training_sets
 from loop.embeddings.backbone import minilm_path, offline, sentence_vectors
 from loop.embeddings.cache import EmbeddingCache, body_fingerprint
-from loop.embeddings.precision import Precision, uses_bfloat16, with_bfloat16_linears
+from loop.embeddings.precision import Precision, resolved, serving_copy
 from loop.errors import ModelError
 
 logger = logging.getLogger(__name__)
@@ -36,16 +36,19 @@ class SetFitClassifier:
     """A trained SetFit model behind the :class:`~loop.classification.base.Classifier` contract."""
 
     def __init__(
-        self, model: Any, cache: EmbeddingCache | None = None, bfloat16: bool = False
+        self,
+        model: Any,
+        cache: EmbeddingCache | None = None,
+        precision: Precision = Precision.FLOAT32,
     ) -> None:
-        """``bfloat16``: embed in bfloat16 (serving on a CPU that has it; see
+        """``precision``: what the body embeds in when serving (see
         :mod:`loop.embeddings.precision`). A classifier with an embedding ``cache`` (the
         trainer's) embeds in float32, so that the cache holds the training embeddings."""
         self._model = model
         self._cache = cache
-        self.bfloat16 = bfloat16 and cache is None
-        self._bfloat16_body: Any = None
-        """The body with bfloat16 linear layers, made at the first bfloat16 batch."""
+        self.precision = Precision.FLOAT32 if cache is not None else resolved(precision)
+        self._serving_body: Any = None
+        """The body with bfloat16 or int8 linear layers, made at the first batch."""
         labels = list(model.labels or [])
         if not labels:
             raise ModelError("the SetFit model has no label names")
@@ -96,11 +99,12 @@ class SetFitClassifier:
     ) -> npt.NDArray[np.float32]:
         """Sentence embeddings from the (fine-tuned) body, L2-normalised unless ``normalize``
         is false."""
-        if not self.bfloat16:
+        if self.precision is Precision.FLOAT32:
             return sentence_vectors(self._model.model_body, texts, batch_size, normalize)
-        if self._bfloat16_body is None:
-            self._bfloat16_body = with_bfloat16_linears(self._model.model_body)
-        return sentence_vectors(self._bfloat16_body, texts, batch_size, normalize, bfloat16=True)
+        if self._serving_body is None:
+            self._serving_body = serving_copy(self._model.model_body, self.precision)
+        bfloat16 = self.precision is Precision.BFLOAT16
+        return sentence_vectors(self._serving_body, texts, batch_size, normalize, bfloat16)
 
     def save(self, path: Path) -> None:
         if path.exists() and any(path.iterdir()):
@@ -171,7 +175,7 @@ class SetFitFactory:
         ``ALLOOP_PRECISION``; training and the trainer's evaluations are float32)."""
         self._body = body
         self._cache_dir = cache_dir
-        self._bfloat16 = uses_bfloat16(precision)
+        self._precision = precision
 
     def _cache(self, model: Any) -> EmbeddingCache | None:
         if self._cache_dir is None:
@@ -252,4 +256,4 @@ class SetFitFactory:
             model = SetFitModel.from_pretrained(str(path), local_files_only=True)
         except Exception as exc:
             raise ModelError(f"cannot load the SetFit model in {path}: {exc}") from exc
-        return SetFitClassifier(model, self._cache(model), self._bfloat16)
+        return SetFitClassifier(model, self._cache(model), self._precision)

@@ -1,10 +1,12 @@
-"""The arithmetic the encoders serve in: float32, or bfloat16 where the CPU has it.
+"""The arithmetic the encoders serve in: float32, bfloat16 where the CPU has it, or int8.
 
 Training is float32 always; this is about inference in the scorer and the API. bfloat16
 (``torch.autocast``) roughly doubles the MiniLM encoders' speed on a CPU that multiplies
 bfloat16 matrices in hardware (AVX512-BF16 or AMX) and is slower elsewhere, where it would be
-emulated. Scores move by about 1e-3 against float32 (docs/benchmarks.md); with the fixed-width
-batches of :mod:`loop.embeddings.batches` a document still gets the same bytes in any batch.
+emulated. int8 (:mod:`loop.embeddings.int8`) is the path for CPUs without bfloat16: about as
+fast as bfloat16, with larger score changes, so it is chosen, never automatic. Scores move by
+about 1e-3 against float32 in bfloat16 (docs/benchmarks.md); with the fixed-width batches of
+:mod:`loop.embeddings.batches` a document still gets the same bytes in any batch, in all three.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ class Precision(StrEnum):
     FLOAT32 = "float32"
     BFLOAT16 = "bfloat16"
     """Even where it is emulated (slower): for comparisons."""
+    INT8 = "int8"
+    """The encoders' attention and feed-forward layers in int8 (:mod:`loop.embeddings.int8`),
+    the rest in float32: for a CPU without bfloat16."""
 
 
 def native_bfloat16() -> bool:
@@ -32,11 +37,37 @@ def native_bfloat16() -> bool:
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
 
 
+def resolved(precision: Precision) -> Precision:
+    """What ``precision`` computes in on this machine (never ``AUTO``)."""
+    if precision is Precision.AUTO:
+        return Precision.BFLOAT16 if native_bfloat16() else Precision.FLOAT32
+    return precision
+
+
 def uses_bfloat16(precision: Precision) -> bool:
     """Whether ``precision`` computes in bfloat16 on this machine."""
-    if precision is Precision.AUTO:
-        return native_bfloat16()
-    return precision is Precision.BFLOAT16
+    return resolved(precision) is Precision.BFLOAT16
+
+
+def serving_copy(model: Any, precision: Precision) -> Any:
+    """The torch ``model`` to serve in ``precision``: itself in float32, else a copy whose
+    linear layers hold bfloat16 or int8 weights (:func:`with_bfloat16_linears`,
+    :func:`loop.embeddings.int8.with_int8_linears`). bfloat16 copies run under
+    ``torch.autocast``, the others as they are."""
+    kind = resolved(precision)
+    if kind is Precision.BFLOAT16:
+        return with_bfloat16_linears(model)
+    if kind is Precision.INT8:
+        from loop.embeddings.int8 import supported, with_int8_linears
+        from loop.errors import ConfigError
+
+        if not supported():
+            raise ConfigError(
+                "ALLOOP_PRECISION=int8: this torch cannot multiply int8 matrices on the CPU "
+                "(torch._int_mm); use float32 or bfloat16"
+            )
+        return with_int8_linears(model)
+    return model
 
 
 def with_bfloat16_linears(model: Any) -> Any:

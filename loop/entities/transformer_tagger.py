@@ -6,9 +6,10 @@ original text through lower-casing and accent stripping, so spans are exact on U
 text. Texts longer than ``max_length`` subwords are tagged in overlapping windows.
 Saved with ``save_pretrained`` (safetensors) plus ``alloop_extractor.json``; never pickled.
 Tagging runs in bfloat16 where the CPU computes it in hardware (``ExtractorConfig.bfloat16``),
-else in float32; with ``ExtractorConfig.quantize`` it tags with an int8 copy of the linear
-layers (dynamic quantization): faster on a CPU, at a cost in recall measured in
-docs/entities.md. Training is float32 either way.
+else in float32; a server can choose another precision (``serve_in``, ``ALLOOP_PRECISION``,
+:mod:`loop.embeddings.precision`). With ``ExtractorConfig.quantize`` it tags with an int8 copy
+of the linear layers (dynamic quantization): faster on a CPU, at a cost in recall measured in
+docs/entities.md, and whatever the precision. Training is float32 either way.
 """
 
 from __future__ import annotations
@@ -27,12 +28,7 @@ import torch
 
 from loop.embeddings.backbone import minilm_path, offline
 from loop.embeddings.batches import fixed_width_batches, padded
-from loop.embeddings.precision import (
-    Precision,
-    native_bfloat16,
-    uses_bfloat16,
-    with_bfloat16_linears,
-)
+from loop.embeddings.precision import Precision, native_bfloat16, resolved, serving_copy
 from loop.entities.base import (
     EntityExtractor,
     Example,
@@ -68,18 +64,21 @@ class TransformerTagger(OnePassExtractor):
         self._tokenizer = tokenizer
         self._types = types
         self.config = config
-        self.bfloat16 = config.bfloat16 and not config.quantize and native_bfloat16()
-        """Whether the encoder runs in bfloat16 here (see ``ExtractorConfig.bfloat16``)."""
-        self._bfloat16_model: Any = None
-        """The model with bfloat16 linear layers, made at the first bfloat16 batch."""
+        fast = config.bfloat16 and not config.quantize and native_bfloat16()
+        self.precision = Precision.BFLOAT16 if fast else Precision.FLOAT32
+        """What the encoder tags in here (``ExtractorConfig.bfloat16``, ``serve_in``)."""
+        self._serving_models: dict[Precision, Any] = {}
+        """The model with bfloat16 or int8 linear layers, made at the first batch in it."""
 
     @property
     def types(self) -> list[str]:
         return list(self._types)
 
     def serve_in(self, precision: Precision) -> None:
-        """Tag in ``precision`` from now on (an int8 copy, ``config.quantize``, stays int8)."""
-        self.bfloat16 = not self.config.quantize and uses_bfloat16(precision)
+        """Tag in ``precision`` from now on (a dynamically quantized copy,
+        ``config.quantize``, stays as it is)."""
+        if not self.config.quantize:
+            self.precision = resolved(precision)
 
     def encode_windows(self, texts: str | list[str], **options: Any) -> Any:
         """The tokenizer's encoding of ``texts`` cut into windows of at most ``max_length``
@@ -127,18 +126,20 @@ class TransformerTagger(OnePassExtractor):
         """Softmax over the tags of one padded batch: (windows, tokens, tags)."""
         with (
             torch.inference_mode(),
-            torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bfloat16),
+            torch.autocast(
+                "cpu", dtype=torch.bfloat16, enabled=self.precision is Precision.BFLOAT16
+            ),
         ):
             logits = self._inference_model()(input_ids=ids, attention_mask=mask).logits
         probs: npt.NDArray[np.float32] = torch.softmax(logits.float(), dim=-1).numpy()
         return probs
 
     def _inference_model(self) -> Any:
-        if not self.bfloat16:
+        if self.precision is Precision.FLOAT32:
             return self._infer
-        if self._bfloat16_model is None:
-            self._bfloat16_model = with_bfloat16_linears(self._model)
-        return self._bfloat16_model
+        if self.precision not in self._serving_models:
+            self._serving_models[self.precision] = serving_copy(self._model, self.precision)
+        return self._serving_models[self.precision]
 
     def analyse(
         self, texts: Sequence[str], batch_size: int = 32

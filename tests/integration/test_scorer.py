@@ -186,12 +186,12 @@ def test_promotion_is_picked_up_without_restart_and_nothing_is_lost(env: Env, sc
     assert "stopped" in scorer.text()
 
 
-@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+@pytest.mark.parametrize("precision", ["float32", "bfloat16", "int8"])
 def test_rescoring_in_other_batches_republishes_the_same_bytes(
     setfit_registry: ModelRegistry, tmp_path: Path, precision: str
 ) -> None:
     """A replay re-scores documents in batches of another composition; the published bytes
-    must not change, in either precision (bfloat16 emulated where the CPU lacks it; see
+    must not change, in any precision (bfloat16 emulated where the CPU lacks it; see
     docs/messages.md)."""
     import random
 
@@ -222,6 +222,47 @@ def test_rescoring_in_other_batches_republishes_the_same_bytes(
     differing = sorted(k for k in in_order if in_order[k] != reordered[k])
     # Fixed-width batches and a head that scores a row at a time: none may differ.
     assert not differing, f"{len(differing)} of {len(docs)} documents changed: {differing}"
+
+
+def test_a_scorer_process_set_to_int8_tags_with_the_int8_encoder(
+    env: Env, setfit_registry: ModelRegistry, workers
+) -> None:
+    """ALLOOP_PRECISION reaches the scorer process: its tagged probabilities are the int8
+    classifier's, which are not float32's."""
+    import numpy as np
+
+    from loop.classification.serving import ModelWatcher
+    from loop.embeddings.precision import Precision
+
+    env.registry = setfit_registry.root
+    docs = tweets("valid", limit=40)
+    workers(["worker", "scorer", "--worker-id", "s1"], "s1", ALLOOP_PRECISION="int8").start()
+    env.produce(docs)
+    wanted = {d.id for d in docs}
+    records = read_topic(env.broker, env.tagged, lambda rs: ids_seen(rs) >= wanted, timeout=180)
+    tagged = {t.id: t for t in (decode(r.value, TaggedDocument) for r in records)}
+    expected = {}
+    for precision in (Precision.INT8, Precision.FLOAT32):
+        watcher = ModelWatcher(setfit_registry, precision)
+        watcher.refresh()
+        assert watcher.served is not None
+        model = watcher.served.classifier
+        probs = model.predict_proba([d.text for d in docs])
+        expected[precision] = {
+            d.id: dict(zip(model.labels, row.tolist(), strict=True))
+            for d, row in zip(docs, probs, strict=True)
+        }
+
+    def largest_gap(precision: Precision) -> list[float]:
+        return [
+            max(
+                abs(tagged[d.id].probabilities[k] - v) for k, v in expected[precision][d.id].items()
+            )
+            for d in docs
+        ]
+
+    assert max(largest_gap(Precision.INT8)) <= 5e-5 + 1e-9  # the scorer rounds to 4 decimals
+    assert np.mean(largest_gap(Precision.FLOAT32)) > 1e-4
 
 
 def test_poison_of_every_kind_is_dead_lettered_alone_and_the_scorer_lives_on(

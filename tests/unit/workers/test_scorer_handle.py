@@ -507,3 +507,51 @@ def test_entities_are_found_beside_the_classifier_and_kept_for_the_documents_it_
     assert tagged["d2"].entities == []
     assert [e.text for e in tagged["d3"].entities] == ["AUDUSD"]
     assert threads and all(name.startswith("entity-tagger") for name in threads)
+
+
+def test_a_batch_the_classifier_dead_letters_whole_leaves_no_entity_scan_running(
+    tmp_path: Path,
+) -> None:
+    """The scan started beside the classifier is finished before the batch's outputs are
+    returned, even when no document survives the classifier: a batch's work must not run on
+    into the next one's."""
+    scorer = entity_scorer(tmp_path)
+    assert scorer.entities is not None and scorer.entities.watcher is not None
+    scorer.watcher._served = ServedModel("v0009", Exploding())
+    release = threading.Event()
+    finished: list[str] = []
+
+    class Slow(BrokenOn):
+        def predict(self, texts: list[str], batch_size: int = 32) -> list[list[Any]]:
+            release.wait(5)
+            finished.extend(texts)
+            return [[] for _ in texts]
+
+    scorer.entities.watcher._served = ServedExtractor("v0004", Slow("never"))  # type: ignore[arg-type]
+    docs = [Document(id=f"d{i}", text=f"poison {i}") for i in range(2)]
+    threading.Timer(0.3, release.set).start()
+    outputs = scorer.handle([record(i, encode(d), d.id) for i, d in enumerate(docs)])
+    assert sorted(o.key for o in outputs if o.topic == "docs.raw.dlq") == ["d0", "d1"]
+    assert set(finished) == {"poison 0", "poison 1"}
+
+
+def test_the_running_scorer_gives_free_memory_back_after_every_batch_even_a_failed_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import workers.scorer
+
+    released: list[int] = []
+    monkeypatch.setattr(workers.scorer, "release_free_memory", lambda: released.append(1))
+    scorer = entity_scorer(tmp_path)
+    docs = [Document(id=f"d{i}", text=f"AUDJPY {i}") for i in range(3)]
+    outputs = scorer.handle_and_release([record(i, encode(d), d.id) for i, d in enumerate(docs)])
+    assert sorted(o.key for o in outputs if o.topic == "docs.tagged") == ["d0", "d1", "d2"]
+    assert released == [1]
+
+    def broken(records: list[Any]) -> list[Any]:
+        raise ConnectionError("broker gone")
+
+    monkeypatch.setattr(scorer, "handle", broken)
+    with pytest.raises(ConnectionError):
+        scorer.handle_and_release([])
+    assert released == [1, 1]

@@ -249,22 +249,24 @@ def test_a_reload_check_is_due_every_interval_and_at_once_after_a_wake() -> None
 def test_a_setfit_version_serves_in_the_precision_it_is_given(
     setfit_registry: ModelRegistry,
 ) -> None:
-    """bfloat16 (emulated where the CPU lacks it) stays within rounding of float32, and in
-    either precision a text gets the same probabilities alone as among others."""
+    """bfloat16 (emulated where the CPU lacks it) and int8 stay close to float32, and in
+    every precision a text gets the same probabilities alone as among others."""
     from loop.embeddings.precision import Precision
     from tests.conftest import tweets
 
     texts = [d.text for d in tweets("valid", limit=12)]
     served = {}
-    for precision in (Precision.FLOAT32, Precision.BFLOAT16):
+    for precision in (Precision.FLOAT32, Precision.BFLOAT16, Precision.INT8):
         watcher = ModelWatcher(setfit_registry, precision)
         watcher.refresh()
         assert watcher.served is not None
         served[precision] = watcher.served.classifier
-        assert served[precision].bfloat16 is (precision is Precision.BFLOAT16)
+        assert served[precision].precision is precision
         together = served[precision].predict_proba(texts, batch_size=5)
         alone = np.concatenate([served[precision].predict_proba([t]) for t in texts])
         assert np.array_equal(together, alone)
-    exact, fast = (served[p].predict_proba(texts) for p in (Precision.FLOAT32, Precision.BFLOAT16))
-    assert np.abs(fast - exact).max() < 0.02
-    assert not np.array_equal(fast, exact)  # it did compute in bfloat16
+    exact = served[Precision.FLOAT32].predict_proba(texts)
+    for precision, within in ((Precision.BFLOAT16, 0.02), (Precision.INT8, 0.05)):
+        fast = served[precision].predict_proba(texts)
+        assert np.abs(fast - exact).max() < within, precision
+        assert not np.array_equal(fast, exact), precision  # it did compute as it says

@@ -1,5 +1,6 @@
 """Sentence embeddings from the packaged MiniLM: a text's vector does not depend on the
-other texts it is encoded with, in float32 or bfloat16 (replays publish the same bytes)."""
+other texts it is encoded with, in float32, bfloat16 or int8 (replays publish the same
+bytes)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from loop.embeddings.backbone import minilm_path, offline, sentence_vectors
+from loop.embeddings.precision import Precision, serving_copy
 
 pytestmark = pytest.mark.slow
 
@@ -33,23 +35,30 @@ def encoder() -> Any:
     return SentenceTransformer(str(minilm_path()), device="cpu")
 
 
-@pytest.mark.parametrize("bfloat16", [False, True])
-def test_a_text_gets_the_same_vector_alone_and_in_any_batch(encoder: Any, bfloat16: bool) -> None:
-    together = sentence_vectors(encoder, TEXTS, batch_size=3, bfloat16=bfloat16)
-    backwards = sentence_vectors(encoder, TEXTS[::-1], batch_size=64, bfloat16=bfloat16)[::-1]
-    alone = np.stack([sentence_vectors(encoder, [t], bfloat16=bfloat16)[0] for t in TEXTS])
+@pytest.mark.parametrize("precision", [Precision.FLOAT32, Precision.BFLOAT16, Precision.INT8])
+def test_a_text_gets_the_same_vector_alone_and_in_any_batch(
+    encoder: Any, precision: Precision
+) -> None:
+    served = serving_copy(encoder, precision)
+    bfloat16 = precision is Precision.BFLOAT16
+    together = sentence_vectors(served, TEXTS, batch_size=3, bfloat16=bfloat16)
+    backwards = sentence_vectors(served, TEXTS[::-1], batch_size=64, bfloat16=bfloat16)[::-1]
+    alone = np.stack([sentence_vectors(served, [t], bfloat16=bfloat16)[0] for t in TEXTS])
     assert together.dtype == np.float32 and together.shape == (len(TEXTS), 384)
     assert np.array_equal(together, alone)
     assert np.array_equal(backwards, alone)
     assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
 
 
-def test_the_vectors_are_sentence_transformers_own_and_bfloat16_stays_close(
+def test_the_vectors_are_sentence_transformers_own_and_the_fast_ones_stay_close(
     encoder: Any,
 ) -> None:
     reference = encoder.encode(TEXTS, normalize_embeddings=True, convert_to_numpy=True)
     assert np.allclose(sentence_vectors(encoder, TEXTS), reference, atol=1e-5)
     fast = sentence_vectors(encoder, TEXTS, bfloat16=True)
-    cosines = (fast * reference).sum(axis=1)
-    assert cosines.min() > 0.999
+    assert (fast * reference).sum(axis=1).min() > 0.999
+    int8 = sentence_vectors(serving_copy(encoder, Precision.INT8), TEXTS)
+    cosines = (int8 * reference).sum(axis=1)
+    assert cosines.min() > 0.98
+    assert cosines.max() < 0.99999  # it did compute in int8
     assert sentence_vectors(encoder, []).shape == (0, 384)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loop.embeddings.precision import Precision, native_bfloat16, uses_bfloat16
+from loop.embeddings.precision import Precision, native_bfloat16, resolved, uses_bfloat16
 from loop.settings import Settings
 
 
@@ -13,6 +13,9 @@ def test_auto_is_bfloat16_only_where_the_cpu_has_it_and_the_others_are_what_they
     assert uses_bfloat16(Precision.AUTO) == native_bfloat16()
     assert uses_bfloat16(Precision.BFLOAT16) is True
     assert uses_bfloat16(Precision.FLOAT32) is False
+    assert uses_bfloat16(Precision.INT8) is False
+    assert resolved(Precision.AUTO) in (Precision.BFLOAT16, Precision.FLOAT32)  # never int8
+    assert resolved(Precision.INT8) is Precision.INT8
 
 
 def test_the_setting_reads_its_variable_and_refuses_an_unknown_precision(
@@ -43,3 +46,45 @@ def test_bfloat16_linears_are_a_copy_that_computes_what_autocast_does() -> None:
     inputs = torch.randn(5, 16)
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
         assert torch.equal(fast(inputs), model(inputs))
+
+
+def test_int8_linears_are_a_copy_close_to_float32_and_a_row_is_the_same_in_any_batch() -> None:
+    torch = pytest.importorskip("torch")
+    from loop.embeddings.int8 import Int8Linear, with_int8_linears
+
+    torch.manual_seed(0)
+    encoder = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.GELU())
+    model = torch.nn.ModuleDict({"encoder": encoder, "head": torch.nn.Linear(256, 3)}).eval()
+    fast = with_int8_linears(model)
+    assert isinstance(fast["encoder"][0], Int8Linear)
+    assert fast["encoder"][0].weight_t.dtype == torch.int8
+    assert isinstance(fast["head"], torch.nn.Linear)  # outside the encoder: float32
+    assert fast["head"].weight is model["head"].weight  # and shared, not copied
+    assert isinstance(model["encoder"][0], torch.nn.Linear)  # the original is kept
+    inputs = torch.randn(3, 7, 64) * torch.linspace(0.01, 10, 7)[None, :, None]
+    inputs[1, 2] = 0  # an all-zero token
+    with torch.inference_mode():
+        exact, together = model["encoder"](inputs), fast["encoder"](inputs)
+        assert together.shape == exact.shape and together.dtype == torch.float32
+        assert not torch.equal(together, exact)  # it did compute in int8
+        error = (together - exact).norm(dim=-1) / exact.norm(dim=-1).clamp(min=1e-6)
+        assert float(error.max()) < 0.03
+        for sample in range(3):
+            for token in range(7):
+                alone = fast["encoder"](inputs[sample, token : token + 1])
+                assert torch.equal(alone[0], together[sample, token])
+
+
+def test_int8_serving_refuses_a_torch_that_cannot_multiply_int8(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    torch = pytest.importorskip("torch")
+    from loop.embeddings import int8
+    from loop.embeddings.precision import serving_copy
+    from loop.errors import ConfigError
+
+    assert int8.supported()
+    monkeypatch.delattr(torch, "_int_mm")
+    assert not int8.supported()
+    with pytest.raises(ConfigError, match="ALLOOP_PRECISION=int8"):
+        serving_copy(torch.nn.Linear(8, 8), Precision.INT8)

@@ -158,19 +158,21 @@ def test_batches_of_windows_score_tokens_as_one_text_at_a_time(
 
 
 @pytest.mark.parametrize("trained", ["minilm-tagger"], indirect=True)
-@pytest.mark.parametrize("bfloat16", [False, True])
+@pytest.mark.parametrize("precision", ["float32", "bfloat16", "int8"])
 def test_a_text_gets_the_same_bytes_whatever_else_is_in_its_batch(
-    trained: tuple[str, EntityExtractor, list[Example]], bfloat16: bool
+    trained: tuple[str, EntityExtractor, list[Example]], precision: str
 ) -> None:
     """A replay tags a document in another batch than the first time; the tagger's numbers
-    must not depend on the batch-mates, in either precision (bfloat16 emulated where the CPU
+    must not depend on the batch-mates, in any precision (bfloat16 emulated where the CPU
     lacks it)."""
+    from loop.embeddings.precision import Precision
     from loop.entities.transformer_tagger import TransformerTagger
 
     _, extractor, examples = trained
     assert isinstance(extractor, TransformerTagger)
     tagger = tagger_variant(extractor, max_length=40)
-    tagger.bfloat16 = bfloat16
+    tagger.serve_in(Precision(precision))
+    assert tagger.precision is Precision(precision)
     texts = [e.text for e in examples[:8]]
     texts += [" ".join(e.text for e in examples[i : i + 10]) for i in (0, 7)]
     together = tagger.token_scores(texts, batch_size=3)
@@ -183,17 +185,19 @@ def test_a_text_gets_the_same_bytes_whatever_else_is_in_its_batch(
 
 
 @pytest.mark.parametrize("trained", ["minilm-tagger"], indirect=True)
-def test_bfloat16_tagging_gives_the_float32_spans(
-    trained: tuple[str, EntityExtractor, list[Example]],
+@pytest.mark.parametrize("precision", ["bfloat16", "int8"])
+def test_fast_tagging_gives_the_float32_spans(
+    trained: tuple[str, EntityExtractor, list[Example]], precision: str
 ) -> None:
-    from loop.embeddings.precision import native_bfloat16
+    from loop.embeddings.precision import Precision, native_bfloat16
     from loop.entities.transformer_tagger import TransformerTagger
 
     _, extractor, examples = trained
     assert isinstance(extractor, TransformerTagger)
     exact, fast = tagger_variant(extractor, bfloat16=False), tagger_variant(extractor)
-    assert fast.bfloat16 == native_bfloat16() and not exact.bfloat16  # on where it is fast
-    fast.bfloat16 = True  # and checked everywhere (emulated, so slower, on other CPUs)
+    assert exact.precision is Precision.FLOAT32
+    assert (fast.precision is Precision.BFLOAT16) == native_bfloat16()  # on where it is fast
+    fast.serve_in(Precision(precision))  # and checked everywhere (bfloat16 may be emulated)
     texts = [e.text for e in examples] + ["Zurich ist schön 😀 sagt Jurgen", "Kraków 🙂 Renée"]
     (spans32, misses32), (spans16, misses16) = (
         list(zip(*t.analyse(texts), strict=True)) for t in (exact, fast)
