@@ -76,21 +76,14 @@ def with_int8_linears(model: Any, within: str = "encoder") -> Any:
     stack (attention and feed-forward) compute in int8 (:class:`Int8Linear`). Heads, poolers
     and the embeddings stay float32 and share their tensors with the original, which is left
     as it is."""
-    import copy
+    from loop.embeddings.precision import copy_sharing
 
     chosen = {
-        name
+        name: module
         for name, module in model.named_modules()
         if isinstance(module, torch.nn.Linear) and within in name.split(".")
     }
-    replaced = {
-        id(tensor)
-        for name, module in model.named_modules()
-        if name in chosen
-        for tensor in module.parameters()
-    }
-    shared = [t for t in [*model.parameters(), *model.buffers()] if id(t) not in replaced]
-    fast = copy.deepcopy(model, {id(t): t for t in shared})
+    fast = copy_sharing(model, list(chosen.values()))
     for name in chosen:
         parent_name, _, child = name.rpartition(".")
         parent = fast.get_submodule(parent_name) if parent_name else fast

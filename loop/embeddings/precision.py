@@ -44,11 +44,6 @@ def resolved(precision: Precision) -> Precision:
     return precision
 
 
-def uses_bfloat16(precision: Precision) -> bool:
-    """Whether ``precision`` computes in bfloat16 on this machine."""
-    return resolved(precision) is Precision.BFLOAT16
-
-
 def serving_copy(model: Any, precision: Precision) -> Any:
     """The torch ``model`` to serve in ``precision``: itself in float32, else a copy whose
     linear layers hold bfloat16 or int8 weights (:func:`with_bfloat16_linears`,
@@ -77,19 +72,21 @@ def with_bfloat16_linears(model: Any) -> Any:
     a tenth of the encoders' time on short texts). The other layers stay float32, as autocast
     wants them, and share their tensors with the original (the embedding table is most of a
     MiniLM); the original is left as it is."""
-    import copy
-
     import torch
 
-    linear = {
-        id(tensor)
-        for module in model.modules()
-        if isinstance(module, torch.nn.Linear)
-        for tensor in module.parameters()
-    }
-    shared = [t for t in [*model.parameters(), *model.buffers()] if id(t) not in linear]
-    fast = copy.deepcopy(model, {id(t): t for t in shared})
+    fast = copy_sharing(model, [m for m in model.modules() if isinstance(m, torch.nn.Linear)])
     for module in fast.modules():
         if isinstance(module, torch.nn.Linear):
             module.to(torch.bfloat16)
     return fast
+
+
+def copy_sharing(model: Any, changed: list[Any]) -> Any:
+    """A deep copy of the torch ``model`` in which only the ``changed`` modules' own tensors
+    are copied (to be converted in the copy); every other parameter and buffer is the
+    original's tensor, shared, so a serving copy costs only what it converts."""
+    import copy
+
+    copied = {id(tensor) for module in changed for tensor in module.parameters()}
+    shared = [t for t in [*model.parameters(), *model.buffers()] if id(t) not in copied]
+    return copy.deepcopy(model, {id(t): t for t in shared})

@@ -67,8 +67,8 @@ class TransformerTagger(OnePassExtractor):
         fast = config.bfloat16 and not config.quantize and native_bfloat16()
         self.precision = Precision.BFLOAT16 if fast else Precision.FLOAT32
         """What the encoder tags in here (``ExtractorConfig.bfloat16``, ``serve_in``)."""
-        self._serving_models: dict[Precision, Any] = {}
-        """The model with bfloat16 or int8 linear layers, made at the first batch in it."""
+        self._serving_model: Any = None
+        """The model with bfloat16 or int8 linear layers, made at the first batch in them."""
 
     @property
     def types(self) -> list[str]:
@@ -77,8 +77,9 @@ class TransformerTagger(OnePassExtractor):
     def serve_in(self, precision: Precision) -> None:
         """Tag in ``precision`` from now on (a dynamically quantized copy,
         ``config.quantize``, stays as it is)."""
-        if not self.config.quantize:
+        if not self.config.quantize and resolved(precision) is not self.precision:
             self.precision = resolved(precision)
+            self._serving_model = None
 
     def encode_windows(self, texts: str | list[str], **options: Any) -> Any:
         """The tokenizer's encoding of ``texts`` cut into windows of at most ``max_length``
@@ -137,9 +138,9 @@ class TransformerTagger(OnePassExtractor):
     def _inference_model(self) -> Any:
         if self.precision is Precision.FLOAT32:
             return self._infer
-        if self.precision not in self._serving_models:
-            self._serving_models[self.precision] = serving_copy(self._model, self.precision)
-        return self._serving_models[self.precision]
+        if self._serving_model is None:
+            self._serving_model = serving_copy(self._model, self.precision)
+        return self._serving_model
 
     def analyse(
         self, texts: Sequence[str], batch_size: int = 32

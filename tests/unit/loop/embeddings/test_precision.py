@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from loop.embeddings.precision import Precision, native_bfloat16, resolved, uses_bfloat16
+from loop.embeddings.precision import Precision, native_bfloat16, resolved
 from loop.settings import Settings
 
 
 def test_auto_is_bfloat16_only_where_the_cpu_has_it_and_the_others_are_what_they_say() -> None:
     pytest.importorskip("torch")
-    assert uses_bfloat16(Precision.AUTO) == native_bfloat16()
-    assert uses_bfloat16(Precision.BFLOAT16) is True
-    assert uses_bfloat16(Precision.FLOAT32) is False
-    assert uses_bfloat16(Precision.INT8) is False
-    assert resolved(Precision.AUTO) in (Precision.BFLOAT16, Precision.FLOAT32)  # never int8
+    native = Precision.BFLOAT16 if native_bfloat16() else Precision.FLOAT32
+    assert resolved(Precision.AUTO) is native  # never int8
+    assert resolved(Precision.BFLOAT16) is Precision.BFLOAT16
+    assert resolved(Precision.FLOAT32) is Precision.FLOAT32
     assert resolved(Precision.INT8) is Precision.INT8
 
 
