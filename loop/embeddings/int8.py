@@ -76,7 +76,7 @@ def with_int8_linears(model: Any, within: str = "encoder") -> Any:
     stack (attention and feed-forward) compute in int8 (:class:`Int8Linear`). Heads, poolers
     and the embeddings stay float32 and share their tensors with the original, which is left
     as it is."""
-    from loop.embeddings.precision import copy_sharing
+    from loop.embeddings.copies import copy_sharing
 
     chosen = {
         name: module

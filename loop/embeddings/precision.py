@@ -74,19 +74,10 @@ def with_bfloat16_linears(model: Any) -> Any:
     MiniLM); the original is left as it is."""
     import torch
 
+    from loop.embeddings.copies import copy_sharing
+
     fast = copy_sharing(model, [m for m in model.modules() if isinstance(m, torch.nn.Linear)])
     for module in fast.modules():
         if isinstance(module, torch.nn.Linear):
             module.to(torch.bfloat16)
     return fast
-
-
-def copy_sharing(model: Any, changed: list[Any]) -> Any:
-    """A deep copy of the torch ``model`` in which only the ``changed`` modules' own tensors
-    are copied (to be converted in the copy); every other parameter and buffer is the
-    original's tensor, shared, so a serving copy costs only what it converts."""
-    import copy
-
-    copied = {id(tensor) for module in changed for tensor in module.parameters()}
-    shared = [t for t in [*model.parameters(), *model.buffers()] if id(t) not in copied]
-    return copy.deepcopy(model, {id(t): t for t in shared})
