@@ -11,9 +11,9 @@ first, so that a loaded machine slows them alike:
   baseline of issue 16;
 * float32: ``ALLOOP_PRECISION=float32``, fixed-width batches, the entity tagger in its own
   thread beside the classifier;
-* fast: the scorer as configured (``ALLOOP_PRECISION``; the default ``auto`` is bfloat16 where
-  the CPU has it in hardware, float32 elsewhere; ``int8`` is the path for CPUs without
-  bfloat16).
+* fast: the scorer as configured (``ALLOOP_PRECISION``; the default ``auto`` is int8 where
+  the CPU has int8 dot products (VNNI), else bfloat16 where it has that in hardware, else
+  float32).
 
 Each side's speed is documents per CPU-second of this process while it handled its batches
 (``time.process_time``), which a machine shared with other work disturbs far less than wall
@@ -67,7 +67,8 @@ class TasksThroughputResult:
     """Fast over before, documents per CPU-second: what the work costs, which other jobs on
     the machine disturb far less than wall time."""
     speedup_over_float32: float
-    """Fast over float32 with fixed-width batches, per CPU-second: what bfloat16 adds."""
+    """Fast over float32 with fixed-width batches, per CPU-second: what int8 or bfloat16
+    adds."""
     before_docs_per_s: float
     float32_docs_per_s: float
     fast_docs_per_s: float

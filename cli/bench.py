@@ -117,7 +117,8 @@ def bench_throughput(
         typer.Option(
             help="classification: the pipeline against the raw model (real broker). "
             "classification,entities: the scorer with both tasks in this process, in "
-            "ALLOOP_PRECISION (auto: bfloat16 where the CPU has it; int8 for a CPU without) "
+            "ALLOOP_PRECISION (auto: int8 where the CPU has VNNI, else bfloat16 where it has "
+            "that in hardware, else float32) "
             "against float32 and the path before issue 16 (docs/benchmarks.md)."
         ),
     ] = "classification",

@@ -20,9 +20,10 @@ import numpy.typing as npt
 
 from loop import logs
 from loop.classification.base import Classifier, ClassifierConfig, Target, multi_hot, training_sets
-from loop.embeddings.backbone import minilm_path, offline, sentence_vectors
+from loop.embeddings.backbone import minilm_path, offline, sentence_vectors, transformer_of
 from loop.embeddings.cache import EmbeddingCache, body_fingerprint
 from loop.embeddings.precision import Precision, resolved, serving_copy
+from loop.embeddings.traced import Forward, traced_forward
 from loop.errors import ModelError
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,8 @@ class SetFitClassifier:
         self.precision = Precision.FLOAT32 if cache is not None else resolved(precision)
         self._serving_body: Any = None
         """The body with bfloat16 or int8 linear layers, made at the first batch."""
+        self._serving_forward: Forward | None = None
+        """The int8 body's transformer traced (:mod:`loop.embeddings.traced`)."""
         labels = list(model.labels or [])
         if not labels:
             raise ModelError("the SetFit model has no label names")
@@ -103,8 +106,12 @@ class SetFitClassifier:
             return sentence_vectors(self._model.model_body, texts, batch_size, normalize)
         if self._serving_body is None:
             self._serving_body = serving_copy(self._model.model_body, self.precision)
+            if self.precision is Precision.INT8:
+                self._serving_forward = traced_forward(transformer_of(self._serving_body))
         bfloat16 = self.precision is Precision.BFLOAT16
-        return sentence_vectors(self._serving_body, texts, batch_size, normalize, bfloat16)
+        return sentence_vectors(
+            self._serving_body, texts, batch_size, normalize, bfloat16, self._serving_forward
+        )
 
     def save(self, path: Path) -> None:
         if path.exists() and any(path.iterdir()):

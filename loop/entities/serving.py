@@ -48,8 +48,9 @@ class ExtractorWatcher(Watcher[ServedExtractor]):
     what = "entity model"
 
     def __init__(self, registry: ModelRegistry, precision: Precision = Precision.AUTO) -> None:
-        """``precision``: what a transformer tagger tags in; ``auto`` keeps its version's
-        choice (bfloat16 where the CPU has it, unless the version says otherwise)."""
+        """``precision``: what a transformer tagger tags in; ``auto`` is this CPU's fastest
+        (:func:`loop.embeddings.precision.resolved`), unless the version says float32
+        (``ExtractorConfig.bfloat16`` false, or dynamic quantization)."""
         super().__init__(registry)
         self._precision = precision
 
@@ -57,7 +58,8 @@ class ExtractorWatcher(Watcher[ServedExtractor]):
         card = self._registry.card(version)
         extractor = load_extractor(card.kind, self._registry.model_path(version))
         serve_in = getattr(extractor, "serve_in", None)
-        if serve_in is not None and self._precision is not Precision.AUTO:
+        fast = bool(getattr(getattr(extractor, "config", None), "bfloat16", False))
+        if serve_in is not None and (self._precision is not Precision.AUTO or fast):
             serve_in(self._precision)
         forms = card.counts.get("forms") or []
         per_type = card.counts.get("per_type") or {}

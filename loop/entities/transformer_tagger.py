@@ -29,6 +29,7 @@ import torch
 from loop.embeddings.backbone import minilm_path, offline
 from loop.embeddings.batches import fixed_width_batches, padded
 from loop.embeddings.precision import Precision, native_bfloat16, resolved, serving_copy
+from loop.embeddings.traced import Forward, first_output, traced_forward
 from loop.entities.base import (
     EntityExtractor,
     Example,
@@ -67,8 +68,10 @@ class TransformerTagger(OnePassExtractor):
         fast = config.bfloat16 and not config.quantize and native_bfloat16()
         self.precision = Precision.BFLOAT16 if fast else Precision.FLOAT32
         """What the encoder tags in here (``ExtractorConfig.bfloat16``, ``serve_in``)."""
-        self._serving_model: Any = None
-        """The model with bfloat16 or int8 linear layers, made at the first batch in them."""
+        self._serving: Forward | None = None
+        """The forward pass tagging is done with, made at the first batch: the model in
+        float32, a copy with bfloat16 or int8 linear layers otherwise (the int8 one traced,
+        :mod:`loop.embeddings.traced`)."""
 
     @property
     def types(self) -> list[str]:
@@ -79,7 +82,7 @@ class TransformerTagger(OnePassExtractor):
         ``config.quantize``, stays as it is)."""
         if not self.config.quantize and resolved(precision) is not self.precision:
             self.precision = resolved(precision)
-            self._serving_model = None
+            self._serving = None
 
     def encode_windows(self, texts: str | list[str], **options: Any) -> Any:
         """The tokenizer's encoding of ``texts`` cut into windows of at most ``max_length``
@@ -131,16 +134,19 @@ class TransformerTagger(OnePassExtractor):
                 "cpu", dtype=torch.bfloat16, enabled=self.precision is Precision.BFLOAT16
             ),
         ):
-            logits = self._inference_model()(input_ids=ids, attention_mask=mask).logits
+            logits = self._serving_forward()(ids, mask)
         probs: npt.NDArray[np.float32] = torch.softmax(logits.float(), dim=-1).numpy()
         return probs
 
-    def _inference_model(self) -> Any:
-        if self.precision is Precision.FLOAT32:
-            return self._infer
-        if self._serving_model is None:
-            self._serving_model = serving_copy(self._model, self.precision)
-        return self._serving_model
+    def _serving_forward(self) -> Forward:
+        if self._serving is None:
+            if self.precision is Precision.FLOAT32:
+                self._serving = first_output(self._infer)
+            elif self.precision is Precision.INT8:
+                self._serving = traced_forward(serving_copy(self._model, self.precision))
+            else:
+                self._serving = first_output(serving_copy(self._model, self.precision))
+        return self._serving
 
     def analyse(
         self, texts: Sequence[str], batch_size: int = 32

@@ -50,6 +50,22 @@ def test_a_text_gets_the_same_vector_alone_and_in_any_batch(
     assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
 
 
+def test_the_traced_int8_pass_gives_the_untraced_vectors_in_any_batch(encoder: Any) -> None:
+    import torch
+
+    from loop.embeddings.backbone import transformer_of
+    from loop.embeddings.traced import traced_forward
+
+    served = serving_copy(encoder, Precision.INT8)
+    forward = traced_forward(transformer_of(served))
+    assert isinstance(forward, torch.jit.ScriptModule)  # MiniLM records
+    untraced = sentence_vectors(served, TEXTS, batch_size=3)
+    traced = sentence_vectors(served, TEXTS, batch_size=64, forward=forward)
+    alone = np.stack([sentence_vectors(served, [t], forward=forward)[0] for t in TEXTS])
+    assert np.array_equal(traced, untraced)
+    assert np.array_equal(alone, untraced)
+
+
 def test_the_vectors_are_sentence_transformers_own_and_the_fast_ones_stay_close(
     encoder: Any,
 ) -> None:

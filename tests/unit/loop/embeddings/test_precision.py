@@ -8,10 +8,24 @@ from loop.embeddings.precision import Precision, native_bfloat16, resolved
 from loop.settings import Settings
 
 
-def test_auto_is_bfloat16_only_where_the_cpu_has_it_and_the_others_are_what_they_say() -> None:
+def test_auto_is_int8_with_vnni_else_bfloat16_where_the_cpu_has_it_else_float32(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     pytest.importorskip("torch")
+    from loop.embeddings import precision
+
+    for int8, bfloat16, expected in (
+        (True, True, Precision.INT8),
+        (True, False, Precision.INT8),
+        (False, True, Precision.BFLOAT16),
+        (False, False, Precision.FLOAT32),
+    ):
+        monkeypatch.setattr(precision, "native_int8", lambda int8=int8: int8)
+        monkeypatch.setattr(precision, "native_bfloat16", lambda bfloat16=bfloat16: bfloat16)
+        assert resolved(Precision.AUTO) is expected
+    monkeypatch.undo()
     native = Precision.BFLOAT16 if native_bfloat16() else Precision.FLOAT32
-    assert resolved(Precision.AUTO) is native  # never int8
+    assert resolved(Precision.AUTO) is (Precision.INT8 if precision.native_int8() else native)
     assert resolved(Precision.BFLOAT16) is Precision.BFLOAT16
     assert resolved(Precision.FLOAT32) is Precision.FLOAT32
     assert resolved(Precision.INT8) is Precision.INT8

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from loop.entities.base import Example, ExtractorConfig, make_span
 from loop.entities.merge import MergeRule
 from loop.entities.patterns import PatternExtractor
@@ -73,3 +75,34 @@ def test_before_any_version_the_patterns_answer_and_say_so() -> None:
         ("$AAPL", "STOCK", "pattern"),
         ("ETH", "CRYPTO", "gazetteer"),
     ]
+
+
+class Servable:
+    """A transformer tagger's serving interface, recording the precision it is served in."""
+
+    def __init__(self, bfloat16: bool) -> None:
+        self.config = ExtractorConfig(bfloat16=bfloat16)
+        self.served_in: list[object] = []
+
+    def serve_in(self, precision: object) -> None:
+        self.served_in.append(precision)
+
+
+def test_a_tagger_is_served_in_the_machines_precision_unless_its_version_says_float32(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loop.embeddings.precision import Precision
+    from loop.entities import serving
+
+    undertrained(tmp_path)  # a version to load
+    for precision, bfloat16, expected in (
+        (Precision.AUTO, True, [Precision.AUTO]),  # auto: this CPU's fastest (int8 with VNNI)
+        (Precision.AUTO, False, []),  # the version keeps float32
+        (Precision.FLOAT32, True, [Precision.FLOAT32]),
+        (Precision.INT8, False, [Precision.INT8]),  # a setting other than auto is obeyed
+    ):
+        extractor = Servable(bfloat16)
+        monkeypatch.setattr(serving, "load_extractor", lambda kind, path, chosen=extractor: chosen)
+        watcher = ExtractorWatcher(ModelRegistry(tmp_path), precision)
+        watcher.refresh()
+        assert extractor.served_in == expected, (precision, bfloat16)

@@ -198,6 +198,10 @@ def test_fast_tagging_gives_the_float32_spans(
     assert exact.precision is Precision.FLOAT32
     assert (fast.precision is Precision.BFLOAT16) == native_bfloat16()  # on where it is fast
     fast.serve_in(Precision(precision))  # and checked everywhere (bfloat16 may be emulated)
+    if fast.precision is Precision.INT8:  # served through the recorded graph
+        import torch
+
+        assert isinstance(fast._serving_forward(), torch.jit.ScriptModule)
     texts = [e.text for e in examples] + ["Zurich ist schön 😀 sagt Jurgen", "Kraków 🙂 Renée"]
     (spans32, misses32), (spans16, misses16) = (
         list(zip(*t.analyse(texts), strict=True)) for t in (exact, fast)
