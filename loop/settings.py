@@ -328,8 +328,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     precision: Precision = Field(
         default=Precision.AUTO,
-        description="What the scorer and the API run the encoders in: auto (bfloat16 where "
-        "the CPU has it in hardware, else float32), float32 or bfloat16",
+        description="What the scorer and the API run the encoders in: auto (int8 where the "
+        "CPU has VNNI, else bfloat16 where it has that in hardware, else float32), float32, "
+        "bfloat16 or int8",
     )
     kafka: KafkaSettings = KafkaSettings()
     scorer: ScorerSettings = ScorerSettings()

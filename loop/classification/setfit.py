@@ -13,7 +13,7 @@ import logging
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -23,8 +23,10 @@ from loop.classification.base import Classifier, ClassifierConfig, Target, multi
 from loop.embeddings.backbone import minilm_path, offline, sentence_vectors, transformer_of
 from loop.embeddings.cache import EmbeddingCache, body_fingerprint
 from loop.embeddings.precision import Precision, resolved, serving_copy
-from loop.embeddings.traced import Forward, traced_forward
 from loop.errors import ModelError
+
+if TYPE_CHECKING:
+    from loop.embeddings.traced import Forward
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +109,8 @@ class SetFitClassifier:
         if self._serving_body is None:
             self._serving_body = serving_copy(self._model.model_body, self.precision)
             if self.precision is Precision.INT8:
+                from loop.embeddings.traced import traced_forward
+
                 self._serving_forward = traced_forward(transformer_of(self._serving_body))
         bfloat16 = self.precision is Precision.BFLOAT16
         return sentence_vectors(

@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from loop.embeddings.batches import fixed_width_batches, padded_width
-from loop.embeddings.traced import Forward
 from loop.errors import ModelError
+
+if TYPE_CHECKING:
+    from loop.embeddings.traced import Forward
 
 
 def offline() -> None:

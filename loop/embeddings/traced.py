@@ -3,10 +3,10 @@
 The int8 encoders run about a dozen small torch operations per linear layer
 (:mod:`loop.embeddings.int8`), some 700 per forward pass. Called from Python, each one takes
 the interpreter lock back when it returns; the scorer runs its two encoders in two threads
-(docs/benchmarks.md), so they queue for the lock between operations, and a pass of a few
-texts spends as long in Python as in arithmetic. Recorded once with ``torch.jit.trace``, the
-pass runs in torch's own interpreter without the lock: on the scorer's batches (a few texts of
-one width per pass), a third less time per pass with both threads busy.
+(docs/benchmarks.md), so they queue for the lock between operations. Recorded once with
+``torch.jit.trace``, the pass runs in torch's own interpreter without the lock: on a pass the
+size of the scorer's (8 tweets of 32 tokens) with both threads busy, 11.7 ms instead of 15.9;
+on one short text, 2.9 ms instead of 5.3 even alone.
 
 The recorded graph computes exactly what the module computes (the same operations, in the
 same order): checked against the module when it is made, on a shape other than the one it was

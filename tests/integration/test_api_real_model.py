@@ -49,7 +49,8 @@ def test_real_tweets_are_classified_by_the_promoted_setfit_model(
         assert result["probabilities"][result["label"]] == result["score"]
 
     # The API reports what the model itself says, label for label (no column mix-up),
-    # computed in the precision the API serves in (bfloat16 where the CPU has it).
+    # computed in the precision the API serves in (int8 where the CPU has VNNI, else bfloat16
+    # where it has that).
     model = load_version(setfit_registry, "v0001", precision=settings.precision)
     expected = model.predict_proba([d.text for d in docs])
     got = np.array([[r["probabilities"][label] for label in model.labels] for r in results])
