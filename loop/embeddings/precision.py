@@ -4,7 +4,7 @@ Training is float32 always; this is about inference in the scorer and the API. i
 (:mod:`loop.embeddings.int8`, traced by :mod:`loop.embeddings.traced`) is the fastest where
 the CPU has int8 dot-product instructions (VNNI): on this project's 2-core AMD EPYC, 1.4 times
 bfloat16's documents per second with both tasks on, at the quality targets of issue 16, with
-scores moved by about 1e-2 against float32. bfloat16 (``torch.autocast``) roughly doubles
+scores moved by a few hundredths against float32. bfloat16 (``torch.autocast``) roughly doubles
 float32's speed on a CPU that multiplies bfloat16 matrices in hardware (AVX512-BF16 or AMX) and
 is slower elsewhere, where it would be emulated; it moves scores by about 1e-3. With the
 fixed-width batches of :mod:`loop.embeddings.batches` a document gets the same bytes in any
