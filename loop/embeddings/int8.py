@@ -1,4 +1,5 @@
-"""Linear layers in 8-bit integers, for encoders served on a CPU without bfloat16.
+"""Linear layers in 8-bit integers, for the serving encoders (``ALLOOP_PRECISION=int8``, and
+``auto`` on a CPU with int8 dot products, VNNI).
 
 Each weight row (an output feature) is scaled to int8 once, when the serving copy is made.
 At every call each input row (one token's hidden vector) is scaled to int8 by its own largest
