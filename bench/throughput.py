@@ -2,13 +2,19 @@
 
 In one run, on the same documents and with the same batch size:
 
-* raw: ``predict_proba`` in this process, batch after batch, nothing else;
+* raw: ``predict_proba`` in this process, batch after batch, nothing else; once before the
+  pipeline and once after it, and the ratio is taken against the mean of the two, so that a
+  machine that gets faster or slower during the run (other work on a shared host) moves both
+  sides alike;
 * pipeline: documents produced to a real broker, scored by a real ``alloop worker scorer``
   process, read back from the tagged topic; timed from the first document produced to the
   last tagged document received.
 
 The scorer's resident memory is sampled throughout; growth is measured from the end of the
-warm-up (the first ``warmup`` fraction of documents) to the largest sample after it.
+warm-up (the first ``warmup`` fraction of documents) to the largest sample after it. The CPU
+time per document is reported beside the rates (the raw side's process time; the scorer
+process's from the end of the warm-up to the last document): on a shared machine it moves
+less than wall time, and it counts what the pipeline's threads do beside the model.
 """
 
 from __future__ import annotations
@@ -40,11 +46,22 @@ class ThroughputResult:
     documents: int
     batch_size: int
     raw_docs_per_s: float
+    """The mean of the raw model's rate before and after the pipeline."""
+    raw_before_docs_per_s: float
+    raw_after_docs_per_s: float
     pipeline_docs_per_s: float
     ratio: float
+    """The pipeline's rate over ``raw_docs_per_s``."""
     scorer_rss_warm_mb: float
     scorer_rss_max_after_warmup_mb: float
     scorer_rss_growth: float
+    scorer_rss_quarters_mb: list[float]
+    """The largest resident memory in each quarter of the time after the warm-up: flat
+    memory levels off, a leak climbs quarter after quarter."""
+    raw_cpu_ms_per_doc: float
+    """The raw model's CPU time per document (the mean of both raw runs)."""
+    scorer_cpu_ms_per_doc: float
+    """The scorer process's CPU time per document after the warm-up."""
     model_version: str
     cpus: int
 
@@ -58,7 +75,7 @@ def _documents(count: int, dataset: Path) -> tuple[list[Document], list[Document
 
 
 class RssSampler(threading.Thread):
-    """Samples a process's resident memory every ``interval`` seconds."""
+    """Samples a process's resident memory and CPU time every ``interval`` seconds."""
 
     def __init__(self, pid: int, interval: float = 0.25) -> None:
         super().__init__(daemon=True)
@@ -67,36 +84,50 @@ class RssSampler(threading.Thread):
         self.process = psutil.Process(pid)
         self.interval = interval
         self.samples: list[tuple[float, int]] = []
+        self.cpu: list[tuple[float, float]] = []  # (when, user + system seconds)
         self.done = threading.Event()
 
     def run(self) -> None:
         while not self.done.is_set():
             try:
-                self.samples.append((time.monotonic(), self.process.memory_info().rss))
+                now = time.monotonic()
+                self.samples.append((now, self.process.memory_info().rss))
+                times = self.process.cpu_times()
+                self.cpu.append((now, times.user + times.system))
             except Exception:
                 return
             self.done.wait(self.interval)
 
 
-def measure_raw(registry: ModelRegistry, version: str, texts: list[str], batch: int) -> float:
+def measure_raw(
+    registry: ModelRegistry, version: str, texts: list[str], batch: int, when: str = ""
+) -> tuple[float, float]:
     """Documents per second of the model alone, in the precision the scorer serves in
-    (``ALLOOP_PRECISION``, which the scorer process reads from the same environment)."""
+    (``ALLOOP_PRECISION``, which the scorer process reads from the same environment), and
+    this process's CPU milliseconds per document meanwhile."""
     from loop.memory import release_free_memory
 
     classifier = load_version(registry, version, precision=Settings().precision)
     classifier.predict_proba(texts[:batch], batch_size=batch)  # warm-up
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for start in tqdm(
-        range(0, len(texts), batch), desc="raw model", unit=" batches", file=sys.stderr
+        range(0, len(texts), batch),
+        desc=f"raw model{when}",
+        unit=" batches",
+        file=sys.stderr,
     ):
         classifier.predict_proba(texts[start : start + batch], batch_size=batch)
         release_free_memory()  # as the scorer does after each batch
-    return len(texts) / (time.perf_counter() - started)
+    cpu_ms = (time.process_time() - cpu) * 1000 / len(texts)
+    return len(texts) / (time.perf_counter() - started), cpu_ms
 
 
 def measure_pipeline(
     servers: str, registry_dir: Path, home: Path, docs: list[Document], batch: int, warmup: float
-) -> tuple[float, float, float]:
+) -> tuple[float, float, float, list[float], float]:
+    """Documents per second from the first produced to the last tagged; the scorer's
+    resident memory (MB) at the end of the warm-up, its largest after, and its largest in
+    each quarter after; its CPU milliseconds per document after the warm-up."""
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     raw, tagged = f"{prefix}.docs.raw", f"{prefix}.docs.tagged"
     ensure_topics(servers, [raw, tagged, f"{raw}.dlq"], 3)
@@ -129,6 +160,7 @@ def measure_pipeline(
         producer.flush()
         seen: set[str] = set()
         warm_at: float | None = None
+        warm_seen = 0
         bar = tqdm(total=len(docs), desc="pipeline", unit=" docs", file=sys.stderr)
         deadline = started + 3600
         while len(seen) < len(docs) and time.monotonic() < deadline:
@@ -139,8 +171,9 @@ def measure_pipeline(
                         seen.add(doc_id)
                         bar.update()
             if warm_at is None and len(seen) >= warmup * len(docs):
-                warm_at = time.monotonic()
-        elapsed = time.monotonic() - started
+                warm_at, warm_seen = time.monotonic(), len(seen)
+        ended = time.monotonic()
+        elapsed = ended - started
         bar.close()
         producer.close()
         consumer.close()
@@ -155,7 +188,26 @@ def measure_pipeline(
     after = [rss for t, rss in sampler.samples if t > warm_at]
     warm_rss = before[-1] if before else sampler.samples[0][1]
     max_after = max(after) if after else warm_rss
-    return len(docs) / elapsed, warm_rss / 2**20, max_after / 2**20
+    span = max(ended - warm_at, 1e-9)
+    quarters = [
+        max(
+            (
+                rss
+                for t, rss in sampler.samples
+                if warm_at + q * span / 4 < t <= warm_at + (q + 1) * span / 4
+            ),
+            default=warm_rss,
+        )
+        / 2**20
+        for q in range(4)
+    ]
+    cpu_warm = [c for t, c in sampler.cpu if t <= warm_at]
+    cpu_end = [c for t, c in sampler.cpu if t <= ended]
+    counted = len(docs) - warm_seen
+    cpu_ms = (
+        (cpu_end[-1] - cpu_warm[-1]) * 1000 / counted if cpu_warm and counted > 0 else float("nan")
+    )
+    return len(docs) / elapsed, warm_rss / 2**20, max_after / 2**20, quarters, cpu_ms
 
 
 def run(
@@ -177,27 +229,35 @@ def run(
         card = train_and_publish(
             seed, SetFitFactory(), registry, ClassifierConfig(num_iterations=2), promote=True
         )
-        raw_rate = measure_raw(registry, card.version, [d.text for d in docs], batch_size)
+        texts = [d.text for d in docs]
+        before, cpu_before = measure_raw(registry, card.version, texts, batch_size, " (before)")
         broker: local.Service | None = None
         if servers is None:
             broker = local.start_broker(home / "stack")
             servers = broker.address or ""
         try:
-            pipe_rate, warm_mb, max_mb = measure_pipeline(
+            pipe_rate, warm_mb, max_mb, quarters_mb, scorer_cpu = measure_pipeline(
                 servers, registry.root, home, docs, batch_size, warmup
             )
         finally:
             if broker is not None:
                 local.stop_service(broker)
+        after, cpu_after = measure_raw(registry, card.version, texts, batch_size, " (after)")
+    raw_rate = (before + after) / 2
     return ThroughputResult(
         documents=documents,
         batch_size=batch_size,
         raw_docs_per_s=round(raw_rate, 1),
+        raw_before_docs_per_s=round(before, 1),
+        raw_after_docs_per_s=round(after, 1),
         pipeline_docs_per_s=round(pipe_rate, 1),
         ratio=round(pipe_rate / raw_rate, 3),
         scorer_rss_warm_mb=round(warm_mb, 1),
         scorer_rss_max_after_warmup_mb=round(max_mb, 1),
         scorer_rss_growth=round((max_mb - warm_mb) / warm_mb, 4),
+        scorer_rss_quarters_mb=[round(mb, 1) for mb in quarters_mb],
+        raw_cpu_ms_per_doc=round((cpu_before + cpu_after) / 2, 3),
+        scorer_cpu_ms_per_doc=round(scorer_cpu, 3),
         model_version=card.version,
         cpus=os.cpu_count() or 0,
     )
@@ -206,12 +266,18 @@ def run(
 def report(result: ThroughputResult) -> str:
     lines = [
         f"documents            {result.documents} (batch size {result.batch_size}, {result.cpus} CPUs)",
-        f"raw predict_proba    {result.raw_docs_per_s:.1f} docs/s",
+        f"raw predict_proba    {result.raw_docs_per_s:.1f} docs/s (mean of "
+        f"{result.raw_before_docs_per_s:.1f} before the pipeline and "
+        f"{result.raw_after_docs_per_s:.1f} after)",
         f"pipeline             {result.pipeline_docs_per_s:.1f} docs/s (ingest to tagged output)",
         f"ratio                {result.ratio:.3f} (target >= 0.85)",
         f"scorer memory        {result.scorer_rss_warm_mb:.0f} MB after warm-up, "
         f"max {result.scorer_rss_max_after_warmup_mb:.0f} MB after "
-        f"({result.scorer_rss_growth:+.1%}, target <= +10%)",
+        f"({result.scorer_rss_growth:+.1%}, target <= +10%); largest by quarter after: "
+        + ", ".join(f"{mb:.0f}" for mb in result.scorer_rss_quarters_mb)
+        + " MB",
+        f"CPU per document     raw {result.raw_cpu_ms_per_doc:.2f} ms, scorer "
+        f"{result.scorer_cpu_ms_per_doc:.2f} ms after warm-up (every thread of its process)",
         json.dumps(asdict(result)),
     ]
     return "\n".join(lines)

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from itertools import islice
 
 import numpy as np
 import numpy.typing as npt
 
 from loop.classification.base import MULTI_LABEL_THRESHOLD
 from loop.selection.base import Pick, Scored, SelectionConfig
-from loop.selection.diversity import coreset, representatives, without_duplicates
+from loop.selection.diversity import Unique, coreset, representatives, without_duplicates
 from loop.selection.uncertainty import RandomSampling, strategy_for, uncertainty
 
 
@@ -71,9 +72,8 @@ def select(
     n_random = round(n * config.random_fraction)
     n_random = min(n_random, n)
     scores = uncertainty(config.strategy, probabilities, multi_label)
-    order = without_duplicates(
-        list(np.argsort(-scores, kind="stable")), embeddings, config.duplicate_threshold
-    )
+    # The ranking without near-duplicates, compared only as far as the picks below read it.
+    ranking = Unique(np.argsort(-scores, kind="stable"), embeddings, config.duplicate_threshold)
 
     # Labels with few examples: their most uncertain predicted members first.
     rare = [k for k in names if labelled.get(k, 0) < config.rare_examples]
@@ -84,15 +84,17 @@ def select(
         member = np.eye(len(names), dtype=bool)[probabilities.argmax(axis=1)]
     for label in sorted(rare, key=lambda k: labelled.get(k, 0)):
         column = names.index(label)
-        members = [i for i in order if member[i, column] and i not in taken]
-        for i in members[: max(1, budget_rare // max(1, len(rare)))]:
+        wanted = max(1, budget_rare // max(1, len(rare)))
+        members = list(islice((i for i in ranking if member[i, column] and i not in taken), wanted))
+        for i in members:
             if len([p for p in picks if p.reason == "rare"]) >= budget_rare:
                 break
             picks.append(Pick(window[i].id, round(float(scores[i]), 6), "rare", config.strategy))
             taken.add(i)
 
     n_uncertain = n - n_random - len(picks)
-    pool = [i for i in order if i not in taken][: max(n_uncertain, 0) * max(config.pool_factor, 1)]
+    pool_size = max(n_uncertain, 0) * max(config.pool_factor, 1)
+    pool = list(islice((i for i in ranking if i not in taken), pool_size))
     chosen = coreset(pool, embeddings, n_uncertain) if config.diversity else pool[:n_uncertain]
     for i in chosen:
         picks.append(Pick(window[i].id, round(float(scores[i]), 6), "uncertain", config.strategy))

@@ -4,7 +4,7 @@ uncertain (small-text's greedy core-set), representatives of the whole window be
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -22,32 +22,65 @@ DUPLICATE_BLOCK = 256
 def without_duplicates(
     order: Sequence[int], embeddings: npt.NDArray[np.float32] | None, threshold: float
 ) -> list[int]:
-    """Keep the first of every group of near-identical documents (in ``order``).
+    """Keep the first of every group of near-identical documents (in ``order``): the whole of
+    :class:`Unique`, for a caller that reads all of it."""
+    return list(Unique(order, embeddings, threshold))
+
+
+class Unique:
+    """``order`` without near-duplicates, worked out only as far as it is read.
 
     A document is dropped when its cosine with one kept before it reaches ``threshold``. The
     cosines are taken a block of documents at a time (one matrix product against the kept
     ones, one within the block), not one document at a time: on a window of 2,000 this is
-    what made a selection round cost as much as tagging a few hundred documents.
+    what made a selection round cost as much as tagging a few hundred documents. A round reads
+    only the head of its ranking (the core-set's pool, a few rare-label members), so blocks
+    past what is read are never compared: that was most of a round's time, and the scorer
+    runs a round every few batches. What is kept does not depend on how far it is read.
     """
-    if embeddings is None or threshold >= 1 or not order:
-        return list(order)
-    positions = np.asarray(order, dtype=np.int64)
-    unit = _unit(embeddings[positions])
-    kept_rows = np.empty_like(unit)
-    kept: list[int] = []
-    for first in range(0, len(positions), DUPLICATE_BLOCK):
-        block = unit[first : first + DUPLICATE_BLOCK]
-        similar: npt.NDArray[np.float32] = block @ kept_rows[: len(kept)].T
-        before = np.any(similar >= threshold, axis=1)
-        within = np.asarray(block @ block.T >= threshold)
+
+    def __init__(
+        self,
+        order: Sequence[int] | npt.NDArray[np.integer],
+        embeddings: npt.NDArray[np.float32] | None,
+        threshold: float,
+    ) -> None:
+        self._order = np.asarray(order, dtype=np.int64)
+        self._embeddings = embeddings if threshold < 1 else None
+        self._threshold = threshold
+        self._kept: list[int] = []
+        self._compared = 0  # documents of ``order`` already compared
+        self._kept_rows: npt.NDArray[np.float32] | None = None
+
+    def __iter__(self) -> Iterator[int]:
+        read = 0
+        while True:
+            while read >= len(self._kept) and self._compared < len(self._order):
+                self._compare_next_block()
+            if read >= len(self._kept):
+                return
+            yield self._kept[read]
+            read += 1
+
+    def _compare_next_block(self) -> None:
+        positions = self._order[self._compared : self._compared + DUPLICATE_BLOCK]
+        self._compared += len(positions)
+        if self._embeddings is None:
+            self._kept.extend(int(i) for i in positions)
+            return
+        block = _unit(self._embeddings[positions])
+        if self._kept_rows is None:
+            self._kept_rows = np.empty((len(self._order), block.shape[1]), dtype=np.float32)
+        kept_rows = self._kept_rows[: len(self._kept)]
+        before = np.any(block @ kept_rows.T >= self._threshold, axis=1)
+        within = np.asarray(block @ block.T >= self._threshold)
         taken: list[int] = []
         for j in range(len(block)):
             if before[j] or (taken and within[j, taken].any()):
                 continue
             taken.append(j)
-        kept_rows[len(kept) : len(kept) + len(taken)] = block[taken]
-        kept.extend(int(positions[first + j]) for j in taken)
-    return kept
+        self._kept_rows[len(self._kept) : len(self._kept) + len(taken)] = block[taken]
+        self._kept.extend(int(positions[j]) for j in taken)
 
 
 def coreset(

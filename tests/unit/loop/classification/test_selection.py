@@ -3,12 +3,21 @@ slice and cold start."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pytest
 
+import loop.classification.selection as selection
 from loop.classification.selection import select
 from loop.selection.base import Scored, SelectionConfig
-from loop.selection.diversity import coreset, representatives, without_duplicates
+from loop.selection.diversity import (
+    DUPLICATE_BLOCK,
+    Unique,
+    coreset,
+    representatives,
+    without_duplicates,
+)
 from loop.selection.uncertainty import uncertainty
 
 LABELS = ["down", "flat", "up"]
@@ -156,3 +165,55 @@ def test_duplicates_are_found_across_the_blocks_they_are_compared_in() -> None:
     kept = without_duplicates(order, embeddings, 0.95)
     assert kept == expected
     assert len(kept) == 150
+
+
+def test_the_unique_ranking_is_the_same_however_far_it_is_read() -> None:
+    rng = np.random.default_rng(3)
+    base = rng.normal(size=(300, 8)).astype(np.float32)
+    copies = base[rng.integers(0, 300, size=700)] + rng.normal(scale=0.01, size=(700, 8))
+    embeddings = np.vstack([base, copies]).astype(np.float32)
+    order = [int(i) for i in rng.permutation(len(embeddings))]
+    whole = without_duplicates(order, embeddings, 0.95)
+    for read in (1, 40, DUPLICATE_BLOCK, len(whole)):
+        unique = Unique(order, embeddings, 0.95)
+        assert [i for i, _ in zip(unique, range(read), strict=False)] == whole[:read]
+    unique = Unique(order, embeddings, 0.95)
+    assert [i for i, _ in zip(unique, range(10), strict=False)] == whole[:10]
+    assert list(unique) == whole  # read again from the start, then on to the end
+
+
+class _Counted(Unique):
+    """Unique, counting the documents it compared (``eager``: all of them at once)."""
+
+    compared: ClassVar[list[int]] = []
+    eager = False
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        if self.eager:
+            list(self)
+
+    def _compare_next_block(self) -> None:
+        super()._compare_next_block()
+        _Counted.compared.append(self._compared)
+
+
+@pytest.mark.parametrize("rare", [False, True])
+def test_a_round_compares_only_the_head_of_its_ranking_and_picks_the_same(
+    monkeypatch: pytest.MonkeyPatch, rare: bool
+) -> None:
+    rng = np.random.default_rng(5)
+    vectors = rng.normal(size=(2000, 16)).astype(np.float32)
+    vectors[1000:] = vectors[:1000] + rng.normal(scale=0.001, size=(1000, 16))  # copies
+    window = [doc(i, list(rng.dirichlet([1, 1, 1])), list(vectors[i])) for i in range(2000)]
+    labelled = {**ENOUGH, "up": 2} if rare else ENOUGH
+    monkeypatch.setattr(selection, "Unique", _Counted)
+    picks = {}
+    for eager in (True, False):
+        _Counted.eager, _Counted.compared = eager, []
+        picks[eager] = select(window, SelectionConfig(), labelled, LABELS)
+        compared = max(_Counted.compared)
+    assert picks[False] == picks[True]
+    assert len(picks[False]) == 20
+    assert ("rare" in {p.reason for p in picks[False]}) == rare
+    assert compared == DUPLICATE_BLOCK  # the eager one compared all 2,000
