@@ -110,7 +110,11 @@ def bench_throughput(
         ),
     ] = 64,
     warmup: Annotated[
-        float, typer.Option(help="Fraction of documents counted as warm-up for memory.")
+        float,
+        typer.Option(
+            help="Fraction of documents counted as warm-up: the steady rate, the memory "
+            "growth and the scorer's CPU time are measured after it."
+        ),
     ] = 0.1,
     tasks: Annotated[
         str,

@@ -13,12 +13,15 @@ from typing import Generic, TypeVar
 from loop.classification.base import Classifier
 from loop.classification.factories import load_version
 from loop.embeddings.precision import Precision
-from loop.errors import AlloopError
+from loop.errors import AlloopError, ModelError
 from loop.registry import ModelRegistry
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+WARM_UP_TEXT = "Warming up: AAPL and BTC up 2% as EUR/USD slips."
+"""What a freshly loaded version is run on once before it serves (:meth:`Watcher.warm`)."""
 
 
 @dataclass(frozen=True)
@@ -32,8 +35,9 @@ class ServedModel:
 class Watcher(Generic[T]):
     """Holds what the promoted version loads into and swaps it when the pointer changes.
 
-    :meth:`refresh` is cheap when nothing changed (one small file read). A version that fails
-    to load is logged and skipped; what served before keeps serving.
+    :meth:`refresh` is cheap when nothing changed (one small file read). A new version is
+    loaded and warmed up (:meth:`warm`) before it replaces what serves. A version that fails
+    to load or to warm up is logged and skipped; what served before keeps serving.
     """
 
     what = "model"
@@ -50,6 +54,12 @@ class Watcher(Generic[T]):
     def load(self, version: str) -> T:
         """Load ``version`` from the registry; raise :class:`AlloopError` when it cannot."""
         raise NotImplementedError
+
+    def warm(self, loaded: T) -> None:
+        """Run ``loaded`` once on :data:`WARM_UP_TEXT`, so that what a model builds at its
+        first call (an int8 copy of the encoder and its traced graph: about half a second on
+        2 CPUs) is built here, while the version before still serves, and not in the first
+        batch or request after the swap. Raise to refuse the version."""
 
     def wanted(self) -> str | None:
         """The version to hold: the promoted one."""
@@ -81,7 +91,7 @@ class Watcher(Generic[T]):
                 self._served, self._held = None, None
                 return True
             try:
-                loaded = self.load(wanted)
+                loaded = self._warmed(self.load(wanted), wanted)
             except AlloopError as exc:
                 logger.error("cannot load %s %s, keeping %s: %s", self.what, wanted, held, exc)
                 self._failed = wanted
@@ -90,6 +100,13 @@ class Watcher(Generic[T]):
             self._served, self._held = loaded, wanted
             logger.info("now %s %s %s (was %s)", self.verb, self.what, wanted, held)
             return True
+
+    def _warmed(self, loaded: T, version: str) -> T:
+        try:
+            self.warm(loaded)
+        except Exception as exc:  # it loaded but cannot compute: it must not serve
+            raise ModelError(f"{self.what} {version} failed its warm-up: {exc}") from exc
+        return loaded
 
 
 class ModelWatcher(Watcher[ServedModel]):
@@ -103,6 +120,9 @@ class ModelWatcher(Watcher[ServedModel]):
         classifier = load_version(self._registry, version, precision=self._precision)
         return ServedModel(version=version, classifier=classifier)
 
+    def warm(self, loaded: ServedModel) -> None:
+        loaded.classifier.predict_proba([WARM_UP_TEXT])
+
 
 class NewestWatcher(ModelWatcher):
     """The newest classifier the trainer made, promoted or not: what the scorer's selection
@@ -111,6 +131,11 @@ class NewestWatcher(ModelWatcher):
 
     what = "newest model"
     verb = "selecting with"
+
+    def warm(self, loaded: ServedModel) -> None:
+        """Nothing to build: selection ranks with this version's head on the embeddings the
+        scorer already has (:class:`loop.selection.windows.NewestModel`), so a fast copy of
+        its encoder would only take memory (about 80 MB in int8)."""
 
     def wanted(self) -> str | None:
         return self._registry.latest()

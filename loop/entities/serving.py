@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from loop.classification.serving import Watcher
+from loop.classification.serving import WARM_UP_TEXT, Watcher
 from loop.embeddings.precision import Precision
 from loop.entities.base import EntityExtractor, Span, analyse
 from loop.entities.factories import load_extractor
@@ -69,6 +69,9 @@ class ExtractorWatcher(Watcher[ServedExtractor]):
             seen=frozenset(str(f) for f in forms),
             per_type={str(k): int(v) for k, v in per_type.items()},
         )
+
+    def warm(self, loaded: ServedExtractor) -> None:
+        loaded.extractor.predict([WARM_UP_TEXT])
 
 
 def load_patterns(gazetteers: Path | None) -> PatternExtractor:

@@ -12,7 +12,7 @@ import pytest
 
 from loop.classification.base import ClassifierConfig
 from loop.classification.factories import factory_for, load_version
-from loop.classification.serving import ModelWatcher, ReloadCheck
+from loop.classification.serving import ModelWatcher, NewestWatcher, ReloadCheck, ServedModel
 from loop.errors import ModelError
 from loop.registry import ModelRegistry
 from loop.testing.classifier import KeywordClassifier, KeywordFactory
@@ -151,6 +151,48 @@ def test_a_broken_version_is_skipped_and_the_previous_keeps_serving(
     assert watcher.version == v3
 
 
+class Warming(ModelWatcher):
+    """Records which version served while each warm-up ran; fails the warm-up of ``broken``."""
+
+    def __init__(self, registry: ModelRegistry, broken: str | None = None) -> None:
+        super().__init__(registry)
+        self.broken = broken
+        self.warmed: list[tuple[str, str | None]] = []
+
+    def warm(self, loaded: ServedModel) -> None:
+        self.warmed.append((loaded.version, self.version))
+        if loaded.version == self.broken:
+            raise RuntimeError("cannot compute")
+        super().warm(loaded)
+
+
+def test_a_new_version_is_warmed_up_while_the_one_before_serves(
+    registry: ModelRegistry,
+) -> None:
+    v1, v2 = publish(registry, MARKET), publish(registry, WEATHER)
+    registry.promote(v1)
+    watcher = Warming(registry)
+    assert watcher.refresh() and watcher.refresh() is False
+    registry.promote(v2)
+    assert watcher.refresh()
+    assert watcher.warmed == [(v1, None), (v2, v1)]
+    assert watcher.version == v2
+
+
+def test_a_version_that_fails_its_warm_up_is_skipped(registry: ModelRegistry) -> None:
+    v1, v2 = publish(registry, MARKET), publish(registry, WEATHER)
+    registry.promote(v1)
+    watcher = Warming(registry, broken=v2)
+    watcher.refresh()
+    served = watcher.served
+    registry.promote(v2)
+
+    assert watcher.refresh() is False
+    assert watcher.served is served and watcher.version == v1
+    assert watcher.refresh() is False
+    assert watcher.warmed == [(v1, None), (v2, v1)], "the broken one is not retried each call"
+
+
 def test_a_failed_version_is_retried_when_promoted_again(registry: ModelRegistry) -> None:
     watcher, _, v2 = serving_the_first(registry)
     weights = registry.model_path(v2) / "keywords.json"
@@ -262,9 +304,15 @@ def test_a_setfit_version_serves_in_the_precision_it_is_given(
         assert watcher.served is not None
         served[precision] = watcher.served.classifier
         assert served[precision].precision is precision
+        if precision is not Precision.FLOAT32:  # the warm-up built the fast copy at load
+            assert served[precision]._serving_body is not None  # type: ignore[attr-defined]
         together = served[precision].predict_proba(texts, batch_size=5)
         alone = np.concatenate([served[precision].predict_proba([t]) for t in texts])
         assert np.array_equal(together, alone)
+    newest = NewestWatcher(setfit_registry, Precision.INT8)
+    newest.refresh()
+    assert newest.served is not None
+    assert newest.served.classifier._serving_body is None, "selection uses its head alone"  # type: ignore[attr-defined]
     exact = served[Precision.FLOAT32].predict_proba(texts)
     for precision, within in ((Precision.BFLOAT16, 0.02), (Precision.INT8, 0.05)):
         fast = served[precision].predict_proba(texts)

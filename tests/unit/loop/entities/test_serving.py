@@ -83,9 +83,15 @@ class Servable:
     def __init__(self, bfloat16: bool) -> None:
         self.config = ExtractorConfig(bfloat16=bfloat16)
         self.served_in: list[object] = []
+        self.calls: list[str] = []
 
     def serve_in(self, precision: object) -> None:
         self.served_in.append(precision)
+        self.calls.append("serve_in")
+
+    def predict(self, texts: list[str], batch_size: int = 32) -> list[list[object]]:
+        self.calls.append("predict")
+        return [[] for _ in texts]
 
 
 def test_a_tagger_is_served_in_the_machines_precision_unless_its_version_says_float32(
@@ -104,5 +110,6 @@ def test_a_tagger_is_served_in_the_machines_precision_unless_its_version_says_fl
         extractor = Servable(bfloat16)
         monkeypatch.setattr(serving, "load_extractor", lambda kind, path, chosen=extractor: chosen)
         watcher = ExtractorWatcher(ModelRegistry(tmp_path), precision)
-        watcher.refresh()
+        assert watcher.refresh()
         assert extractor.served_in == expected, (precision, bfloat16)
+        assert extractor.calls[-1:] == ["predict"], "warmed up once served in its precision"
