@@ -60,8 +60,8 @@ class ThroughputResult:
     ratio: float
     """The steady pipeline rate over ``raw_docs_per_s``."""
     ratio_whole: float
-    """The whole run's pipeline rate over ``raw_docs_per_s`` (what ``ratio`` was until
-    2026-12-07)."""
+    """The whole run's pipeline rate over ``raw_docs_per_s`` (what ``ratio`` was until issue
+    16's fifth session)."""
     scorer_rss_warm_mb: float
     scorer_rss_max_after_warmup_mb: float
     scorer_rss_growth: float
