@@ -14,7 +14,14 @@ In one run, on the same documents and with the same batch size:
   run's rate also counts the start (the reader joining its group, this process producing
   every document in its first second or two, on the same CPUs).
 
-The scorer's resident memory is sampled throughout; growth is measured from the end of the
+With ``scorers`` above 1, the pipeline runs that many scorer processes in one consumer group
+(the raw topic gets three partitions per scorer, so that each has the same share) and the raw
+side runs the model in as many processes at once, each on its own share of the batches; with
+``threads``, every one of them runs its model on that many torch threads
+(``ALLOOP_SCORER__THREADS``). Both sides always have the same shape, so the ratio compares
+like with like, and the rates say which shape tags more on this machine.
+
+The scorers' resident memory (their sum) is sampled throughout; growth is measured from the end of the
 warm-up (the first ``warmup`` fraction of documents) to the largest sample after it. The CPU
 time per document is reported beside the rates (the raw side's process time; the scorer
 process's from the end of the warm-up to the last document): on a shared machine it moves
@@ -32,6 +39,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -49,6 +57,10 @@ from stack import local
 class ThroughputResult:
     documents: int
     batch_size: int
+    scorers: int
+    """Scorer processes in the pipeline, and raw model processes beside it."""
+    threads: int
+    """torch threads per process (0: torch's default, one per core)."""
     raw_docs_per_s: float
     """The mean of the raw model's rate before and after the pipeline."""
     raw_before_docs_per_s: float
@@ -85,13 +97,14 @@ def _documents(count: int, dataset: Path) -> tuple[list[Document], list[Document
 
 
 class RssSampler(threading.Thread):
-    """Samples a process's resident memory and CPU time every ``interval`` seconds."""
+    """Samples the resident memory and CPU time of processes (their sums) every ``interval``
+    seconds."""
 
-    def __init__(self, pid: int, interval: float = 0.25) -> None:
+    def __init__(self, pids: list[int], interval: float = 0.25) -> None:
         super().__init__(daemon=True)
         import psutil
 
-        self.process = psutil.Process(pid)
+        self.processes = [psutil.Process(pid) for pid in pids]
         self.interval = interval
         self.samples: list[tuple[float, int]] = []
         self.cpu: list[tuple[float, float]] = []  # (when, user + system seconds)
@@ -101,22 +114,33 @@ class RssSampler(threading.Thread):
         while not self.done.is_set():
             try:
                 now = time.monotonic()
-                self.samples.append((now, self.process.memory_info().rss))
-                times = self.process.cpu_times()
-                self.cpu.append((now, times.user + times.system))
+                rss = sum(p.memory_info().rss for p in self.processes)
+                cpu = 0.0
+                for process in self.processes:
+                    times = process.cpu_times()
+                    cpu += times.user + times.system
+                self.samples.append((now, rss))
+                self.cpu.append((now, cpu))
             except Exception:
                 return
             self.done.wait(self.interval)
 
 
 def measure_raw(
-    registry: ModelRegistry, version: str, texts: list[str], batch: int, when: str = ""
+    registry: ModelRegistry,
+    version: str,
+    texts: list[str],
+    batch: int,
+    when: str = "",
+    threads: int = 0,
 ) -> tuple[float, float]:
     """Documents per second of the model alone, in the precision the scorer serves in
     (``ALLOOP_PRECISION``, which the scorer process reads from the same environment), and
     this process's CPU milliseconds per document meanwhile."""
+    from loop.embeddings.backbone import use_threads
     from loop.memory import release_free_memory
 
+    use_threads(threads)
     classifier = load_version(registry, version, precision=Settings().precision)
     classifier.predict_proba(texts[:batch], batch_size=batch)  # warm-up
     started, cpu = time.perf_counter(), time.process_time()
@@ -130,6 +154,106 @@ def measure_raw(
         release_free_memory()  # as the scorer does after each batch
     cpu_ms = (time.process_time() - cpu) * 1000 / len(texts)
     return len(texts) / (time.perf_counter() - started), cpu_ms
+
+
+def _raw_share(
+    root: Path,
+    version: str,
+    texts: list[str],
+    batch: int,
+    threads: int,
+    ready: Any,
+    results: Any,
+) -> None:
+    """One raw model process: load and warm up, wait for the others, then time its share."""
+    from loop.embeddings.backbone import use_threads
+    from loop.memory import release_free_memory
+
+    use_threads(threads)
+    classifier = load_version(ModelRegistry(root), version, precision=Settings().precision)
+    classifier.predict_proba(texts[:batch], batch_size=batch)  # warm-up
+    ready.wait()
+    started, cpu = time.perf_counter(), time.process_time()
+    for start in range(0, len(texts), batch):
+        classifier.predict_proba(texts[start : start + batch], batch_size=batch)
+        release_free_memory()
+    results.put((len(texts), time.perf_counter() - started, time.process_time() - cpu))
+
+
+def shares_of(texts: list[str], batch: int, processes: int) -> list[list[str]]:
+    """Every ``processes``-th batch of ``texts`` for each process: each batch once, whole."""
+    batches = [texts[start : start + batch] for start in range(0, len(texts), batch)]
+    return [[text for chunk in batches[k::processes] for text in chunk] for k in range(processes)]
+
+
+def measure_raw_processes(
+    registry: ModelRegistry,
+    version: str,
+    texts: list[str],
+    batch: int,
+    processes: int,
+    threads: int,
+    when: str = "",
+) -> tuple[float, float]:
+    """:func:`measure_raw` in ``processes`` processes at once, each on every
+    ``processes``-th batch: the documents of all over the time of the slowest (they start
+    together once all are loaded), and the CPU milliseconds per document of all."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    ready = context.Barrier(processes)
+    results = context.Queue()
+    workers = [
+        context.Process(
+            target=_raw_share,
+            args=(registry.root, version, share, batch, threads, ready, results),
+            daemon=True,
+        )
+        for share in shares_of(texts, batch, processes)
+    ]
+    print(f"raw model{when}: {processes} processes ...", file=sys.stderr, flush=True)
+    for worker in workers:
+        worker.start()
+    timed = [results.get(timeout=3600) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+    documents = sum(count for count, _, _ in timed)
+    if documents != len(texts):
+        raise RuntimeError(f"the raw processes scored {documents} of {len(texts)} documents")
+    slowest = max(elapsed for _, elapsed, _ in timed)
+    cpu_ms = sum(cpu for _, _, cpu in timed) * 1000 / documents
+    return documents / slowest, cpu_ms
+
+
+def current_assignment(log: str, group: str) -> set[str]:
+    """The partitions (``topic/partition``) a worker's ``log`` says it holds in ``group`` now:
+    its last assignment, or none after a revocation."""
+    held: set[str] = set()
+    for line in log.splitlines():
+        if f"group {group} revoked partitions: " in line:
+            held = set()
+        elif (marker := f"group {group} assigned partitions: ") in line:
+            names = (name.strip() for name in line.split(marker, 1)[1].split(","))
+            held = {name for name in names if name not in ("", "none")}
+    return held
+
+
+def wait_for_group(
+    processes: list[Any], logs: list[Path], group: str, partitions: int, timeout_s: float
+) -> None:
+    """Wait until the scorers' logs show every partition held by exactly one of them and
+    each holding its share: the group has settled, no rebalance is left to pause it."""
+    deadline = time.monotonic() + timeout_s
+    share = partitions // len(processes)
+    while time.monotonic() < deadline:
+        for process, log in zip(processes, logs, strict=True):
+            local.wait_for_log(process, log, "assigned partitions", deadline - time.monotonic())
+        held = [current_assignment(log.read_text(errors="replace"), group) for log in logs]
+        every = set().union(*held)
+        if len(every) == partitions and all(len(h) == share for h in held):
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"the {len(processes)} scorers did not settle in group {group}")
 
 
 @dataclass
@@ -146,14 +270,22 @@ class PipelineRun:
 
 
 def measure_pipeline(
-    servers: str, registry_dir: Path, home: Path, docs: list[Document], batch: int, warmup: float
+    servers: str,
+    registry_dir: Path,
+    home: Path,
+    docs: list[Document],
+    batch: int,
+    warmup: float,
+    scorers: int = 1,
+    threads: int = 0,
 ) -> PipelineRun:
-    """The pipeline's rates; the scorer's resident memory (MB) at the end of the warm-up, its
-    largest after, and its largest in each quarter after; its CPU milliseconds per document
-    after the warm-up."""
+    """The pipeline's rates; the scorers' resident memory (MB, their sum) at the end of the
+    warm-up, its largest after, and its largest in each quarter after; their CPU milliseconds
+    per document after the warm-up."""
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     raw, tagged = f"{prefix}.docs.raw", f"{prefix}.docs.tagged"
-    ensure_topics(servers, [raw, tagged, f"{raw}.dlq"], 3)
+    partitions = 3 * scorers
+    ensure_topics(servers, [raw, tagged, f"{raw}.dlq"], partitions)
     env = {
         **os.environ,
         "ALLOOP_HOME": str(home),
@@ -163,19 +295,29 @@ def measure_pipeline(
         "ALLOOP_KAFKA__TOPICS__TAGGED": tagged,
         "ALLOOP_SCORER__GROUP_ID": f"{prefix}-scorer",
         "ALLOOP_SCORER__BATCH_SIZE": str(batch),
+        "ALLOOP_SCORER__THREADS": str(threads),
         "ALLOOP_KAFKA__SESSION_TIMEOUT_MS": "6000",
         "ALLOOP_KAFKA__HEARTBEAT_INTERVAL_MS": "1000",
     }
-    log = home / "scorer.log"
-    command = [sys.executable, "-m", "cli", "worker", "scorer", "--worker-id", "bench"]
-    process = local.spawn("scorer", command, log, env)
-    sampler = RssSampler(process.pid)
+    logs = [home / f"scorer-{k}.log" for k in range(scorers)]
+    processes = [
+        local.spawn(
+            "scorer",
+            [sys.executable, "-m", "cli", "worker", "scorer", "--worker-id", f"bench-{k}"],
+            log,
+            env,
+        )
+        for k, log in enumerate(logs)
+    ]
+    sampler = RssSampler([process.pid for process in processes])
     kafka = KafkaSettings(session_timeout_ms=6000, heartbeat_interval_ms=1000)
     try:
-        local.wait_for_log(process, log, "assigned partitions", timeout_s=180)
+        wait_for_group(processes, logs, f"{prefix}-scorer", partitions, timeout_s=180)
         sampler.start()
         consumer = make_consumer(servers, kafka, [tagged], f"{prefix}-reader")
-        consumer.poll(timeout_ms=100)
+        joined = time.monotonic() + 60
+        while not consumer.assignment() and time.monotonic() < joined:
+            consumer.poll(timeout_ms=100)  # joined before the first document: none read late
         producer = make_producer(servers, kafka)
         started = time.monotonic()
         for doc in docs:
@@ -204,8 +346,10 @@ def measure_pipeline(
             raise RuntimeError(f"only {len(seen)} of {len(docs)} documents came out tagged")
     finally:
         sampler.done.set()
-        process.terminate()
-        process.wait(timeout=60)
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=60)
     warm_at = warm_at or started
     before = [rss for t, rss in sampler.samples if t <= warm_at]
     after = [rss for t, rss in sampler.samples if t > warm_at]
@@ -246,6 +390,8 @@ def run(
     warmup: float = 0.1,
     dataset: Path = DEFAULT_DATASET,
     servers: str | None = None,
+    scorers: int = 1,
+    threads: int = 0,
 ) -> ThroughputResult:
     from loop.classification.base import ClassifierConfig
     from loop.classification.setfit import SetFitFactory
@@ -260,21 +406,33 @@ def run(
             seed, SetFitFactory(), registry, ClassifierConfig(num_iterations=2), promote=True
         )
         texts = [d.text for d in docs]
-        before, cpu_before = measure_raw(registry, card.version, texts, batch_size, " (before)")
+
+        def raw_side(when: str) -> tuple[float, float]:
+            if scorers == 1:
+                return measure_raw(registry, card.version, texts, batch_size, when, threads)
+            return measure_raw_processes(
+                registry, card.version, texts, batch_size, scorers, threads, when
+            )
+
+        before, cpu_before = raw_side(" (before)")
         broker: local.Service | None = None
         if servers is None:
             broker = local.start_broker(home / "stack")
             servers = broker.address or ""
         try:
-            pipe = measure_pipeline(servers, registry.root, home, docs, batch_size, warmup)
+            pipe = measure_pipeline(
+                servers, registry.root, home, docs, batch_size, warmup, scorers, threads
+            )
         finally:
             if broker is not None:
                 local.stop_service(broker)
-        after, cpu_after = measure_raw(registry, card.version, texts, batch_size, " (after)")
+        after, cpu_after = raw_side(" (after)")
     raw_rate = (before + after) / 2
     return ThroughputResult(
         documents=documents,
         batch_size=batch_size,
+        scorers=scorers,
+        threads=threads,
         raw_docs_per_s=round(raw_rate, 1),
         raw_before_docs_per_s=round(before, 1),
         raw_after_docs_per_s=round(after, 1),
@@ -296,6 +454,8 @@ def run(
 def report(result: ThroughputResult) -> str:
     lines = [
         f"documents            {result.documents} (batch size {result.batch_size}, {result.cpus} CPUs)",
+        f"processes            {result.scorers} scorer(s) and as many raw model processes, "
+        f"{result.threads or 'default'} torch thread(s) each",
         f"raw predict_proba    {result.raw_docs_per_s:.1f} docs/s (mean of "
         f"{result.raw_before_docs_per_s:.1f} before the pipeline and "
         f"{result.raw_after_docs_per_s:.1f} after)",
@@ -303,13 +463,13 @@ def report(result: ThroughputResult) -> str:
         f"(ingest to tagged output); {result.pipeline_docs_per_s:.1f} over the whole run",
         f"ratio                {result.ratio:.3f} after the warm-up (target >= 0.85); "
         f"{result.ratio_whole:.3f} over the whole run",
-        f"scorer memory        {result.scorer_rss_warm_mb:.0f} MB after warm-up, "
+        f"scorer memory        {result.scorer_rss_warm_mb:.0f} MB after warm-up (all scorers), "
         f"max {result.scorer_rss_max_after_warmup_mb:.0f} MB after "
         f"({result.scorer_rss_growth:+.1%}, target <= +10%); largest by quarter after: "
         + ", ".join(f"{mb:.0f}" for mb in result.scorer_rss_quarters_mb)
         + " MB",
         f"CPU per document     raw {result.raw_cpu_ms_per_doc:.2f} ms, scorer "
-        f"{result.scorer_cpu_ms_per_doc:.2f} ms after warm-up (every thread of its process)",
+        f"{result.scorer_cpu_ms_per_doc:.2f} ms after warm-up (every thread of every scorer)",
         json.dumps(asdict(result)),
     ]
     return "\n".join(lines)

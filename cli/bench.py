@@ -126,6 +126,23 @@ def bench_throughput(
             "against float32 and the path before issue 16 (docs/benchmarks.md)."
         ),
     ] = "classification",
+    scorers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Scorer processes in one consumer group (the raw topic gets 3 partitions per "
+            "scorer), and as many raw model processes at once on the raw side.",
+        ),
+    ] = 1,
+    threads: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="torch threads per scorer and per raw model process (0: torch's default, "
+            "one per core). On 2 cores, --scorers 2 --threads 1 tags the most.",
+            envvar="ALLOOP_SCORER__THREADS",
+        ),
+    ] = 0,
 ) -> None:
     """Documents per second through the whole pipeline (real broker, real scorer process)
     against the raw model on the same documents, and the scorer's memory over the stream;
@@ -140,13 +157,23 @@ def bench_throughput(
 
     settings = load_settings()
     if tasks != "classification":
+        if scorers != 1:
+            raise typer.BadParameter("--scorers applies to the pipeline (--tasks classification)")
+        from loop.embeddings.backbone import use_threads
+
+        use_threads(threads)
         both = throughput_tasks.run(
             settings, Scorer, documents, batch_size, warmup, tasks.split(",")
         )
         typer.echo(throughput_tasks.report(both))
         return
     result = throughput.run(
-        documents, batch_size, warmup, servers=settings.kafka.bootstrap_servers or None
+        documents,
+        batch_size,
+        warmup,
+        servers=settings.kafka.bootstrap_servers or None,
+        scorers=scorers,
+        threads=threads,
     )
     typer.echo(throughput.report(result))
 

@@ -97,6 +97,12 @@ class ScorerSettings(BaseModel):
         "sample: the documents people label for the frozen test set",
     )
     seed_keywords: dict[str, list[str]] = Field(default_factory=dict)
+    threads: int = Field(
+        default=0,
+        ge=0,
+        le=256,
+        description="torch threads per scorer process; 0: torch's default, one per core",
+    )
 
 
 class DriftSettings(BaseModel):

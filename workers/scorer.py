@@ -27,7 +27,7 @@ from connectors.outputs import Output, dead_letter, decode_all, fit_outputs
 from loop.classification.base import applying
 from loop.classification.serving import ModelWatcher, ReloadCheck, ServedModel
 from loop.drift.monitor import DriftMonitor, drift_event, monitor_of
-from loop.embeddings.backbone import PackagedEncoder
+from loop.embeddings.backbone import PackagedEncoder, threads_in_use, use_threads
 from loop.entities.selection import EntityScored
 from loop.entities.serving import EntityTagger
 from loop.memory import release_free_memory
@@ -306,6 +306,7 @@ def run(settings: Settings, servers: str, worker_id: str | None = None) -> LoopS
         servers,
         [topics.raw, topics.tagged, topics.candidates, topics.models, topics.dlq(topics.raw)],
     )
+    use_threads(settings.scorer.threads)
     registry = ModelRegistry(settings.registry_path)
     watcher = ModelWatcher(registry, settings.precision)
     watcher.refresh()
@@ -323,12 +324,13 @@ def run(settings: Settings, servers: str, worker_id: str | None = None) -> LoopS
             scorer.refresh()
 
     logger.info(
-        "scorer %s consuming %s in group %s, model %s, entities %s",
+        "scorer %s consuming %s in group %s, model %s, entities %s, on %d torch thread(s)",
         worker_id,
         topics.raw,
         settings.scorer.group_id,
         watcher.version or "none",
         scorer.entities.version if scorer.entities else "off",
+        threads_in_use(),
     )
     stats = LoopStats()
     try:

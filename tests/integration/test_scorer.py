@@ -265,6 +265,37 @@ def test_a_scorer_process_set_to_int8_tags_with_the_int8_encoder(
     assert np.mean(largest_gap(Precision.FLOAT32)) > 1e-4
 
 
+def test_a_scorer_process_on_one_thread_says_so_and_tags_like_the_model(
+    env: Env, setfit_registry: ModelRegistry, workers
+) -> None:
+    """ALLOOP_SCORER__THREADS reaches the scorer process (its start line names the torch
+    threads it runs on), and one thread changes no published probability: they are the
+    model's on every thread of this process."""
+    from loop.classification.serving import ModelWatcher
+
+    env.registry = setfit_registry.root
+    docs = tweets("valid", limit=40)
+    scorer = workers(
+        ["worker", "scorer", "--worker-id", "s1"],
+        "s1",
+        ALLOOP_SCORER__THREADS="1",
+        ALLOOP_PRECISION="float32",
+    ).start()
+    scorer.wait_for("on 1 torch thread(s)", timeout=180)
+    env.produce(docs)
+    wanted = {d.id for d in docs}
+    records = read_topic(env.broker, env.tagged, lambda rs: ids_seen(rs) >= wanted, timeout=180)
+    tagged = {t.id: t for t in (decode(r.value, TaggedDocument) for r in records)}
+    watcher = ModelWatcher(setfit_registry)
+    watcher.refresh()
+    assert watcher.served is not None
+    model = watcher.served.classifier
+    rows = model.predict_proba([d.text for d in docs])
+    for doc, row in zip(docs, rows, strict=True):
+        for label, p in zip(model.labels, row.tolist(), strict=True):
+            assert abs(tagged[doc.id].probabilities[label] - p) <= 5e-5 + 1e-9
+
+
 def test_poison_of_every_kind_is_dead_lettered_alone_and_the_scorer_lives_on(
     env: Env, workers
 ) -> None:

@@ -21,6 +21,7 @@ SETTING_OPTIONS = {
     ("bench drift", "--window"): "ALLOOP_DRIFT__WINDOW_SIZE",
     ("bench drift", "--reference-windows"): "ALLOOP_DRIFT__REFERENCE_WINDOWS",
     ("bench throughput", "--batch-size"): "ALLOOP_SCORER__BATCH_SIZE",
+    ("bench throughput", "--threads"): "ALLOOP_SCORER__THREADS",
     ("bench chaos", "--model-kind"): "ALLOOP_TRAINER__MODEL_KIND",
     ("bench learning-curve", "--model-kind"): "ALLOOP_TRAINER__MODEL_KIND",
 }

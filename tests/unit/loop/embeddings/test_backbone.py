@@ -50,6 +50,30 @@ def test_a_text_gets_the_same_vector_alone_and_in_any_batch(
     assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
 
 
+@pytest.mark.parametrize("precision", [Precision.FLOAT32, Precision.INT8])
+def test_a_text_gets_the_same_vector_on_one_thread_as_on_every_core(
+    encoder: Any, precision: Precision
+) -> None:
+    """Scorers on one thread each (``ALLOOP_SCORER__THREADS=1``) and a scorer on every core
+    share a group: a batch replayed by the other kind publishes the same bytes."""
+    import torch
+
+    from loop.embeddings.backbone import threads_in_use, use_threads
+
+    served = serving_copy(encoder, precision)
+    before = threads_in_use()
+    use_threads(0)  # torch's default: left as it is
+    assert threads_in_use() == before
+    every_core = sentence_vectors(served, TEXTS, batch_size=64)
+    try:
+        use_threads(1)
+        assert threads_in_use() == 1
+        one_thread = sentence_vectors(served, TEXTS, batch_size=64)
+    finally:
+        torch.set_num_threads(before)
+    assert np.array_equal(one_thread, every_core)
+
+
 def test_the_traced_int8_pass_gives_the_untraced_vectors_in_any_batch(encoder: Any) -> None:
     import torch
 

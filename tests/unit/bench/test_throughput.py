@@ -1,0 +1,73 @@
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bench.throughput import RssSampler, current_assignment, shares_of
+
+GROUP = "bench-1-scorer"
+
+
+def test_a_scorers_assignment_is_its_last_one_and_none_after_a_revocation() -> None:
+    log = "\n".join(
+        [
+            f"2026-12-07 INFO connectors.kafka: group {GROUP} assigned partitions: r/0, r/1, r/2",
+            "2026-12-07 INFO connectors.kafka: group other assigned partitions: m/0",
+            f"2026-12-07 INFO connectors.kafka: group {GROUP} revoked partitions: r/0, r/1, r/2",
+        ]
+    )
+    assert current_assignment(log, GROUP) == set()
+    log += f"\n2026-12-07 INFO connectors.kafka: group {GROUP} assigned partitions: r/1, r/2"
+    assert current_assignment(log, GROUP) == {"r/1", "r/2"}
+    assert current_assignment(log, "other") == {"m/0"}
+    assert current_assignment(f"group {GROUP} assigned partitions: none", GROUP) == set()
+    assert current_assignment("no group yet", GROUP) == set()
+
+
+def test_each_raw_process_gets_every_nth_batch_whole_and_all_are_scored_once() -> None:
+    texts = [str(i) for i in range(10)]
+    assert shares_of(texts, 3, 2) == [["0", "1", "2", "6", "7", "8"], ["3", "4", "5", "9"]]
+    assert shares_of(texts, 4, 1) == [texts]
+    assert sorted((t for share in shares_of(texts, 2, 3) for t in share), key=int) == texts
+
+
+def test_the_sampler_sums_the_memory_and_cpu_of_every_process() -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", "x = bytearray(200 * 2**20); import time; time.sleep(30)"]
+    )
+    try:
+        time.sleep(1.0)  # the child has its 200 MB
+        alone = RssSampler([os.getpid()], interval=0.05)
+        both = RssSampler([os.getpid(), child.pid], interval=0.05)
+        for sampler in (alone, both):
+            sampler.start()
+        time.sleep(0.3)
+        for sampler in (alone, both):
+            sampler.done.set()
+            sampler.join()
+        assert both.samples and alone.samples
+        gap = both.samples[-1][1] - alone.samples[-1][1]
+        assert gap >= 190 * 2**20
+        assert both.cpu[-1][1] >= alone.cpu[-1][1]
+    finally:
+        child.kill()
+        child.wait()
+
+
+@pytest.mark.slow
+def test_raw_model_processes_share_the_batches_and_add_up(tmp_path) -> None:
+    """Two single-threaded raw model processes (the raw side of ``--scorers 2 --threads 1``)
+    score every batch once between them: the documents of both over the slower one's time."""
+    from bench.throughput import measure_raw_processes
+    from loop.classification.base import ClassifierConfig
+    from loop.registry import ModelRegistry
+    from loop.testing.classifier import KeywordFactory
+
+    registry = ModelRegistry(tmp_path / "registry")
+    model = KeywordFactory().train(["up up", "down down"], ["up", "down"], ClassifierConfig())
+    registry.publish(model.save, labels=model.labels, kind=KeywordFactory().name)
+    texts = [f"up {i}" if i % 2 else f"down {i}" for i in range(130)]
+    rate, cpu_ms = measure_raw_processes(registry, "v0001", texts, 16, processes=2, threads=1)
+    assert rate > 0 and cpu_ms > 0
