@@ -21,17 +21,18 @@ side runs the model in as many processes at once, each on its own share of the b
 (``ALLOOP_SCORER__THREADS``). Both sides always have the same shape, so the ratio compares
 like with like, and the rates say which shape tags more on this machine.
 
-The scorers' resident memory (their sum) is sampled throughout; growth is measured from the end of the
-warm-up (the first ``warmup`` fraction of documents) to the largest sample after it. The CPU
-time per document is reported beside the rates (the raw side's process time; the scorer
-process's from the end of the warm-up to the last document): on a shared machine it moves
-less than wall time, and it counts what the pipeline's threads do beside the model.
+The scorers' resident memory (their sum) is sampled throughout; growth is measured from the
+end of the warm-up (the first ``warmup`` fraction of documents) to the largest sample after
+it. The CPU time per document is reported beside the rates (the raw processes' time; the
+scorer processes' from the end of the warm-up to the last document): on a shared machine it
+moves less than wall time, and it counts what the pipeline's threads do beside the model.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
 import sys
 import tempfile
 import threading
@@ -172,7 +173,7 @@ def _raw_share(
     use_threads(threads)
     classifier = load_version(ModelRegistry(root), version, precision=Settings().precision)
     classifier.predict_proba(texts[:batch], batch_size=batch)  # warm-up
-    ready.wait()
+    ready.wait(timeout=600)  # a process that never gets here breaks the barrier for all
     started, cpu = time.perf_counter(), time.process_time()
     for start in range(0, len(texts), batch):
         classifier.predict_proba(texts[start : start + batch], batch_size=batch)
@@ -214,7 +215,14 @@ def measure_raw_processes(
     print(f"raw model{when}: {processes} processes ...", file=sys.stderr, flush=True)
     for worker in workers:
         worker.start()
-    timed = [results.get(timeout=3600) for _ in workers]
+    timed: list[tuple[int, float, float]] = []
+    while len(timed) < len(workers):
+        try:
+            timed.append(results.get(timeout=1))
+        except queue.Empty:
+            failed = [w.exitcode for w in workers if w.exitcode not in (None, 0)]
+            if failed:
+                raise RuntimeError(f"a raw model process failed (exit code {failed[0]})") from None
     for worker in workers:
         worker.join(timeout=60)
     documents = sum(count for count, _, _ in timed)

@@ -71,3 +71,13 @@ def test_raw_model_processes_share_the_batches_and_add_up(tmp_path) -> None:
     texts = [f"up {i}" if i % 2 else f"down {i}" for i in range(130)]
     rate, cpu_ms = measure_raw_processes(registry, "v0001", texts, 16, processes=2, threads=1)
     assert rate > 0 and cpu_ms > 0
+
+
+@pytest.mark.slow
+def test_a_raw_model_process_that_fails_stops_the_measure_with_its_exit_code(tmp_path) -> None:
+    from bench.throughput import measure_raw_processes
+    from loop.registry import ModelRegistry
+
+    empty = ModelRegistry(tmp_path / "registry")
+    with pytest.raises(RuntimeError, match="a raw model process failed"):
+        measure_raw_processes(empty, "v0001", ["up"] * 40, 16, processes=2, threads=1)
