@@ -55,7 +55,7 @@ def connect(path: Path, schema: str = _SCHEMA, version: int = SCHEMA_VERSION) ->
     )
     try:
         db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        mode = write_ahead_logging(db)
         if str(mode).lower() != "wal":
             raise sqlite3.OperationalError(f"{path}: cannot use write-ahead logging ({mode})")
         db.execute("PRAGMA synchronous = FULL")
@@ -68,6 +68,23 @@ def connect(path: Path, schema: str = _SCHEMA, version: int = SCHEMA_VERSION) ->
         db.close()
         raise
     return db
+
+
+def write_ahead_logging(db: sqlite3.Connection, within_s: float = BUSY_TIMEOUT_S) -> str:
+    """Switch ``db`` to write-ahead logging; the journal mode it has after.
+
+    Processes that open a new database at the same moment all switch it: SQLite answers "database
+    is locked" at once to all but one of them, without waiting out the busy timeout (waiting
+    could deadlock, each holding the lock the other needs). Such a refusal is tried again until
+    ``within_s`` has passed; by then the switch is made and persists in the file."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            return str(db.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 @contextlib.contextmanager

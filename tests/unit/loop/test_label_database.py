@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from loop import label_db
 from loop.labels import LabelStore
 from loop.messages import LabelEvent
 from tests.unit.loop.test_labels import answer, legacy_file
@@ -44,6 +46,51 @@ def _write(path: str, writer: str, start: object, batches: int, size: int) -> No
             )
             for i in range(size)
         )
+
+
+class _Switching:
+    """A connection whose switch to write-ahead logging is refused ``refusals`` times."""
+
+    def __init__(self, refusals: int, error: str = "database is locked") -> None:
+        self.refusals, self.error, self.tries = refusals, error, 0
+
+    def execute(self, sql: str) -> _Switching:
+        self.tries += 1
+        if self.tries <= self.refusals:
+            raise sqlite3.OperationalError(self.error)
+        return self
+
+    def fetchone(self) -> tuple[str]:
+        return ("wal",)
+
+
+def test_a_refused_switch_to_write_ahead_logging_is_tried_again() -> None:
+    db = _Switching(refusals=3)
+    assert label_db.write_ahead_logging(db, within_s=5) == "wal"  # type: ignore[arg-type]
+    assert db.tries == 4
+    for other in (_Switching(1, "disk I/O error"), _Switching(10**6)):
+        with pytest.raises(sqlite3.OperationalError):
+            label_db.write_ahead_logging(other, within_s=0.05)  # type: ignore[arg-type]
+
+
+def _open(path: str, together: object) -> None:
+    together.wait(60)  # type: ignore[attr-defined]  # every opener is ready: all open at once
+    label_db.connect(Path(path)).close()
+
+
+@pytest.mark.slow
+def test_processes_opening_a_new_database_at_the_same_moment_all_open_it(tmp_path: Path) -> None:
+    """The first open switches the file to write-ahead logging; SQLite refused that at once
+    to about one process in forty opening the same new file at the same moment."""
+    for attempt in range(8):
+        together = SPAWN.Barrier(5)
+        path = str(tmp_path / f"labels-{attempt}.db")
+        openers = [SPAWN.Process(target=_open, args=(path, together)) for _ in range(5)]
+        for opener in openers:
+            opener.start()
+        for opener in openers:
+            opener.join(60)
+        assert [opener.exitcode for opener in openers] == [0] * len(openers)
 
 
 def test_two_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
