@@ -2,6 +2,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -38,7 +39,12 @@ def test_the_sampler_sums_the_memory_and_cpu_of_every_process() -> None:
         [sys.executable, "-c", "x = bytearray(200 * 2**20); import time; time.sleep(30)"]
     )
     try:
-        time.sleep(1.0)  # the child has its 200 MB
+        import psutil
+
+        deadline = time.monotonic() + 60
+        while psutil.Process(child.pid).memory_info().rss < 200 * 2**20:  # not started yet
+            assert time.monotonic() < deadline, "the child never held its 200 MB"
+            time.sleep(0.05)
         alone = RssSampler([os.getpid()], interval=0.05)
         both = RssSampler([os.getpid(), child.pid], interval=0.05)
         for sampler in (alone, both):
@@ -57,7 +63,7 @@ def test_the_sampler_sums_the_memory_and_cpu_of_every_process() -> None:
 
 
 @pytest.mark.slow
-def test_raw_model_processes_share_the_batches_and_add_up(tmp_path) -> None:
+def test_raw_model_processes_share_the_batches_and_add_up(tmp_path: Path) -> None:
     """Two single-threaded raw model processes (the raw side of ``--scorers 2 --threads 1``)
     score every batch once between them: the documents of both over the slower one's time."""
     from bench.throughput import measure_raw_processes
@@ -74,7 +80,9 @@ def test_raw_model_processes_share_the_batches_and_add_up(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_a_raw_model_process_that_fails_stops_the_measure_with_its_exit_code(tmp_path) -> None:
+def test_a_raw_model_process_that_fails_stops_the_measure_with_its_exit_code(
+    tmp_path: Path,
+) -> None:
     from bench.throughput import measure_raw_processes
     from loop.registry import ModelRegistry
 
