@@ -73,10 +73,10 @@ def connect(path: Path, schema: str = _SCHEMA, version: int = SCHEMA_VERSION) ->
 def write_ahead_logging(db: sqlite3.Connection, within_s: float = BUSY_TIMEOUT_S) -> str:
     """Switch ``db`` to write-ahead logging; the journal mode it has after.
 
-    Processes that open a new database at the same moment all switch it: SQLite answers "database
-    is locked" at once to all but one of them, without waiting out the busy timeout (waiting
-    could deadlock, each holding the lock the other needs). Such a refusal is tried again until
-    ``within_s`` has passed; by then the switch is made and persists in the file."""
+    Processes that open a new database at the same moment all switch it, and SQLite can answer
+    "database is locked" at once to some of them, without waiting out the busy timeout
+    (waiting could deadlock, each holding the lock the other needs). Such a refusal is tried
+    again until ``within_s`` has passed; by then the switch is made and persists in the file."""
     deadline = time.monotonic() + within_s
     while True:
         try:
