@@ -127,6 +127,37 @@ class RssSampler(threading.Thread):
             self.done.wait(self.interval)
 
 
+def _warm_model(
+    registry: ModelRegistry, version: str, texts: list[str], batch: int, threads: int
+) -> Any:
+    """The version loaded on ``threads`` torch threads in the precision the scorer serves in
+    (``ALLOOP_PRECISION``, which the scorer processes read from the same environment), after
+    one warm-up batch."""
+    from loop.embeddings.backbone import use_threads
+
+    use_threads(threads)
+    classifier = load_version(registry, version, precision=Settings().precision)
+    classifier.predict_proba(texts[:batch], batch_size=batch)
+    return classifier
+
+
+def _time_batches(
+    classifier: Any, texts: list[str], batch: int, desc: str | None = None
+) -> tuple[float, float]:
+    """Seconds and this process's CPU seconds to score ``texts`` batch after batch, giving
+    free memory back after each batch as the scorer does; a progress bar with ``desc``."""
+    from loop.memory import release_free_memory
+
+    starts = range(0, len(texts), batch)
+    started, cpu = time.perf_counter(), time.process_time()
+    for start in (
+        starts if desc is None else tqdm(starts, desc=desc, unit=" batches", file=sys.stderr)
+    ):
+        classifier.predict_proba(texts[start : start + batch], batch_size=batch)
+        release_free_memory()
+    return time.perf_counter() - started, time.process_time() - cpu
+
+
 def measure_raw(
     registry: ModelRegistry,
     version: str,
@@ -135,26 +166,11 @@ def measure_raw(
     when: str = "",
     threads: int = 0,
 ) -> tuple[float, float]:
-    """Documents per second of the model alone, in the precision the scorer serves in
-    (``ALLOOP_PRECISION``, which the scorer process reads from the same environment), and
-    this process's CPU milliseconds per document meanwhile."""
-    from loop.embeddings.backbone import use_threads
-    from loop.memory import release_free_memory
-
-    use_threads(threads)
-    classifier = load_version(registry, version, precision=Settings().precision)
-    classifier.predict_proba(texts[:batch], batch_size=batch)  # warm-up
-    started, cpu = time.perf_counter(), time.process_time()
-    for start in tqdm(
-        range(0, len(texts), batch),
-        desc=f"raw model{when}",
-        unit=" batches",
-        file=sys.stderr,
-    ):
-        classifier.predict_proba(texts[start : start + batch], batch_size=batch)
-        release_free_memory()  # as the scorer does after each batch
-    cpu_ms = (time.process_time() - cpu) * 1000 / len(texts)
-    return len(texts) / (time.perf_counter() - started), cpu_ms
+    """Documents per second of the model alone, and this process's CPU milliseconds per
+    document meanwhile."""
+    classifier = _warm_model(registry, version, texts, batch, threads)
+    elapsed, cpu = _time_batches(classifier, texts, batch, f"raw model{when}")
+    return len(texts) / elapsed, cpu * 1000 / len(texts)
 
 
 def _raw_share(
@@ -167,18 +183,10 @@ def _raw_share(
     results: Any,
 ) -> None:
     """One raw model process: load and warm up, wait for the others, then time its share."""
-    from loop.embeddings.backbone import use_threads
-    from loop.memory import release_free_memory
-
-    use_threads(threads)
-    classifier = load_version(ModelRegistry(root), version, precision=Settings().precision)
-    classifier.predict_proba(texts[:batch], batch_size=batch)  # warm-up
+    classifier = _warm_model(ModelRegistry(root), version, texts, batch, threads)
     ready.wait(timeout=600)  # a process that never gets here breaks the barrier for all
-    started, cpu = time.perf_counter(), time.process_time()
-    for start in range(0, len(texts), batch):
-        classifier.predict_proba(texts[start : start + batch], batch_size=batch)
-        release_free_memory()
-    results.put((len(texts), time.perf_counter() - started, time.process_time() - cpu))
+    elapsed, cpu = _time_batches(classifier, texts, batch)
+    results.put((len(texts), elapsed, cpu))
 
 
 def shares_of(texts: list[str], batch: int, processes: int) -> list[list[str]]:
