@@ -38,6 +38,25 @@ def label_uncertainty(
     raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
 
 
+def _margin(probabilities: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """small-text's ``BreakingTies`` confidence: the best probability minus the second."""
+    ranked = np.sort(probabilities, axis=1)
+    return np.asarray(ranked[:, -1] - ranked[:, -2])
+
+
+def _entropy(probabilities: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """small-text's ``PredictionEntropy`` confidence: each row's entropy (natural log)."""
+    from scipy.stats import entropy
+
+    return np.asarray(entropy(probabilities, axis=1))
+
+
+_CONFIDENCE_AT_ONCE = {"BreakingTies": _margin, "PredictionEntropy": _entropy}
+"""small-text's confidence of the strategies it computes row by row (``apply_along_axis``
+with a Python function: about 1.3 ms of every scorer batch at the default window), over the
+whole window at once. The same numbers; a test compares them with small-text's own."""
+
+
 @dataclass(frozen=True)
 class SmallTextStrategy:
     """One of small-text's query strategies, run on precomputed probabilities (the model is
@@ -57,9 +76,15 @@ class SmallTextStrategy:
         import small_text.query_strategies as queries
 
         chosen = getattr(queries, self.query)()
-        indices = np.arange(len(probabilities))
-        # small-text's score: lower means query first (it negates where higher is better).
-        scores = chosen.score(_Precomputed(), probabilities, indices, np.array([], dtype=int), None)
+        at_once = _CONFIDENCE_AT_ONCE.get(self.query)
+        if at_once is not None and probabilities.ndim == 2 and probabilities.shape[1] >= 2:
+            confidence = at_once(probabilities)
+            scores = confidence if chosen.lower_is_better else -confidence
+        else:
+            indices = np.arange(len(probabilities))
+            # small-text's score: lower means query first (it negates where higher is better).
+            empty = np.array([], dtype=int)
+            scores = chosen.score(_Precomputed(), probabilities, indices, empty, None)
         return -np.asarray(scores, dtype=np.float64)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.throughput import RssSampler, current_assignment, shares_of
+from bench.throughput import CpuBeside, RssSampler, current_assignment, shares_of
 
 GROUP = "bench-1-scorer"
 
@@ -32,6 +32,31 @@ def test_each_raw_process_gets_every_nth_batch_whole_and_all_are_scored_once() -
     assert shares_of(texts, 3, 2) == [["0", "1", "2", "6", "7", "8"], ["3", "4", "5", "9"]]
     assert shares_of(texts, 4, 1) == [texts]
     assert sorted((t for share in shares_of(texts, 2, 3) for t in share), key=int) == texts
+
+
+def test_the_cpu_beside_the_scorers_is_the_brokers_and_this_processs_own() -> None:
+    busy = "import time\nend = time.process_time() + 0.6\nwhile time.process_time() < end: pass"
+    child = subprocess.Popen([sys.executable, "-c", busy + "\ntime.sleep(30)"])
+    try:
+        import psutil
+
+        before = CpuBeside.now(child.pid)
+        deadline = time.monotonic() + 60
+        while sum(psutil.Process(child.pid).cpu_times()[:2]) < 0.6:  # the child's busy part
+            assert time.monotonic() < deadline, "the child never spent its 0.6 s"
+            time.sleep(0.05)
+        end = time.process_time() + 0.2
+        while time.process_time() < end:  # this process's own part
+            pass
+        after = CpuBeside.now(child.pid)
+        assert before.broker is not None and after.broker is not None
+        assert after.broker - before.broker >= 0.4
+        assert 0.2 <= after.reader - before.reader < 0.4
+        assert after.idle >= before.idle
+        assert CpuBeside.now(None).broker is None
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_the_sampler_sums_the_memory_and_cpu_of_every_process() -> None:

@@ -48,6 +48,32 @@ def test_uncertainty_measures_rank_as_their_definitions_say() -> None:
         uncertainty("nonsense", probs)
 
 
+@pytest.mark.parametrize(
+    ("strategy", "query"), [("breaking-ties", "BreakingTies"), ("entropy", "PredictionEntropy")]
+)
+def test_the_row_by_row_strategies_score_as_small_text_does(strategy: str, query: str) -> None:
+    """Breaking ties and entropy are computed over the whole window at once; small-text
+    applies them row by row. Same scores, ties, zeros and float32 included."""
+    import small_text.query_strategies as queries
+
+    from loop.selection.uncertainty import SmallTextStrategy, _Precomputed
+
+    rng = np.random.default_rng(7)
+    windows = [rng.dirichlet(np.ones(k), size=500).astype(np.float32) for k in (2, 3, 6, 20)]
+    windows.append(
+        np.array([[0.5, 0.5, 0.0], [1.0, 0.0, 0.0], [0.2, 0.4, 0.4], [1 / 3] * 3], dtype=np.float32)
+    )
+    for probs in windows:
+        indices = np.arange(len(probs))
+        chosen = getattr(queries, query)()
+        theirs = chosen.score(_Precomputed(), probs, indices, np.array([], dtype=int), None)
+        ours = SmallTextStrategy(strategy, query).uncertainty(probs)
+        np.testing.assert_allclose(ours, -np.asarray(theirs, dtype=np.float64), rtol=1e-6, atol=0)
+        assert list(np.argsort(-ours, kind="stable")) == list(
+            np.argsort(np.asarray(theirs, dtype=np.float64), kind="stable")
+        )
+
+
 def test_a_round_picks_the_most_uncertain_and_says_why() -> None:
     window = [doc(i, [0.9, 0.05, 0.05]) for i in range(30)] + [doc(99, [0.35, 0.33, 0.32])]
     config = SelectionConfig(batch_size=4, random_fraction=0.25, diversity=False, rare_examples=0)
