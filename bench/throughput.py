@@ -2,30 +2,36 @@
 
 In one run, on the same documents and with the same batch size:
 
-* raw: ``predict_proba`` in this process, batch after batch, nothing else but giving free
-  memory back after each batch as the scorer does; once before the pipeline and once after
-  it, and the ratio is taken against the mean of the two, so that a machine that gets faster
-  or slower during the run (other work on a shared host) moves both sides alike;
-* pipeline: documents produced to a real broker, scored by a real ``alloop worker scorer``
-  process, read back from the tagged topic. Two rates: over the whole run (from the first
-  document produced to the last tagged document received) and steady (the documents tagged
-  after the warm-up, the first ``warmup`` fraction, over the time after it). The ratio is
-  the steady rate's, as the raw side's rate leaves out its own warm-up batch: the whole
-  run's rate also counts the start (the reader joining its group, this process producing
-  every document in its first second or two, on the same CPUs).
+* pipeline: real ``alloop worker scorer`` processes on a real broker. The first ``warmup``
+  fraction of the documents goes through first (the scorers' warm-up); the rest goes in
+  ``rounds`` rounds, each produced at once and read back from the tagged topic until every
+  document came out. A round's steady rate counts the documents tagged after its own first
+  ``warmup`` fraction, over the time after it (the raw side leaves out its warm-up batch
+  too); the rate over whole rounds also counts producing them and the scorers starting on them;
+* raw: ``predict_proba`` on a round's texts, batch after batch, nothing else but giving free
+  memory back after each batch as the scorer does, while the scorers wait idle: before the
+  first round, between rounds and after the last.
+
+The ratio is the pipeline's steady rate over the raw model's, both over all their runs. The
+two sides alternate every few seconds, so a shared machine that gets faster or slower during
+the run (other work on the host) moves both alike; until issue 16's seventh session the raw
+model ran once before and once after the whole pipeline, and the two runs differed by up to
+16 %. Each round's ratio against the raw runs just before and after it shows the spread.
 
 With ``scorers`` above 1, the pipeline runs that many scorer processes in one consumer group
-(the raw topic gets three partitions per scorer, so that each has the same share) and the raw
-side runs the model in as many processes at once, each on its own share of the batches; with
-``threads``, every one of them runs its model on that many torch threads
-(``ALLOOP_SCORER__THREADS``). Both sides always have the same shape, so the ratio compares
-like with like, and the rates say which shape tags more on this machine.
+(the raw topic gets three partitions per scorer, and the documents are spread evenly over
+them, so that each scorer has the same share) and the raw side runs the model in as many
+processes at once, each on its own share of the batches; with ``threads``, every one of them
+runs its model on that many torch threads (``ALLOOP_SCORER__THREADS``). Both sides always
+have the same shape, so the ratio compares like with like, and the rates say which shape tags
+more on this machine.
 
 The scorers' resident memory (their sum) is sampled throughout; growth is measured from the
-end of the warm-up (the first ``warmup`` fraction of documents) to the largest sample after
-it. The CPU time per document is reported beside the rates (the raw processes' time; the
-scorer processes' from the end of the warm-up to the last document): on a shared machine it
-moves less than wall time, and it counts what the pipeline's threads do beside the model.
+end of the warm-up to the largest sample after it. Beside the rates: the CPU time per document
+of the raw processes and of the scorers (in the rounds after their warm-ups: on a shared
+machine it moves less than wall time, and it counts what the pipeline's threads do beside the
+model), and over the same time the broker's and this process's, and the share of the
+machine's CPU left idle.
 """
 
 from __future__ import annotations
@@ -57,24 +63,32 @@ from stack import local
 @dataclass
 class ThroughputResult:
     documents: int
+    """Documents used: the warm-up and the rounds, each a whole number of batches per
+    partition (up to that many fewer than asked for)."""
     batch_size: int
     scorers: int
     """Scorer processes in the pipeline, and raw model processes beside it."""
     threads: int
     """torch threads per process (0: torch's default, one per core)."""
+    rounds: int
+    """Rounds of documents through the pipeline, each between two runs of the raw model."""
     raw_docs_per_s: float
-    """The mean of the raw model's rate before and after the pipeline."""
-    raw_before_docs_per_s: float
-    raw_after_docs_per_s: float
+    """The raw model's rate over all its runs (their documents over their time)."""
+    raw_runs_docs_per_s: list[float]
+    """Each run of the raw model: before the first round, between rounds, after the last."""
     pipeline_docs_per_s: float
-    """Over the whole run: from the first document produced to the last tagged."""
+    """Over the rounds, each from its first document produced to its last tagged."""
     pipeline_steady_docs_per_s: float
-    """After the warm-up: the documents tagged after it over the time after it."""
+    """Over the rounds after each one's warm-up: the documents tagged after it over the time
+    after it."""
+    pipeline_rounds_docs_per_s: list[float]
+    """Each round's steady rate."""
     ratio: float
     """The steady pipeline rate over ``raw_docs_per_s``."""
     ratio_whole: float
-    """The whole run's pipeline rate over ``raw_docs_per_s`` (what ``ratio`` was until issue
-    16's fifth session)."""
+    """The pipeline's rate over whole rounds over ``raw_docs_per_s``."""
+    round_ratios: list[float]
+    """Each round's steady rate over the mean of the raw runs just before and just after it."""
     scorer_rss_warm_mb: float
     scorer_rss_max_after_warmup_mb: float
     scorer_rss_growth: float
@@ -84,14 +98,17 @@ class ThroughputResult:
     raw_cpu_ms_per_doc: float
     """The raw model's CPU time per document (the mean of both raw runs)."""
     scorer_cpu_ms_per_doc: float
-    """The scorer process's CPU time per document after the warm-up."""
+    """The scorer processes' CPU time per document, in the rounds after their warm-ups."""
     broker_cpu_ms_per_doc: float | None
-    """The local broker's CPU time per document after the warm-up (None with ``--servers``)."""
+    """The local broker's, over the same time (None with ``ALLOOP_KAFKA__BOOTSTRAP_SERVERS``)."""
     reader_cpu_ms_per_doc: float
-    """This process's CPU time per document after the warm-up: reading the tagged topic back
+    """This process's, over the same time: producing the round, reading the tagged topic back
     and sampling the scorers, on the same cores as the pipeline."""
     idle_share: float
-    """The share of the machine's CPU time left idle after the warm-up."""
+    """The share of the machine's CPU time left idle over the same time."""
+    steal_share: float
+    """The share the hypervisor gave to other machines over the same time (a virtual machine
+    on a shared host; 0 elsewhere)."""
     model_version: str
     cpus: int
 
@@ -105,8 +122,7 @@ def _documents(count: int, dataset: Path) -> tuple[list[Document], list[Document
 
 
 class RssSampler(threading.Thread):
-    """Samples the resident memory and CPU time of processes (their sums) every ``interval``
-    seconds."""
+    """Samples the resident memory of processes (their sum) every ``interval`` seconds."""
 
     def __init__(self, pids: list[int], interval: float = 0.25) -> None:
         super().__init__(daemon=True)
@@ -115,20 +131,13 @@ class RssSampler(threading.Thread):
         self.processes = [psutil.Process(pid) for pid in pids]
         self.interval = interval
         self.samples: list[tuple[float, int]] = []
-        self.cpu: list[tuple[float, float]] = []  # (when, user + system seconds)
         self.done = threading.Event()
 
     def run(self) -> None:
         while not self.done.is_set():
             try:
                 now = time.monotonic()
-                rss = sum(p.memory_info().rss for p in self.processes)
-                cpu = 0.0
-                for process in self.processes:
-                    times = process.cpu_times()
-                    cpu += times.user + times.system
-                self.samples.append((now, rss))
-                self.cpu.append((now, cpu))
+                self.samples.append((now, sum(p.memory_info().rss for p in self.processes)))
             except Exception:
                 return
             self.done.wait(self.interval)
@@ -279,170 +288,198 @@ def wait_for_group(
     raise RuntimeError(f"the {len(processes)} scorers did not settle in group {group}")
 
 
-@dataclass
-class PipelineRun:
-    docs_per_s: float
-    """From the first document produced to the last tagged."""
-    steady_docs_per_s: float
-    """After the warm-up."""
-    rss_warm_mb: float
-    rss_max_after_mb: float
-    rss_quarters_mb: list[float]
-    cpu_ms_per_doc: float
-    """The scorer's, after the warm-up."""
-    broker_cpu_ms_per_doc: float | None = None
-    reader_cpu_ms_per_doc: float = float("nan")
-    idle_share: float = float("nan")
-
-
 @dataclass(frozen=True)
-class CpuBeside:
-    """CPU seconds spent beside the scorers so far: the broker's (when it runs here), this
-    process's, and the machine's idle time (all cores)."""
+class CpuSoFar:
+    """CPU seconds spent so far by the scorers (their sum), the broker (when it runs here) and
+    this process, and the machine's idle and stolen time (all cores)."""
 
+    scorers: float
     broker: float | None
     reader: float
     idle: float
+    steal: float
 
     @classmethod
-    def now(cls, broker_pid: int | None) -> CpuBeside:
+    def now(cls, scorer_pids: list[int], broker_pid: int | None) -> CpuSoFar:
         import psutil
 
         def used(process: psutil.Process) -> float:
             times = process.cpu_times()
             return float(times.user + times.system)
 
-        broker = used(psutil.Process(broker_pid)) if broker_pid is not None else None
-        return cls(broker, used(psutil.Process()), float(psutil.cpu_times().idle))
-
-
-def measure_pipeline(
-    servers: str,
-    registry_dir: Path,
-    home: Path,
-    docs: list[Document],
-    batch: int,
-    warmup: float,
-    scorers: int = 1,
-    threads: int = 0,
-    broker_pid: int | None = None,
-) -> PipelineRun:
-    """The pipeline's rates; the scorers' resident memory (MB, their sum) at the end of the
-    warm-up, its largest after, and its largest in each quarter after; their CPU milliseconds
-    per document after the warm-up, and the broker's (``broker_pid``) and this process's, and
-    the machine's idle share, over the same time."""
-    prefix = f"bench-{uuid.uuid4().hex[:8]}"
-    raw, tagged = f"{prefix}.docs.raw", f"{prefix}.docs.tagged"
-    partitions = 3 * scorers
-    ensure_topics(servers, [raw, tagged, f"{raw}.dlq"], partitions)
-    env = {
-        **os.environ,
-        "ALLOOP_HOME": str(home),
-        "ALLOOP_REGISTRY_DIR": str(registry_dir),
-        "ALLOOP_KAFKA__BOOTSTRAP_SERVERS": servers,
-        "ALLOOP_KAFKA__TOPICS__RAW": raw,
-        "ALLOOP_KAFKA__TOPICS__TAGGED": tagged,
-        "ALLOOP_SCORER__GROUP_ID": f"{prefix}-scorer",
-        "ALLOOP_SCORER__BATCH_SIZE": str(batch),
-        "ALLOOP_SCORER__THREADS": str(threads),
-        "ALLOOP_KAFKA__SESSION_TIMEOUT_MS": "6000",
-        "ALLOOP_KAFKA__HEARTBEAT_INTERVAL_MS": "1000",
-    }
-    logs = [home / f"scorer-{k}.log" for k in range(scorers)]
-    processes = [
-        local.spawn(
-            "scorer",
-            [sys.executable, "-m", "cli", "worker", "scorer", "--worker-id", f"bench-{k}"],
-            log,
-            env,
+        machine = psutil.cpu_times()
+        return cls(
+            scorers=sum(used(psutil.Process(pid)) for pid in scorer_pids),
+            broker=used(psutil.Process(broker_pid)) if broker_pid is not None else None,
+            reader=used(psutil.Process()),
+            idle=float(machine.idle),
+            steal=float(getattr(machine, "steal", 0.0)),
         )
-        for k, log in enumerate(logs)
-    ]
-    sampler = RssSampler([process.pid for process in processes])
-    kafka = KafkaSettings(session_timeout_ms=6000, heartbeat_interval_ms=1000)
-    try:
-        wait_for_group(processes, logs, f"{prefix}-scorer", partitions, timeout_s=180)
-        sampler.start()
-        consumer = make_consumer(servers, kafka, [tagged], f"{prefix}-reader")
-        joined = time.monotonic() + 60
-        while not consumer.assignment() and time.monotonic() < joined:
-            consumer.poll(timeout_ms=100)  # joined before the first document: none read late
-        producer = make_producer(servers, kafka)
+
+
+@dataclass
+class Round:
+    """One round of documents through the pipeline."""
+
+    documents: int
+    started: float
+    """When producing began (``time.monotonic()``)."""
+    warm_at: float
+    """When the round's first ``warmup`` fraction had come out tagged."""
+    counted: int
+    """The documents tagged after ``warm_at``."""
+    ended: float
+    """When the last one came out."""
+    at_warm: CpuSoFar
+    at_end: CpuSoFar
+
+    @property
+    def steady_docs_per_s(self) -> float:
+        return self.counted / max(self.ended - self.warm_at, 1e-9)
+
+    @property
+    def docs_per_s(self) -> float:
+        return self.documents / max(self.ended - self.started, 1e-9)
+
+
+class Pipeline:
+    """``scorers`` real scorer processes in one consumer group on topics of their own, a
+    reader of the tagged topic that joined before anything was produced, and the scorers'
+    memory sampled throughout. Use it as a context manager; :meth:`feed` sends documents
+    through it."""
+
+    def __init__(
+        self,
+        servers: str,
+        registry_dir: Path,
+        home: Path,
+        batch: int,
+        scorers: int = 1,
+        threads: int = 0,
+        broker_pid: int | None = None,
+    ) -> None:
+        prefix = f"bench-{uuid.uuid4().hex[:8]}"
+        self.servers, self.broker_pid = servers, broker_pid
+        self.raw, self.tagged = f"{prefix}.docs.raw", f"{prefix}.docs.tagged"
+        self.group = f"{prefix}-scorer"
+        self.partitions = 3 * scorers
+        self.produced = 0
+        self.env = {
+            **os.environ,
+            "ALLOOP_HOME": str(home),
+            "ALLOOP_REGISTRY_DIR": str(registry_dir),
+            "ALLOOP_KAFKA__BOOTSTRAP_SERVERS": servers,
+            "ALLOOP_KAFKA__TOPICS__RAW": self.raw,
+            "ALLOOP_KAFKA__TOPICS__TAGGED": self.tagged,
+            "ALLOOP_SCORER__GROUP_ID": self.group,
+            "ALLOOP_SCORER__BATCH_SIZE": str(batch),
+            "ALLOOP_SCORER__THREADS": str(threads),
+            "ALLOOP_KAFKA__SESSION_TIMEOUT_MS": "6000",
+            "ALLOOP_KAFKA__HEARTBEAT_INTERVAL_MS": "1000",
+        }
+        self.logs = [home / f"scorer-{k}.log" for k in range(scorers)]
+        self.processes: list[Any] = []
+        self.sampler: RssSampler | None = None
+        self.consumer: Any = None
+        self.producer: Any = None
+
+    def __enter__(self) -> Pipeline:
+        ensure_topics(self.servers, [self.raw, self.tagged, f"{self.raw}.dlq"], self.partitions)
+        try:
+            for k, log in enumerate(self.logs):
+                command = [sys.executable, "-m", "cli", "worker", "scorer", "--worker-id"]
+                self.processes.append(
+                    local.spawn("scorer", [*command, f"bench-{k}"], log, self.env)
+                )
+            wait_for_group(self.processes, self.logs, self.group, self.partitions, timeout_s=180)
+            self.sampler = RssSampler([process.pid for process in self.processes])
+            self.sampler.start()
+            kafka = KafkaSettings(session_timeout_ms=6000, heartbeat_interval_ms=1000)
+            self.consumer = make_consumer(
+                self.servers, kafka, [self.tagged], f"{self.group}-reader"
+            )
+            joined = time.monotonic() + 60
+            while not self.consumer.assignment() and time.monotonic() < joined:
+                self.consumer.poll(timeout_ms=100)  # joined before the first document
+            self.producer = make_producer(self.servers, kafka)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.producer is not None:
+            self.producer.close()
+        if self.consumer is not None:
+            self.consumer.close()
+        if self.sampler is not None:
+            self.sampler.done.set()
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            process.wait(timeout=60)
+
+    def cpu(self) -> CpuSoFar:
+        return CpuSoFar.now([process.pid for process in self.processes], self.broker_pid)
+
+    def feed(self, docs: list[Document], warmup: float, bar: Any) -> Round:
+        """Produce ``docs`` (spread evenly over the partitions, so that every scorer gets the
+        same share, as every raw model process does) and read the tagged topic until each
+        came out."""
         started = time.monotonic()
         for doc in docs:
-            producer.send(raw, key=encode_key(doc.id), value=encode(doc))
-        producer.flush()
-        seen: set[str] = set()
-        warm_at: float | None = None
-        warm_seen = 0
-        beside_warm = beside_end = CpuBeside.now(broker_pid)
-        bar = tqdm(total=len(docs), desc="pipeline", unit=" docs", file=sys.stderr)
+            partition = self.produced % self.partitions
+            self.producer.send(
+                self.raw, key=encode_key(doc.id), value=encode(doc), partition=partition
+            )
+            self.produced += 1
+        self.producer.flush()
+        pending = {doc.id for doc in docs}
+        warm_count = max(1, min(len(docs) - 1, round(warmup * len(docs))))
+        warm: tuple[float, int, CpuSoFar] | None = None
         deadline = started + 3600
-        while len(seen) < len(docs) and time.monotonic() < deadline:
-            for records in consumer.poll(timeout_ms=500).values():
+        while pending and time.monotonic() < deadline:
+            for records in self.consumer.poll(timeout_ms=500).values():
                 for record in records:
                     doc_id = decode(record.value, TaggedDocument).id
-                    if doc_id not in seen:
-                        seen.add(doc_id)
+                    if doc_id in pending:
+                        pending.discard(doc_id)
                         bar.update()
-            if warm_at is None and len(seen) >= warmup * len(docs):
-                warm_at, warm_seen = time.monotonic(), len(seen)
-                beside_warm = CpuBeside.now(broker_pid)
-        ended = time.monotonic()
-        beside_end = CpuBeside.now(broker_pid)
-        elapsed = ended - started
-        bar.close()
-        producer.close()
-        consumer.close()
-        if len(seen) < len(docs):
-            raise RuntimeError(f"only {len(seen)} of {len(docs)} documents came out tagged")
-    finally:
-        sampler.done.set()
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=60)
-    warm_at = warm_at or started
-    before = [rss for t, rss in sampler.samples if t <= warm_at]
-    after = [rss for t, rss in sampler.samples if t > warm_at]
-    warm_rss = before[-1] if before else sampler.samples[0][1]
-    max_after = max(after) if after else warm_rss
-    span = max(ended - warm_at, 1e-9)
-    quarters = [
-        max(
-            (
-                rss
-                for t, rss in sampler.samples
-                if warm_at + q * span / 4 < t <= warm_at + (q + 1) * span / 4
-            ),
-            default=warm_rss,
+            done = len(docs) - len(pending)
+            if warm is None and done >= warm_count:
+                warm = (time.monotonic(), done, self.cpu())
+            failed = [p.returncode for p in self.processes if p.poll() is not None]
+            if failed:
+                raise RuntimeError(f"a scorer exited (code {failed[0]}); see {self.logs[0].parent}")
+        ended, at_end = time.monotonic(), self.cpu()
+        if pending:
+            raise RuntimeError(
+                f"only {len(docs) - len(pending)} of {len(docs)} documents came out tagged"
+            )
+        assert warm is not None
+        warm_at, warm_done, at_warm = warm
+        return Round(len(docs), started, warm_at, len(docs) - warm_done, ended, at_warm, at_end)
+
+
+def rounds_of(
+    docs: list[Document], warmup: float, rounds: int, unit: int = 1
+) -> tuple[list[Document], list[list[Document]]]:
+    """The warm-up's documents (about the first ``warmup`` fraction) and ``rounds`` rounds of
+    the same size after it, every part a multiple of ``unit`` documents (what is left over is
+    not used).
+
+    With ``unit`` the batch size times the partitions, and the documents spread evenly over
+    the partitions, every scorer's share of a round is whole batches: none waits at the end
+    of a round for a batch to fill (``ALLOOP_SCORER__MAX_WAIT_MS``), which in a stream it
+    would not do."""
+    warm = max(unit, round(warmup * len(docs) / unit) * unit)
+    size = (len(docs) - warm) // rounds // unit * unit
+    if size == 0:
+        raise ValueError(
+            f"{len(docs)} documents are too few for {rounds} rounds of {unit} after the warm-up"
         )
-        / 2**20
-        for q in range(4)
-    ]
-    cpu_warm = [c for t, c in sampler.cpu if t <= warm_at]
-    cpu_end = [c for t, c in sampler.cpu if t <= ended]
-    counted = len(docs) - warm_seen
-    cpu_ms = (
-        (cpu_end[-1] - cpu_warm[-1]) * 1000 / counted if cpu_warm and counted > 0 else float("nan")
-    )
-    per_doc = 1000 / counted if counted > 0 else float("nan")
-    broker_ms = (
-        (beside_end.broker - beside_warm.broker) * per_doc
-        if beside_end.broker is not None and beside_warm.broker is not None
-        else None
-    )
-    return PipelineRun(
-        broker_cpu_ms_per_doc=broker_ms,
-        reader_cpu_ms_per_doc=(beside_end.reader - beside_warm.reader) * per_doc,
-        idle_share=(beside_end.idle - beside_warm.idle) / (span * (os.cpu_count() or 1)),
-        docs_per_s=len(docs) / elapsed,
-        steady_docs_per_s=counted / span if counted > 0 else float("nan"),
-        rss_warm_mb=warm_rss / 2**20,
-        rss_max_after_mb=max_after / 2**20,
-        rss_quarters_mb=quarters,
-        cpu_ms_per_doc=cpu_ms,
-    )
+    rest = docs[warm:]
+    return docs[:warm], [rest[k * size : (k + 1) * size] for k in range(rounds)]
 
 
 def run(
@@ -453,6 +490,7 @@ def run(
     servers: str | None = None,
     scorers: int = 1,
     threads: int = 0,
+    rounds: int = 4,
 ) -> ThroughputResult:
     from loop.classification.base import ClassifierConfig
     from loop.classification.setfit import SetFitFactory
@@ -462,65 +500,140 @@ def run(
         home = Path(scratch)
         registry = ModelRegistry(home / "registry")
         seed, docs = _documents(documents, dataset)
+        warm_docs, parts = rounds_of(docs, warmup, rounds, batch_size * 3 * scorers)
+        used = len(warm_docs) + sum(len(part) for part in parts)
         print(f"training a seed model on {len(seed)} tweets ...", file=sys.stderr)
         card = train_and_publish(
             seed, SetFitFactory(), registry, ClassifierConfig(num_iterations=2), promote=True
         )
-        texts = [d.text for d in docs]
 
-        def raw_side(when: str) -> tuple[float, float]:
+        raw_runs: list[tuple[int, float, float]] = []  # documents, rate, CPU ms per document
+
+        def raw_side(k: int) -> None:
+            texts = [d.text for d in parts[min(k, rounds - 1)]]
+            when = f" ({k + 1} of {rounds + 1})"
             if scorers == 1:
-                return measure_raw(registry, card.version, texts, batch_size, when, threads)
-            return measure_raw_processes(
-                registry, card.version, texts, batch_size, scorers, threads, when
-            )
+                rate, cpu = measure_raw(registry, card.version, texts, batch_size, when, threads)
+            else:
+                rate, cpu = measure_raw_processes(
+                    registry, card.version, texts, batch_size, scorers, threads, when
+                )
+            raw_runs.append((len(texts), rate, cpu))
 
-        before, cpu_before = raw_side(" (before)")
         broker: local.Service | None = None
         if servers is None:
             broker = local.start_broker(home / "stack")
             servers = broker.address or ""
+        done: list[Round] = []
         try:
-            pipe = measure_pipeline(
+            pipeline = Pipeline(
                 servers,
                 registry.root,
                 home,
-                docs,
                 batch_size,
-                warmup,
                 scorers,
                 threads,
                 broker.pid if broker is not None else None,
             )
+            with (
+                pipeline,
+                tqdm(total=used, desc="pipeline", unit=" docs", file=sys.stderr) as bar,
+            ):
+                pipeline.feed(warm_docs, 0.5, bar)
+                warm_end = time.monotonic()
+                raw_side(0)
+                for k, part in enumerate(parts):
+                    done.append(pipeline.feed(part, warmup, bar))
+                    raw_side(k + 1)
+                assert pipeline.sampler is not None
+                samples = list(pipeline.sampler.samples)
         finally:
             if broker is not None:
                 local.stop_service(broker)
-        after, cpu_after = raw_side(" (after)")
-    raw_rate = (before + after) / 2
+    return _result(
+        used, batch_size, scorers, threads, raw_runs, done, samples, warm_end, card.version
+    )
+
+
+def _result(
+    documents: int,
+    batch_size: int,
+    scorers: int,
+    threads: int,
+    raw_runs: list[tuple[int, float, float]],
+    rounds: list[Round],
+    samples: list[tuple[float, int]],
+    warm_end: float,
+    version: str,
+) -> ThroughputResult:
+    raw_docs = sum(count for count, _, _ in raw_runs)
+    raw_rate = raw_docs / sum(count / rate for count, rate, _ in raw_runs)
+    raw_cpu = sum(count * cpu for count, _, cpu in raw_runs) / raw_docs
+    counted = sum(r.counted for r in rounds)
+    steady = counted / sum(r.ended - r.warm_at for r in rounds)
+    whole = sum(r.documents for r in rounds) / sum(r.ended - r.started for r in rounds)
+
+    def per_doc(spent: list[float]) -> float:
+        return round(sum(spent) * 1000 / counted, 3)
+
+    def share(part: str) -> float:
+        spent = sum(getattr(r.at_end, part) - getattr(r.at_warm, part) for r in rounds)
+        span = sum(r.ended - r.warm_at for r in rounds) * (os.cpu_count() or 1)
+        return round(spent / span, 4)
+
+    broker_ran = all(r.at_end.broker is not None for r in rounds)
+    rates = [rate for _, rate, _ in raw_runs]
+    before = [rss for t, rss in samples if t <= warm_end]
+    after = [(t, rss) for t, rss in samples if t > warm_end]
+    warm_rss = before[-1] if before else samples[0][1]
+    max_rss = max((rss for _, rss in after), default=warm_rss)
+    end = after[-1][0] if after else warm_end
+    quarter = max(end - warm_end, 1e-9) / 4
+    quarters = [
+        max(
+            (rss for t, rss in after if warm_end + q * quarter < t <= warm_end + (q + 1) * quarter),
+            default=warm_rss,
+        )
+        for q in range(4)
+    ]
     return ThroughputResult(
         documents=documents,
         batch_size=batch_size,
         scorers=scorers,
         threads=threads,
+        rounds=len(rounds),
         raw_docs_per_s=round(raw_rate, 1),
-        raw_before_docs_per_s=round(before, 1),
-        raw_after_docs_per_s=round(after, 1),
-        pipeline_docs_per_s=round(pipe.docs_per_s, 1),
-        pipeline_steady_docs_per_s=round(pipe.steady_docs_per_s, 1),
-        ratio=round(pipe.steady_docs_per_s / raw_rate, 3),
-        ratio_whole=round(pipe.docs_per_s / raw_rate, 3),
-        scorer_rss_warm_mb=round(pipe.rss_warm_mb, 1),
-        scorer_rss_max_after_warmup_mb=round(pipe.rss_max_after_mb, 1),
-        scorer_rss_growth=round((pipe.rss_max_after_mb - pipe.rss_warm_mb) / pipe.rss_warm_mb, 4),
-        scorer_rss_quarters_mb=[round(mb, 1) for mb in pipe.rss_quarters_mb],
-        raw_cpu_ms_per_doc=round((cpu_before + cpu_after) / 2, 3),
-        scorer_cpu_ms_per_doc=round(pipe.cpu_ms_per_doc, 3),
+        raw_runs_docs_per_s=[round(rate, 1) for rate in rates],
+        pipeline_docs_per_s=round(whole, 1),
+        pipeline_steady_docs_per_s=round(steady, 1),
+        pipeline_rounds_docs_per_s=[round(r.steady_docs_per_s, 1) for r in rounds],
+        ratio=round(steady / raw_rate, 3),
+        ratio_whole=round(whole / raw_rate, 3),
+        round_ratios=[
+            round(r.steady_docs_per_s / ((rates[k] + rates[k + 1]) / 2), 3)
+            for k, r in enumerate(rounds)
+        ],
+        scorer_rss_warm_mb=round(warm_rss / 2**20, 1),
+        scorer_rss_max_after_warmup_mb=round(max_rss / 2**20, 1),
+        scorer_rss_growth=round((max_rss - warm_rss) / warm_rss, 4),
+        scorer_rss_quarters_mb=[round(rss / 2**20, 1) for rss in quarters],
+        raw_cpu_ms_per_doc=round(raw_cpu, 3),
+        scorer_cpu_ms_per_doc=per_doc([r.at_end.scorers - r.at_warm.scorers for r in rounds]),
         broker_cpu_ms_per_doc=(
-            round(pipe.broker_cpu_ms_per_doc, 3) if pipe.broker_cpu_ms_per_doc is not None else None
+            per_doc(
+                [
+                    r.at_end.broker - r.at_warm.broker
+                    for r in rounds
+                    if r.at_end.broker is not None and r.at_warm.broker is not None
+                ]
+            )
+            if broker_ran
+            else None
         ),
-        reader_cpu_ms_per_doc=round(pipe.reader_cpu_ms_per_doc, 3),
-        idle_share=round(pipe.idle_share, 4),
-        model_version=card.version,
+        reader_cpu_ms_per_doc=per_doc([r.at_end.reader - r.at_warm.reader for r in rounds]),
+        idle_share=share("idle"),
+        steal_share=share("steal"),
+        model_version=version,
         cpus=os.cpu_count() or 0,
     )
 
@@ -530,28 +643,32 @@ def report(result: ThroughputResult) -> str:
         f"documents            {result.documents} (batch size {result.batch_size}, {result.cpus} CPUs)",
         f"processes            {result.scorers} scorer(s) and as many raw model processes, "
         f"{result.threads or 'default'} torch thread(s) each",
-        f"raw predict_proba    {result.raw_docs_per_s:.1f} docs/s (mean of "
-        f"{result.raw_before_docs_per_s:.1f} before the pipeline and "
-        f"{result.raw_after_docs_per_s:.1f} after)",
-        f"pipeline             {result.pipeline_steady_docs_per_s:.1f} docs/s after the warm-up "
-        f"(ingest to tagged output); {result.pipeline_docs_per_s:.1f} over the whole run",
-        f"ratio                {result.ratio:.3f} after the warm-up (target >= 0.9); "
-        f"{result.ratio_whole:.3f} over the whole run",
+        f"raw predict_proba    {result.raw_docs_per_s:.1f} docs/s over {len(result.raw_runs_docs_per_s)} "
+        "runs (" + ", ".join(f"{rate:.1f}" for rate in result.raw_runs_docs_per_s) + ")",
+        f"pipeline             {result.pipeline_steady_docs_per_s:.1f} docs/s after each round's "
+        f"warm-up over {result.rounds} rounds ("
+        + ", ".join(f"{rate:.1f}" for rate in result.pipeline_rounds_docs_per_s)
+        + f"); {result.pipeline_docs_per_s:.1f} over whole rounds",
+        f"ratio                {result.ratio:.3f} (target >= 0.9); by round against the raw runs "
+        "beside it: "
+        + ", ".join(f"{ratio:.3f}" for ratio in result.round_ratios)
+        + f"; {result.ratio_whole:.3f} over whole rounds",
         f"scorer memory        {result.scorer_rss_warm_mb:.0f} MB after warm-up (all scorers), "
         f"max {result.scorer_rss_max_after_warmup_mb:.0f} MB after "
         f"({result.scorer_rss_growth:+.1%}, target <= +10%); largest by quarter after: "
         + ", ".join(f"{mb:.0f}" for mb in result.scorer_rss_quarters_mb)
         + " MB",
         f"CPU per document     raw {result.raw_cpu_ms_per_doc:.2f} ms, scorer "
-        f"{result.scorer_cpu_ms_per_doc:.2f} ms after warm-up (every thread of every scorer)",
+        f"{result.scorer_cpu_ms_per_doc:.2f} ms in the rounds (every thread of every scorer)",
         "beside them          "
         + (
             f"broker {result.broker_cpu_ms_per_doc:.2f} ms, "
             if result.broker_cpu_ms_per_doc is not None
             else ""
         )
-        + f"this process (reading back) {result.reader_cpu_ms_per_doc:.2f} ms per document; "
-        f"CPU left idle {result.idle_share:.1%}",
+        + f"this process (producing, reading back) {result.reader_cpu_ms_per_doc:.2f} ms per "
+        "document; "
+        f"CPU left idle {result.idle_share:.1%}, taken by the host {result.steal_share:.1%}",
         json.dumps(asdict(result)),
     ]
     return "\n".join(lines)

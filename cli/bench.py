@@ -143,6 +143,15 @@ def bench_throughput(
             envvar="ALLOOP_SCORER__THREADS",
         ),
     ] = 0,
+    rounds: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Rounds of documents through the pipeline after the warm-up, each between "
+            "two runs of the raw model, so that a machine whose speed drifts moves both sides "
+            "alike.",
+        ),
+    ] = 4,
 ) -> None:
     """Documents per second through the whole pipeline (real broker, real scorer process)
     against the raw model on the same documents, and the scorer's memory over the stream;
@@ -159,6 +168,8 @@ def bench_throughput(
     if tasks != "classification":
         if scorers != 1:
             raise typer.BadParameter("--scorers applies to the pipeline (--tasks classification)")
+        if rounds != 4:
+            raise typer.BadParameter("--rounds applies to the pipeline (--tasks classification)")
         from loop.embeddings.backbone import use_threads
 
         use_threads(threads)
@@ -174,6 +185,7 @@ def bench_throughput(
         servers=settings.kafka.bootstrap_servers or None,
         scorers=scorers,
         threads=threads,
+        rounds=rounds,
     )
     typer.echo(throughput.report(result))
 

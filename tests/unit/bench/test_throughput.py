@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.throughput import CpuBeside, RssSampler, current_assignment, shares_of
+from bench.throughput import CpuSoFar, RssSampler, current_assignment, rounds_of, shares_of
+from loop.messages import Document
 
 GROUP = "bench-1-scorer"
 
@@ -34,13 +35,26 @@ def test_each_raw_process_gets_every_nth_batch_whole_and_all_are_scored_once() -
     assert sorted((t for share in shares_of(texts, 2, 3) for t in share), key=int) == texts
 
 
-def test_the_cpu_beside_the_scorers_is_the_brokers_and_this_processs_own() -> None:
+def test_the_warm_up_comes_first_and_the_rest_in_rounds_of_whole_units() -> None:
+    docs = [Document(id=f"d{i}", text=str(i)) for i in range(1000)]
+    warm, rounds = rounds_of(docs, 0.1, 4)
+    assert warm == docs[:100] and [len(part) for part in rounds] == [225] * 4
+    assert [d for part in rounds for d in part] == docs[100:]
+    warm, rounds = rounds_of(docs, 0.1, 4, unit=48)  # batches of 16 on 3 partitions
+    assert len(warm) == 96 and [len(part) for part in rounds] == [192] * 4
+    assert [d for part in rounds for d in part] == docs[96 : 96 + 768]  # 136 left over
+    assert rounds_of(docs, 0.0, 1, unit=300) == (docs[:300], [docs[300:900]])
+    with pytest.raises(ValueError, match="too few"):
+        rounds_of(docs[:500], 0.1, 4, unit=128)
+
+
+def test_the_cpu_so_far_is_the_scorers_the_brokers_and_this_processs_own() -> None:
     busy = "import time\nend = time.process_time() + 0.6\nwhile time.process_time() < end: pass"
     child = subprocess.Popen([sys.executable, "-c", busy + "\ntime.sleep(30)"])
     try:
         import psutil
 
-        before = CpuBeside.now(child.pid)
+        before = CpuSoFar.now([child.pid], child.pid)
         deadline = time.monotonic() + 60
         while sum(psutil.Process(child.pid).cpu_times()[:2]) < 0.6:  # the child's busy part
             assert time.monotonic() < deadline, "the child never spent its 0.6 s"
@@ -48,18 +62,22 @@ def test_the_cpu_beside_the_scorers_is_the_brokers_and_this_processs_own() -> No
         end = time.process_time() + 0.2
         while time.process_time() < end:  # this process's own part
             pass
-        after = CpuBeside.now(child.pid)
+        after = CpuSoFar.now([child.pid], child.pid)
         assert before.broker is not None and after.broker is not None
         assert after.broker - before.broker >= 0.4
+        assert after.scorers - before.scorers == pytest.approx(
+            after.broker - before.broker, abs=0.05
+        )
         assert 0.2 <= after.reader - before.reader < 0.4
-        assert after.idle >= before.idle
-        assert CpuBeside.now(None).broker is None
+        assert after.idle >= before.idle and after.steal >= before.steal
+        two = CpuSoFar.now([child.pid, child.pid], None)
+        assert two.broker is None and two.scorers >= 2 * after.scorers
     finally:
         child.kill()
         child.wait()
 
 
-def test_the_sampler_sums_the_memory_and_cpu_of_every_process() -> None:
+def test_the_sampler_sums_the_memory_of_every_process() -> None:
     child = subprocess.Popen(
         [sys.executable, "-c", "x = bytearray(200 * 2**20); import time; time.sleep(30)"]
     )
@@ -81,7 +99,6 @@ def test_the_sampler_sums_the_memory_and_cpu_of_every_process() -> None:
         assert both.samples and alone.samples
         gap = both.samples[-1][1] - alone.samples[-1][1]
         assert gap >= 190 * 2**20
-        assert both.cpu[-1][1] >= alone.cpu[-1][1]
     finally:
         child.kill()
         child.wait()
