@@ -448,9 +448,10 @@ class Pipeline:
             done = len(docs) - len(pending)
             if warm is None and done >= warm_count:
                 warm = (time.monotonic(), done, self.cpu())
-            failed = [p.returncode for p in self.processes if p.poll() is not None]
-            if failed:
-                raise RuntimeError(f"a scorer exited (code {failed[0]}); see {self.logs[0].parent}")
+            for process, log in zip(self.processes, self.logs, strict=True):
+                if process.poll() is not None:
+                    tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+                    raise RuntimeError(f"a scorer exited (code {process.returncode}):\n{tail}")
         ended, at_end = time.monotonic(), self.cpu()
         if pending:
             raise RuntimeError(
