@@ -337,10 +337,6 @@ class Round:
     def steady_docs_per_s(self) -> float:
         return self.counted / max(self.ended - self.warm_at, 1e-9)
 
-    @property
-    def docs_per_s(self) -> float:
-        return self.documents / max(self.ended - self.started, 1e-9)
-
 
 class Pipeline:
     """``scorers`` real scorer processes in one consumer group on topics of their own, a
@@ -540,7 +536,7 @@ def run(
                 pipeline,
                 tqdm(total=used, desc="pipeline", unit=" docs", file=sys.stderr) as bar,
             ):
-                pipeline.feed(warm_docs, 0.5, bar)
+                pipeline.feed(warm_docs, warmup, bar)  # the scorers' warm-up: not counted
                 warm_end = time.monotonic()
                 raw_side(0)
                 for k, part in enumerate(parts):
