@@ -112,8 +112,8 @@ def bench_throughput(
     warmup: Annotated[
         float,
         typer.Option(
-            help="Fraction of documents counted as warm-up: the steady rate, the memory "
-            "growth and the scorer's CPU time are measured after it."
+            help="Fraction of documents that warms the scorers up before the rounds (memory "
+            "growth is measured from its end), and of each round left out of its steady rate."
         ),
     ] = 0.1,
     tasks: Annotated[
