@@ -96,7 +96,7 @@ class ThroughputResult:
     """The largest resident memory in each quarter of the time after the warm-up: flat
     memory levels off, a leak climbs quarter after quarter."""
     raw_cpu_ms_per_doc: float
-    """The raw model's CPU time per document (the mean of both raw runs)."""
+    """The raw model's CPU time per document over all its runs."""
     scorer_cpu_ms_per_doc: float
     """The scorer processes' CPU time per document, in the rounds after their warm-ups."""
     broker_cpu_ms_per_doc: float | None
@@ -286,6 +286,10 @@ def wait_for_group(
             return
         time.sleep(0.2)
     raise RuntimeError(f"the {len(processes)} scorers did not settle in group {group}")
+
+
+DEFAULT_ROUNDS = 4
+"""Rounds of documents through the pipeline after the warm-up (``--rounds``)."""
 
 
 @dataclass(frozen=True)
@@ -487,7 +491,7 @@ def run(
     servers: str | None = None,
     scorers: int = 1,
     threads: int = 0,
-    rounds: int = 4,
+    rounds: int = DEFAULT_ROUNDS,
 ) -> ThroughputResult:
     from loop.classification.base import ClassifierConfig
     from loop.classification.setfit import SetFitFactory
@@ -567,18 +571,24 @@ def _result(
     raw_rate = raw_docs / sum(count / rate for count, rate, _ in raw_runs)
     raw_cpu = sum(count * cpu for count, _, cpu in raw_runs) / raw_docs
     counted = sum(r.counted for r in rounds)
-    steady = counted / sum(r.ended - r.warm_at for r in rounds)
+    steady_s = sum(r.ended - r.warm_at for r in rounds)
+    steady = counted / steady_s
     whole = sum(r.documents for r in rounds) / sum(r.ended - r.started for r in rounds)
 
-    def per_doc(spent: list[float]) -> float:
-        return round(sum(spent) * 1000 / counted, 3)
+    def spent(part: str) -> float | None:
+        """CPU seconds of ``part`` (a :class:`CpuSoFar` field) over the rounds' steady parts."""
+        marks = [(getattr(r.at_warm, part), getattr(r.at_end, part)) for r in rounds]
+        if any(start is None or end is None for start, end in marks):
+            return None
+        return float(sum(end - start for start, end in marks))
+
+    def per_doc(part: str) -> float | None:
+        seconds = spent(part)
+        return None if seconds is None else round(seconds * 1000 / counted, 3)
 
     def share(part: str) -> float:
-        spent = sum(getattr(r.at_end, part) - getattr(r.at_warm, part) for r in rounds)
-        span = sum(r.ended - r.warm_at for r in rounds) * (os.cpu_count() or 1)
-        return round(spent / span, 4)
+        return round((spent(part) or 0.0) / (steady_s * (os.cpu_count() or 1)), 4)
 
-    broker_ran = all(r.at_end.broker is not None for r in rounds)
     rates = [rate for _, rate, _ in raw_runs]
     before = [rss for t, rss in samples if t <= warm_end]
     after = [(t, rss) for t, rss in samples if t > warm_end]
@@ -615,19 +625,9 @@ def _result(
         scorer_rss_growth=round((max_rss - warm_rss) / warm_rss, 4),
         scorer_rss_quarters_mb=[round(rss / 2**20, 1) for rss in quarters],
         raw_cpu_ms_per_doc=round(raw_cpu, 3),
-        scorer_cpu_ms_per_doc=per_doc([r.at_end.scorers - r.at_warm.scorers for r in rounds]),
-        broker_cpu_ms_per_doc=(
-            per_doc(
-                [
-                    r.at_end.broker - r.at_warm.broker
-                    for r in rounds
-                    if r.at_end.broker is not None and r.at_warm.broker is not None
-                ]
-            )
-            if broker_ran
-            else None
-        ),
-        reader_cpu_ms_per_doc=per_doc([r.at_end.reader - r.at_warm.reader for r in rounds]),
+        scorer_cpu_ms_per_doc=per_doc("scorers") or 0.0,
+        broker_cpu_ms_per_doc=per_doc("broker"),
+        reader_cpu_ms_per_doc=per_doc("reader") or 0.0,
         idle_share=share("idle"),
         steal_share=share("steal"),
         model_version=version,

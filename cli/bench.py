@@ -151,7 +151,7 @@ def bench_throughput(
             "two runs of the raw model, so that a machine whose speed drifts moves both sides "
             "alike.",
         ),
-    ] = 4,
+    ] = 4,  # bench.throughput.DEFAULT_ROUNDS (not imported here: the CLI starts fast)
 ) -> None:
     """Documents per second through the whole pipeline (real broker, real scorer process)
     against the raw model on the same documents, and the scorer's memory over the stream;
@@ -168,7 +168,7 @@ def bench_throughput(
     if tasks != "classification":
         if scorers != 1:
             raise typer.BadParameter("--scorers applies to the pipeline (--tasks classification)")
-        if rounds != 4:
+        if rounds != throughput.DEFAULT_ROUNDS:
             raise typer.BadParameter("--rounds applies to the pipeline (--tasks classification)")
         from loop.embeddings.backbone import use_threads
 
