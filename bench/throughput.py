@@ -445,13 +445,13 @@ class Pipeline:
                     if doc_id in pending:
                         pending.discard(doc_id)
                         bar.update()
+            for process, log in zip(self.processes, self.logs, strict=True):
+                if process.poll() is not None:  # before reading its CPU time: it has none
+                    tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+                    raise RuntimeError(f"a scorer exited (code {process.returncode}):\n{tail}")
             done = len(docs) - len(pending)
             if warm is None and done >= warm_count:
                 warm = (time.monotonic(), done, self.cpu())
-            for process, log in zip(self.processes, self.logs, strict=True):
-                if process.poll() is not None:
-                    tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
-                    raise RuntimeError(f"a scorer exited (code {process.returncode}):\n{tail}")
         ended, at_end = time.monotonic(), self.cpu()
         if pending:
             raise RuntimeError(
